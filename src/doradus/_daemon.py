@@ -1,0 +1,420 @@
+"""The local daemon: spawns a dataflow's nodes, wires their links, watches them.
+
+It is off the message hot path: it creates one ``SOCK_SEQPACKET`` socket pair
+per (sender node, receiver node), hands each node its ends when the node
+registers on the control socket, starts everyone once all nodes are ready,
+and then only watches processes and relays stop requests.
+
+Example::
+
+    daemon = LocalDaemon(dataflow, run_id=new_run_id(), out_dir=Path("out/run"))
+    daemon.start()
+    results = daemon.wait()
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from doradus._dataflow import Dataflow, LogSource, NodeSource, NodeSpec, TimerSource
+from doradus._paths import runs_dir
+from doradus._protocol import ENV_CONFIG, recv_control, send_control
+
+LINK_BUFFER = 4 * 1024 * 1024
+TAIL_LINES = 20
+COMPAT_PATH = str(Path(__file__).parent / "_compat")
+
+LineSink = Callable[[str, str], None]
+
+
+@dataclass(eq=False)
+class Link:
+    """One socket pair between a sender node and a receiver node."""
+
+    sender: str
+    receiver: str
+    routes: dict[str, list[str]] = field(default_factory=dict)
+    """Sender output id → receiver input ids."""
+    send_end: socket.socket | None = None
+    recv_end: socket.socket | None = None
+
+
+@dataclass(eq=False)
+class NodeProcess:
+    """What the daemon knows about one node."""
+
+    spec: NodeSpec
+    popen: subprocess.Popen[bytes] | None = None
+    conn: socket.socket | None = None
+    registered: bool = False
+    exited: bool = False
+    returncode: int | None = None
+    killed: bool = False
+    tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_LINES))
+    log: IO[str] | None = None
+    reader: threading.Thread | None = None
+    links: list[tuple[dict[str, Any], socket.socket]] = field(default_factory=list)
+
+    @property
+    def in_barrier(self) -> bool:
+        """Whether the start waits for this node to register or exit."""
+        return self.spec.kind != "dynamic" and bool(self.spec.inputs or self.spec.outputs)
+
+
+@dataclass(frozen=True)
+class NodeResult:
+    """How one node ended."""
+
+    node_id: str
+    returncode: int | None
+    killed: bool
+    tail: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        """Exited with status 0."""
+        return self.returncode == 0
+
+
+class LocalDaemon:
+    """Runs one dataflow on this machine."""
+
+    def __init__(
+        self,
+        dataflow: Dataflow,
+        *,
+        run_id: str,
+        out_dir: Path,
+        extra_env: dict[str, str] | None = None,
+        on_line: LineSink | None = None,
+    ) -> None:
+        self.dataflow = dataflow
+        self.run_id = run_id
+        self.out_dir = out_dir
+        self.extra_env = dict(extra_env or {})
+        self.on_line = on_line
+        self.nodes = {spec.id: NodeProcess(spec) for spec in dataflow.nodes}
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._started = False
+        self._stopping = False
+        self._closed = False
+        self.rundir = Path(tempfile.mkdtemp(prefix=f"{run_id[:13]}-", dir=runs_dir()))
+        self.control_path = str(self.rundir / "control.sock")
+        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+
+    # ---------------------------------------------------------------- startup
+    def start(self) -> None:
+        """Create the links, open the control socket and spawn every node."""
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self._listener.bind(self.control_path)
+        self._listener.listen(64)
+        dynamic = [n.spec.id for n in self.nodes.values() if n.spec.kind == "dynamic"]
+        if dynamic:
+            (self.rundir / "dynamic.json").write_text(
+                json.dumps({"dataflow": str(self.dataflow.path), "nodes": dynamic})
+            )
+        self._make_links()
+        threading.Thread(target=self._accept_loop, name="doradus-accept", daemon=True).start()
+        for proc in self.nodes.values():
+            if proc.spec.kind != "dynamic":
+                self._spawn(proc)
+        with self._lock:
+            self._check_barrier()
+
+    def _make_links(self) -> None:
+        links: dict[tuple[str, str], Link] = {}
+        for spec in self.dataflow.nodes:
+            for input_id, inp in spec.inputs.items():
+                if isinstance(inp.source, NodeSource):
+                    key = (inp.source.node, spec.id)
+                    link = links.setdefault(key, Link(*key))
+                    link.routes.setdefault(inp.source.output, []).append(input_id)
+        for link in links.values():
+            a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            for sock in (a, b):
+                _grow_buffer(sock)
+            self.nodes[link.sender].links.append(
+                ({"peer": link.receiver, "dir": "out", "outputs": sorted(link.routes)}, a)
+            )
+            self.nodes[link.receiver].links.append(({"peer": link.sender, "dir": "in", "routes": link.routes}, b))
+
+    def _config(self, proc: NodeProcess) -> dict[str, Any]:
+        inputs: dict[str, Any] = {}
+        for input_id, inp in proc.spec.inputs.items():
+            entry: dict[str, Any] = {"queue_size": inp.queue_size, "policy": inp.queue_policy}
+            if isinstance(inp.source, TimerSource):
+                entry.update(kind="timer", interval_ns=inp.source.interval_ns, source=inp.source.source)
+            elif isinstance(inp.source, LogSource):
+                entry.update(kind="logs", source=inp.source.source)
+            else:
+                entry.update(kind="node", source=str(inp.source))
+            inputs[input_id] = entry
+        return {
+            "node_id": proc.spec.id,
+            "run_id": self.run_id,
+            "dataflow": str(self.dataflow.path),
+            "inputs": inputs,
+            "outputs": list(proc.spec.outputs),
+            "links": [spec for spec, _sock in proc.links],
+            "restart_count": 0,
+        }
+
+    def _command(self, spec: NodeSpec) -> list[str]:
+        if spec.kind == "python":
+            return [sys.executable, str(spec.executable), *spec.args]
+        if spec.kind == "operator":
+            return [sys.executable, "-m", "doradus._operators", *spec.args]
+        if spec.kind == "shell":
+            return ["/bin/sh", "-c", " ".join(spec.args)]
+        return [str(spec.executable), *spec.args]
+
+    def _environment(self, spec: NodeSpec) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(spec.env)
+        env.update(self.extra_env)
+        env[ENV_CONFIG] = json.dumps({"control": self.control_path, "node_id": spec.id, "run_id": self.run_id})
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (COMPAT_PATH, env.get("PYTHONPATH", "")) if p)
+        env["PYTHONUNBUFFERED"] = "1"
+        env["DORADUS_RUN_ID"] = self.run_id
+        env["DORADUS_NODE_ID"] = spec.id
+        return env
+
+    def _spawn(self, proc: NodeProcess) -> None:
+        spec = proc.spec
+        proc.log = open(self.out_dir / f"log_{spec.id}.txt", "w", encoding="utf-8")  # noqa: SIM115 - closed by the reader
+        try:
+            proc.popen = subprocess.Popen(
+                self._command(spec),
+                cwd=self.dataflow.working_dir,
+                env=self._environment(spec),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            message = f"could not start node: {exc}"
+            proc.tail.append(message)
+            proc.log.write(message + "\n")
+            proc.log.close()
+            self._emit(spec.id, message)
+            with self._lock:
+                self._mark_exited(proc, 127)
+            return
+        proc.reader = threading.Thread(target=self._pump, args=(proc,), name=f"out-{spec.id}", daemon=True)
+        proc.reader.start()
+        threading.Thread(target=self._watch, args=(proc,), name=f"wait-{spec.id}", daemon=True).start()
+
+    # --------------------------------------------------------------- watching
+    def _emit(self, node_id: str, line: str) -> None:
+        if self.on_line is not None:
+            self.on_line(node_id, line)
+
+    def _pump(self, proc: NodeProcess) -> None:
+        assert proc.popen is not None and proc.popen.stdout is not None and proc.log is not None
+        for raw in proc.popen.stdout:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            proc.tail.append(line)
+            proc.log.write(line + "\n")
+            proc.log.flush()
+            self._emit(proc.spec.id, line)
+        proc.log.close()
+
+    def _watch(self, proc: NodeProcess) -> None:
+        assert proc.popen is not None
+        code = proc.popen.wait()
+        if proc.reader is not None:
+            proc.reader.join(timeout=5)
+        with self._lock:
+            self._mark_exited(proc, code)
+
+    def _mark_exited(self, proc: NodeProcess, code: int) -> None:
+        proc.exited = True
+        proc.returncode = code
+        for _spec, sock in proc.links:
+            sock.close()  # peers of a node that never registered now see their inputs close
+        proc.links.clear()
+        if proc.conn is not None:
+            try:
+                proc.conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            proc.conn.close()
+            proc.conn = None
+        self._check_barrier()
+        self._changed.notify_all()
+
+    def _watch_conn(self, proc: NodeProcess, conn: socket.socket) -> None:
+        """A dynamic node is not our child: its control socket closing means it ended."""
+        while True:
+            try:
+                message, fds = recv_control(conn)
+            except OSError:
+                message, fds = None, []
+            for fd in fds:
+                os.close(fd)
+            if message is None:
+                break
+        with self._lock:
+            if not proc.exited:
+                proc.conn = None
+                self._mark_exited(proc, 0)
+
+    def _accept_loop(self) -> None:
+        while not self._closed:
+            try:
+                conn, _addr = self._listener.accept()
+            except OSError:
+                return
+            try:
+                self._register(conn)
+            except OSError:
+                conn.close()
+
+    def _register(self, conn: socket.socket) -> None:
+        message, fds = recv_control(conn)
+        for fd in fds:
+            os.close(fd)
+        if message is None or message.get("op") != "register":
+            conn.close()
+            return
+        node_id = str(message.get("node_id"))
+        with self._lock:
+            proc = self.nodes.get(node_id)
+            problem = self._registration_problem(proc, node_id, bool(message.get("dynamic")))
+            if problem or proc is None:
+                send_control(conn, {"op": "error", "message": problem})
+                conn.close()
+                return
+            socks = [sock for _spec, sock in proc.links]
+            send_control(conn, {"op": "config", "config": self._config(proc)}, [s.fileno() for s in socks])
+            for sock in socks:
+                sock.close()
+            proc.links.clear()
+            proc.conn = conn
+            proc.registered = True
+            if proc.spec.kind == "dynamic":
+                threading.Thread(target=self._watch_conn, args=(proc, conn), daemon=True).start()
+            if proc.spec.kind == "dynamic":
+                self._update_dynamic_file()
+            if self._stopping:
+                send_control(conn, {"op": "stop"})
+            elif self._started:
+                send_control(conn, {"op": "start"})
+            self._check_barrier()
+            self._changed.notify_all()
+
+    def _registration_problem(self, proc: NodeProcess | None, node_id: str, dynamic: bool) -> str | None:
+        if proc is None:
+            return f"the dataflow has no node {node_id!r}"
+        if proc.registered or proc.exited:
+            return f"node {node_id!r} is already running in this dataflow"
+        if dynamic and proc.spec.kind != "dynamic":
+            return f"node {node_id!r} is not declared `path: dynamic`, so Doradus starts it itself"
+        return None
+
+    def _update_dynamic_file(self) -> None:
+        waiting = [n.spec.id for n in self.nodes.values() if n.spec.kind == "dynamic" and not n.registered]
+        path = self.rundir / "dynamic.json"
+        path.write_text(json.dumps({"dataflow": str(self.dataflow.path), "nodes": waiting}))
+
+    def _check_barrier(self) -> None:
+        if self._started:
+            return
+        if all(p.registered or p.exited for p in self.nodes.values() if p.in_barrier):
+            self._started = True
+            for proc in self.nodes.values():
+                if proc.conn is not None:
+                    send_control(proc.conn, {"op": "stop" if self._stopping else "start"})
+
+    # ------------------------------------------------------------ stop & wait
+    def request_stop(self) -> None:
+        """Send Stop to every node (those not yet registered get it on registration)."""
+        with self._lock:
+            self._stopping = True
+            for proc in self.nodes.values():
+                if proc.conn is not None and not proc.exited:
+                    try:
+                        send_control(proc.conn, {"op": "stop"})
+                    except OSError:
+                        pass
+            self._changed.notify_all()
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Signal every node's process group that is still running."""
+        with self._lock:
+            procs = [p for p in self.nodes.values() if p.popen is not None and not p.exited]
+        for proc in procs:
+            assert proc.popen is not None
+            try:
+                os.killpg(proc.popen.pid, sig)
+                proc.killed = True
+            except ProcessLookupError:
+                pass
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until every node has ended; False if ``timeout`` passed first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            while not self._all_done_locked():
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._changed.wait(remaining)
+            return True
+
+    def _all_done_locked(self) -> bool:
+        for proc in self.nodes.values():
+            if proc.exited:
+                continue
+            if proc.spec.kind == "dynamic" and not proc.registered and self._stopping:
+                continue
+            return False
+        return True
+
+    def results(self) -> list[NodeResult]:
+        """How each node ended, in dataflow order."""
+        return [NodeResult(p.spec.id, p.returncode, p.killed, tuple(p.tail)) for p in self.nodes.values()]
+
+    def close(self) -> None:
+        """Release the control socket and the private runtime folder."""
+        self._closed = True
+        try:
+            self._listener.close()
+        except OSError:
+            pass
+        for proc in self.nodes.values():
+            for _spec, sock in proc.links:
+                sock.close()
+            if proc.conn is not None:
+                proc.conn.close()
+        shutil.rmtree(self.rundir, ignore_errors=True)
+
+
+def _grow_buffer(sock: socket.socket) -> None:
+    force = getattr(socket, "SO_SNDBUFFORCE", None)
+    try:
+        if force is not None:
+            sock.setsockopt(socket.SOL_SOCKET, force, LINK_BUFFER)
+            return
+    except OSError:
+        pass
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, LINK_BUFFER)
+    except OSError:
+        pass

@@ -1,0 +1,240 @@
+"""The two ends of a node-to-node link, and the thread that reads them.
+
+An ``OutLink`` is the sending end: data goes out, releases come back. An
+``InLink`` is the receiving end: data comes in, releases go back. One
+``Reactor`` thread per node waits on every link and on the control channel,
+turns datagrams into inbox entries, and applies releases to the sender's pool.
+
+Example:
+    >>> import socket
+    >>> a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    >>> OutLink(1, "b", a, ("out",)).peer
+    'b'
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from doradus._protocol import (
+    DATA,
+    FLAG_FD,
+    FLAG_SHM,
+    KIND_DATA,
+    KIND_RELEASE,
+    RECV_BUFFER,
+    RELEASE,
+    fds_from,
+    recv_control,
+)
+from doradus._shm import Lease, Mapping, SegmentPool
+
+_ANC = socket.CMSG_SPACE(4 * 4)
+
+
+class OutLink:
+    """The sending end of a link to one receiving node."""
+
+    def __init__(self, link_id: int, peer: str, sock: socket.socket, outputs: tuple[str, ...]) -> None:
+        self.id = link_id
+        self.peer = peer
+        self.sock = sock
+        self.outputs = outputs
+        self.alive = True
+        self.lock = threading.Lock()
+        self.outstanding: dict[int, int] = {}
+        self.sent = 0
+
+    def track(self, seg_id: int) -> None:
+        """The receiver now holds one more reference to ``seg_id``."""
+        with self.lock:
+            self.outstanding[seg_id] = self.outstanding.get(seg_id, 0) + 1
+
+    def untrack(self, seg_id: int) -> bool:
+        """The receiver released ``seg_id``; False if it was not held."""
+        with self.lock:
+            count = self.outstanding.get(seg_id, 0)
+            if count <= 0:
+                return False
+            if count == 1:
+                del self.outstanding[seg_id]
+            else:
+                self.outstanding[seg_id] = count - 1
+            return True
+
+
+class InLink:
+    """The receiving end of a link from one sending node."""
+
+    def __init__(self, link_id: int, peer: str, sock: socket.socket, routes: dict[str, list[str]]) -> None:
+        self.id = link_id
+        self.peer = peer
+        self.sock = sock
+        self.routes: dict[bytes, tuple[str, ...]] = {k.encode(): tuple(v) for k, v in routes.items()}
+        self.inputs: tuple[str, ...] = tuple(i for v in routes.values() for i in v)
+        self.mappings: dict[int, Mapping] = {}
+        self.received = 0
+        self.closed = False
+
+    def release(self, seg_id: int) -> None:
+        """Tell the sender we are done with ``seg_id`` (called from finalizers)."""
+        if self.closed:
+            return
+        try:
+            self.sock.send(RELEASE.pack(KIND_RELEASE, seg_id))
+        except OSError:
+            pass
+
+
+class Reactor:
+    """The node's reader thread: links and control channel in, inbox entries out.
+
+    ``deliver(input_ids, entry)`` receives each data message (once per
+    message, with every input it feeds); ``on_closed(link)`` runs when a
+    sender is gone; ``on_control(message)`` for daemon messages (``None``
+    when the daemon is gone).
+    """
+
+    def __init__(
+        self,
+        pool: SegmentPool,
+        deliver: Callable[[tuple[str, ...], tuple[Any, ...]], None],
+        on_closed: Callable[[InLink], None],
+        on_control: Callable[[dict[str, Any] | None], None],
+    ) -> None:
+        self._pool = pool
+        self._deliver = deliver
+        self._on_closed = on_closed
+        self._on_control = on_control
+        self._selector = selectors.DefaultSelector()
+        self._buffer = bytearray(RECV_BUFFER)
+        self._view = memoryview(self._buffer)
+        self._thread = threading.Thread(target=self._run, name="doradus-reactor", daemon=True)
+        self._wake_r, self._wake_w = os.pipe()
+        self._running = True
+
+    def add_in(self, link: InLink) -> None:
+        """Watch a receiving end."""
+        self._selector.register(link.sock, selectors.EVENT_READ, (self._read_in, link))
+
+    def add_out(self, link: OutLink) -> None:
+        """Watch a sending end (for releases and the receiver going away)."""
+        self._selector.register(link.sock, selectors.EVENT_READ, (self._read_out, link))
+
+    def add_control(self, sock: socket.socket) -> None:
+        """Watch the daemon's control channel."""
+        self._selector.register(sock, selectors.EVENT_READ, (self._read_control, sock))
+
+    def start(self) -> None:
+        """Start the thread."""
+        self._selector.register(self._wake_r, selectors.EVENT_READ, (None, None))
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Ask the thread to end (idempotent)."""
+        if self._running:
+            self._running = False
+            try:
+                os.write(self._wake_w, b"x")
+            except OSError:
+                pass
+
+    def _run(self) -> None:
+        select = self._selector.select
+        while self._running:
+            for key, _events in select():
+                handler, target = key.data
+                if handler is None:
+                    return
+                try:
+                    handler(target)
+                except OSError:
+                    self._drop(key.fileobj)
+                    if isinstance(target, InLink) and not target.closed:
+                        target.closed = True
+                        self._on_closed(target)
+                    elif isinstance(target, OutLink):
+                        self._receiver_gone(target)
+
+    def _drop(self, fileobj: Any) -> None:
+        try:
+            self._selector.unregister(fileobj)
+        except (KeyError, ValueError):
+            pass
+
+    def _read_in(self, link: InLink) -> None:
+        sock = link.sock
+        while True:
+            try:
+                nbytes, ancdata, _flags, _addr = sock.recvmsg_into(
+                    [self._view], _ANC, socket.MSG_DONTWAIT
+                )
+            except BlockingIOError:
+                return
+            if nbytes == 0 and not ancdata:
+                self._drop(sock)
+                link.closed = True
+                self._on_closed(link)
+                return
+            self._on_data(link, bytes(self._view[:nbytes]), ancdata)
+
+    def _on_data(self, link: InLink, data: bytes, ancdata: list[Any]) -> None:
+        (kind, flags, out_len, type_len, layout_len, meta_len, seq, stamp, seg_id, seg_size, seg_off) = (
+            DATA.unpack_from(data, 0)
+        )
+        if kind != KIND_DATA:
+            return
+        pos = DATA.size
+        output = data[pos : pos + out_len]
+        inputs = link.routes.get(output)
+        lease: Lease | None = None
+        if flags & FLAG_SHM:
+            if flags & FLAG_FD:
+                fd = fds_from(ancdata)[0]
+                try:
+                    link.mappings[seg_id] = Mapping(fd, seg_size)
+                finally:
+                    os.close(fd)
+            lease = Lease(link.mappings[seg_id], seg_id, link.release)
+        if not inputs:
+            return  # nobody here listens to this output; the lease releases on return
+        link.received += 1
+        self._deliver(
+            inputs, (data, pos + out_len, type_len, layout_len, meta_len, stamp, lease, seg_off, flags)
+        )
+
+    def _read_out(self, link: OutLink) -> None:
+        sock = link.sock
+        while True:
+            try:
+                data = sock.recv(64, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return
+            if not data:
+                self._drop(sock)
+                self._receiver_gone(link)
+                return
+            if data[0] == KIND_RELEASE and len(data) == RELEASE.size:
+                seg_id = RELEASE.unpack(data)[1]
+                if link.untrack(seg_id):
+                    self._pool.release(seg_id)
+
+    def _receiver_gone(self, link: OutLink) -> None:
+        link.alive = False
+        with link.lock:
+            held = dict(link.outstanding)
+            link.outstanding.clear()
+        self._pool.forget_link(link.id, held)
+
+    def _read_control(self, sock: socket.socket) -> None:
+        message, fds = recv_control(sock)
+        for fd in fds:
+            os.close(fd)
+        if message is None:
+            self._drop(sock)
+        self._on_control(message)

@@ -1,0 +1,599 @@
+"""The node API: receive events, send outputs.
+
+Example (inside a node started by ``doradus run``)::
+
+    from doradus import Node, Input
+
+    node = Node()
+    for event in node:
+        if isinstance(event, Input):
+            node.send_output("out", event.value, event.metadata)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import json
+import os
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from doradus._events import STOP_ALL_INPUTS_CLOSED, STOP_MANUAL, Error, Event, Input, InputClosed, Stop
+from doradus._exceptions import DecodeError, NodeError, UnknownOutputError
+from doradus._links import InLink, OutLink, Reactor
+from doradus._metadata import datetime_from_ns, decode_metadata, encode_metadata
+from doradus._paths import runs_dir
+from doradus._protocol import (
+    DATA,
+    ENV_CONFIG,
+    FLAG_FD,
+    FLAG_SHM,
+    INLINE_MAX,
+    KIND_DATA,
+    recv_control,
+    send_control,
+)
+from doradus._shm import Segment, SegmentPool
+from doradus._values import KIND_BUFFERS, KIND_IPC, ValuePlan, decode_value, plan_value, to_arrow
+
+FLAG_IPC = 4
+_TIMER = object()
+_ZEROS = bytes(64)
+
+
+class Node:
+    """A connection to the running dataflow, for one node.
+
+    ``Node()`` returns only once every edge of the dataflow is wired and every
+    node is ready, so what you send right away reaches your receivers.
+
+    Thread safety: ``send_output`` may be called from several threads at once;
+    receiving is meant for one thread (the events come out once each).
+
+    Args:
+        node_id: needed only for ``path: dynamic`` nodes, which you start
+            yourself; a node started by Doradus finds its identity in its
+            environment (giving its own id is allowed).
+
+    Raises:
+        NodeError: not started by Doradus and no dynamic node of that id
+            waits in a running dataflow.
+
+    Example::
+
+        node = Node()
+        node.send_output("status", pa.array(["ready"]))
+        for event in node:
+            ...
+    """
+
+    def __init__(self, node_id: str | None = None) -> None:
+        self._control, config, fds = _attach(node_id)
+        self._config = config
+        self.id: str = config["node_id"]
+        self._pool = SegmentPool(f"doradus-{self.id}")
+        self._send_lock = threading.Lock()
+        self._seq = 0
+        self._ended = False
+        self._stopping = False
+        self.sent: dict[str, int] = dict.fromkeys(config["outputs"], 0)
+        self.sent_bytes: dict[str, int] = dict.fromkeys(config["outputs"], 0)
+        inputs: dict[str, Any] = config["inputs"]
+        from doradus._inbox import Inbox
+
+        self._inbox = Inbox({k: int(v["queue_size"]) for k, v in inputs.items()})
+        self._timers = [(k, int(v["interval_ns"])) for k, v in inputs.items() if v["kind"] == "timer"]
+        self._open: set[str] = {k for k, v in inputs.items() if v["kind"] == "node"}
+        self._lingering: set[str] = {k for k, v in inputs.items() if v["kind"] == "logs"}
+        self._routes: dict[str, list[OutLink]] = {o: [] for o in config["outputs"]}
+        self._out_ids: dict[str, bytes] = {o: o.encode() for o in config["outputs"]}
+        self._reactor = Reactor(self._pool, self._deliver, self._on_link_closed, self._on_control)
+        self._wire(config["links"], fds)
+        self._timer_stop = threading.Event()
+        self._await_start()
+        self._reactor.add_control(self._control)
+        self._reactor.start()
+        if self._timers:
+            threading.Thread(target=self._run_timers, name="doradus-timers", daemon=True).start()
+        if not self._open and not self._timers and not self._lingering:
+            self._inbox.push(None, Stop(STOP_ALL_INPUTS_CLOSED))
+
+    # ----------------------------------------------------------------- setup
+    def _wire(self, links: list[dict[str, Any]], fds: list[int]) -> None:
+        for index, (spec, fd) in enumerate(zip(links, fds, strict=True)):
+            sock = socket.socket(fileno=fd)
+            if spec["dir"] == "out":
+                link = OutLink(index, spec["peer"], sock, tuple(spec["outputs"]))
+                for output in link.outputs:
+                    self._routes[output].append(link)
+                self._reactor.add_out(link)
+            else:
+                self._reactor.add_in(InLink(index, spec["peer"], sock, spec["routes"]))
+
+    def _await_start(self) -> None:
+        while True:
+            message, extra = recv_control(self._control)
+            for fd in extra:
+                os.close(fd)
+            if message is None:
+                raise NodeError("the Doradus daemon went away before the dataflow started", node_id=self.id)
+            if message.get("op") == "start":
+                return
+            if message.get("op") == "stop":
+                self._inbox.push(None, Stop(STOP_MANUAL))
+                return
+
+    # -------------------------------------------------------------- receiving
+    def _deliver(self, inputs: tuple[str, ...], entry: tuple[Any, ...]) -> None:
+        push = self._inbox.push
+        for input_id in inputs:
+            push(input_id, entry)
+
+    def _on_link_closed(self, link: InLink) -> None:
+        for input_id in link.inputs:
+            self._inbox.push(None, InputClosed(input_id))
+
+    def _on_control(self, message: dict[str, Any] | None) -> None:
+        if message is None:
+            self._inbox.push(None, Error("lost the connection to the Doradus daemon"))
+            self._inbox.push(None, Stop(STOP_MANUAL))
+        elif message.get("op") == "stop":
+            self._inbox.push(None, Stop(STOP_MANUAL))
+
+    def _run_timers(self) -> None:
+        now = time.monotonic_ns()
+        heap = [(now + interval, interval, input_id) for input_id, interval in self._timers]
+        heapq.heapify(heap)
+        while True:
+            due, interval, input_id = heap[0]
+            delay = (due - time.monotonic_ns()) / 1e9
+            if delay > 0 and self._timer_stop.wait(delay):
+                return
+            if self._timer_stop.is_set():
+                return
+            self._inbox.push(input_id, (_TIMER, time.time_ns()))
+            nxt = due + interval
+            now = time.monotonic_ns()
+            if nxt < now:  # fell behind: skip missed ticks rather than bursting
+                nxt = now + interval
+            heapq.heapreplace(heap, (nxt, interval, input_id))
+
+    def _event(self, got: tuple[str | None, Any]) -> Event:
+        input_id, item = got
+        if input_id is None:
+            event: Event = item
+            if isinstance(event, InputClosed):
+                self._input_closed(event.id)
+            elif isinstance(event, Stop):
+                self._ended = True
+                self._timer_stop.set()
+            return event
+        if item[0] is _TIMER:
+            return Input(input_id, pa.nulls(0), {"timestamp": datetime_from_ns(item[1])})
+        try:
+            return _decode_input(input_id, item)
+        except DecodeError as exc:
+            return Error(f"could not decode a message on input {input_id!r}: {exc}")
+
+    def _input_closed(self, input_id: str) -> None:
+        self._open.discard(input_id)
+        if not self._open and not self._timers and not self._lingering:
+            self._inbox.push(None, Stop(STOP_ALL_INPUTS_CLOSED))
+
+    def next(self, timeout: float | None = None) -> Event | None:
+        """The next event, or ``None`` when the stream has ended or ``timeout`` passed.
+
+        Args:
+            timeout: seconds to wait at most; ``None`` waits until an event
+                arrives or the stream ends.
+
+        Example::
+
+            event = node.next(timeout=0.1)   # None after 0.1 s of silence
+        """
+        if self._ended:
+            return None
+        got = self._inbox.pop(timeout)
+        return None if got is None else self._event(got)
+
+    def try_recv(self) -> Event | None:
+        """The next event if one is ready, else ``None``; never blocks.
+
+        Example::
+
+            while (event := node.try_recv()) is not None:
+                handle(event)
+        """
+        return self.next(timeout=0)
+
+    def drain(self) -> list[Event]:
+        """Every event ready now, oldest first; never blocks.
+
+        Example::
+
+            batch = node.drain()
+        """
+        events: list[Event] = []
+        while (event := self.try_recv()) is not None:
+            events.append(event)
+        return events
+
+    def is_empty(self) -> bool:
+        """True when no event is waiting.
+
+        Example::
+
+            if node.is_empty(): do_background_work()
+        """
+        return len(self._inbox) == 0
+
+    def __iter__(self) -> Iterator[Event]:
+        """Iterate over events until all inputs are closed or a Stop arrives.
+
+        The final ``Stop`` event is yielded before the iteration ends.
+        """
+        while (event := self.next()) is not None:
+            yield event
+
+    async def recv_async(self, timeout: float | None = None) -> Event | None:
+        """Await the next event (``None`` on timeout or end of stream).
+
+        Example::
+
+            event = await node.recv_async(timeout=1.0)
+        """
+        if self._ended:
+            return None
+        got = self._inbox.pop(0)
+        if got is None:
+            got = await asyncio.to_thread(self._inbox.pop, timeout)
+        return None if got is None else self._event(got)
+
+    async def __aiter__(self) -> AsyncIterator[Event]:
+        """``async for event in node`` until the stream ends."""
+        while (event := await self.recv_async()) is not None:
+            yield event
+
+    # ---------------------------------------------------------------- sending
+    def send_output(self, output_id: str, data: Any, metadata: dict[str, Any] | None = None) -> None:
+        """Send ``data`` on ``output_id`` to every input that subscribes to it.
+
+        Args:
+            output_id: an output declared for this node in the dataflow.
+            data: a pyarrow array (or RecordBatch), a numpy array, ``bytes`` /
+                ``memoryview``, or a list. Arrays from :meth:`allocate` go
+                without any copy.
+            metadata: optional key-values (bool, int, float, str, datetime, or
+                lists of int/float/str) delivered with the message.
+
+        Raises:
+            UnknownOutputError: the output is not declared.
+            MetadataError: metadata holds a value that cannot travel.
+            EncodeError: ``data`` cannot be sent.
+
+        Example::
+
+            node.send_output("frame", np.zeros(640 * 480, np.uint8), {"seq": 1})
+        """
+        links = self._routes.get(output_id)
+        if links is None:
+            raise UnknownOutputError(output_id, node_id=self.id, declared=list(self._routes))
+        array = to_arrow(data)
+        meta = encode_metadata(metadata)
+        stamp = time.time_ns()
+        plan = plan_value(array)
+        with self._send_lock:
+            self._seq += 1
+            self.sent[output_id] += 1
+            self.sent_bytes[output_id] += plan.size
+            live = [link for link in links if link.alive]
+            if not live:
+                return
+            head = (self._out_ids[output_id], plan.type_blob, plan.layout, meta)
+            if plan.size <= INLINE_MAX:
+                self._send_inline(live, plan, head, stamp)
+            else:
+                self._send_shared(live, array, plan, head, stamp)
+
+    def _send_inline(self, links: list[OutLink], plan: ValuePlan, head: tuple[bytes, ...], stamp: int) -> None:
+        out, blob, layout, meta = head
+        flags = FLAG_IPC if plan.kind == KIND_IPC else 0
+        prefix = b"".join(
+            (
+                DATA.pack(KIND_DATA, flags, len(out), len(blob), len(layout), len(meta), self._seq, stamp, 0, 0, 0),
+                out,
+                blob,
+                layout,
+                meta,
+            )
+        )
+        iov: list[Any] = [prefix + _ZEROS[: -len(prefix) % 8]]
+        cursor = 0
+        for part, offset in zip(plan.parts, plan.offsets, strict=True):
+            if part is None:
+                continue
+            if offset > cursor:
+                iov.append(_ZEROS[: offset - cursor])
+            iov.append(part)
+            cursor = offset + part.size
+        for link in links:
+            try:
+                link.sock.sendmsg(iov)
+            except OSError:
+                link.alive = False
+
+    def _send_shared(
+        self, links: list[OutLink], array: pa.Array, plan: ValuePlan, head: tuple[bytes, ...], stamp: int
+    ) -> None:
+        out, blob, layout, meta = head
+        seg = self._zero_copy_segment(array, plan) if self._pool.has_user_segments else None
+        if seg is not None:
+            layout = _rebase_layout(array, plan, seg)
+            self._pool.add_pending(seg, len(links))
+        else:
+            seg = self._pool.acquire(plan.size)
+            plan.write_into(memoryview(seg.view), 0)
+            self._pool.set_pending(seg, len(links))
+        flags = FLAG_SHM | (FLAG_IPC if plan.kind == KIND_IPC else 0)
+        tail = b"".join((out, blob, layout, meta))
+        for link in links:
+            first = link.id not in seg.known_by
+            header = DATA.pack(
+                KIND_DATA,
+                flags | (FLAG_FD if first else 0),
+                len(out),
+                len(blob),
+                len(layout),
+                len(meta),
+                self._seq,
+                stamp,
+                seg.id,
+                seg.size,
+                0,
+            )
+            link.track(seg.id)
+            try:
+                if first:
+                    fds = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, np.array([seg.fd], np.int32).tobytes())]
+                    link.sock.sendmsg([header, tail], fds)
+                    seg.known_by.add(link.id)
+                else:
+                    link.sock.sendmsg([header, tail])
+            except OSError:
+                link.alive = False
+                if link.untrack(seg.id):
+                    self._pool.release(seg.id)
+
+    def _zero_copy_segment(self, array: pa.Array, plan: ValuePlan) -> Segment | None:
+        if plan.kind != KIND_BUFFERS:
+            return None
+        found: Segment | None = None
+        for buf in array.buffers():
+            if buf is None:
+                continue
+            seg = self._pool.find(buf.address, buf.size)
+            if seg is None or (found is not None and seg is not found):
+                return None
+            found = seg
+        return found
+
+    def allocate(self, nbytes: int) -> np.ndarray:
+        """A writable ``uint8`` numpy array of ``nbytes`` in shared memory.
+
+        Fill it (``arr.view(np.float32)[:] = ...``, or build a pyarrow array
+        over it with ``pa.array(arr)``) and pass it — or any array viewing it —
+        to :meth:`send_output`: nothing is copied. Do not write into it after
+        sending; receivers read the same memory.
+
+        Example::
+
+            frame = node.allocate(640 * 480 * 3)
+            camera.read_into(frame)
+            node.send_output("image", frame)
+        """
+        return self._pool.allocate(nbytes)
+
+    @contextmanager
+    def send_output_raw(
+        self, output_id: str, data_length: int, metadata: dict[str, Any] | None = None
+    ) -> Iterator[memoryview]:
+        """Fill a shared-memory buffer, sent without a copy when the block ends.
+
+        Arrives as a ``UInt8Array`` of ``data_length`` bytes.
+
+        Example::
+
+            with node.send_output_raw("blob", 1024) as buf:
+                buf[:] = payload
+        """
+        if output_id not in self._routes:
+            raise UnknownOutputError(output_id, node_id=self.id, declared=list(self._routes))
+        array = self.allocate(data_length)
+        yield memoryview(array)
+        self.send_output(output_id, array, metadata)
+
+    # ------------------------------------------------------------------- info
+    def dataflow_id(self) -> str:
+        """The id of the running dataflow (the run id).
+
+        Example::
+
+            print(node.dataflow_id())
+        """
+        return str(self._config["run_id"])
+
+    def dataflow_descriptor(self) -> dict[str, Any]:
+        """The dataflow file as parsed YAML.
+
+        Example::
+
+            nodes = node.dataflow_descriptor()["nodes"]
+        """
+        import yaml
+
+        text = Path(self._config["dataflow"]).read_text()
+        loaded: dict[str, Any] = yaml.safe_load(text)
+        return loaded
+
+    def node_config(self) -> dict[str, Any]:
+        """This node's ``inputs`` (id → source) and ``outputs`` (ids).
+
+        Example::
+
+            node.node_config()["outputs"]
+        """
+        return {
+            "inputs": {k: v["source"] for k, v in self._config["inputs"].items()},
+            "outputs": list(self._config["outputs"]),
+        }
+
+    def restart_count(self) -> int:
+        """How many times this node was restarted (0 on first start).
+
+        Example::
+
+            if node.restart_count(): recover_state()
+        """
+        return int(self._config.get("restart_count", 0))
+
+    def is_restart(self) -> bool:
+        """True when this process is a restart of the node.
+
+        Example::
+
+            node.is_restart()
+        """
+        return self.restart_count() > 0
+
+    def statistics(self) -> dict[str, Any]:
+        """Per-input received/dropped and per-output sent counts.
+
+        Example::
+
+            node.statistics()["inputs"]["image"]["dropped"]
+        """
+        return {
+            "inputs": {
+                k: {"received": self._inbox.received[k], "dropped": self._inbox.dropped[k], "queued": self._inbox.depth(k)}
+                for k in self._config["inputs"]
+            },
+            "outputs": {k: {"sent": self.sent[k], "bytes": self.sent_bytes[k]} for k in self.sent},
+            "shared_memory": self._pool.statistics(),
+        }
+
+    def close(self) -> None:
+        """Stop receiving and close every link (receivers see their inputs close).
+
+        Example::
+
+            node.close()
+        """
+        self._timer_stop.set()
+        self._reactor.stop()
+        for links in self._routes.values():
+            for link in links:
+                try:
+                    link.sock.close()
+                except OSError:
+                    pass
+        try:
+            self._control.close()
+        except OSError:
+            pass
+
+    def __enter__(self) -> Node:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _rebase_layout(array: pa.Array, plan: ValuePlan, seg: Segment) -> bytes:
+    from doradus._values import _layout_struct
+
+    buffers = array.buffers()
+    flat: list[int] = []
+    for buf in buffers:
+        if buf is None:
+            flat += [-1, 0]
+        else:
+            flat += [buf.address - seg.address, buf.size]
+    return _layout_struct(len(buffers)).pack(len(array), array.null_count, array.offset, len(buffers), *flat)
+
+
+def _decode_input(input_id: str, item: tuple[Any, ...]) -> Input:
+    data, pos, type_len, layout_len, meta_len, stamp, lease, seg_off, flags = item
+    blob = data[pos : pos + type_len]
+    pos += type_len
+    layout = data[pos : pos + layout_len]
+    pos += layout_len
+    metadata: dict[str, Any] = decode_metadata(data[pos : pos + meta_len]) if meta_len else {}
+    pos += meta_len
+    if "timestamp" not in metadata:
+        metadata["timestamp"] = datetime_from_ns(stamp)
+    if lease is not None:
+        payload = lease.buffer(seg_off, lease.mapping.size - seg_off)
+    else:
+        payload = pa.py_buffer(data).slice(pos + (-pos % 8))
+    kind = KIND_IPC if flags & FLAG_IPC else KIND_BUFFERS
+    return Input(input_id, decode_value(kind, blob, layout, payload), metadata)
+
+
+def _attach(node_id: str | None) -> tuple[socket.socket, dict[str, Any], list[int]]:
+    raw = os.environ.get(ENV_CONFIG)
+    if raw:
+        env = json.loads(raw)
+        if node_id is not None and node_id != env["node_id"]:
+            raise NodeError(
+                f"this process was started as node {env['node_id']!r} but asked to be {node_id!r}; "
+                "call Node() without an id",
+                node_id=node_id,
+            )
+        return _register(env["control"], env["node_id"], dynamic=False)
+    if node_id is None:
+        raise NodeError(
+            "this process was not started by Doradus. Run it with `doradus run dataflow.yml`, "
+            "or declare it `path: dynamic` in the dataflow and call Node(\"<its id>\")"
+        )
+    return _register(_find_dynamic(node_id), node_id, dynamic=True)
+
+
+def _find_dynamic(node_id: str) -> str:
+    for entry in sorted(runs_dir().glob("*/dynamic.json")):
+        try:
+            waiting = json.loads(entry.read_text())
+        except (OSError, ValueError):
+            continue
+        if node_id in waiting.get("nodes", []):
+            return str(entry.parent / "control.sock")
+    raise NodeError(
+        f"no running dataflow has a dynamic node {node_id!r}. Start the dataflow first "
+        f"(`doradus run dataflow.yml`), and check that it declares `id: {node_id}` with `path: dynamic`",
+        node_id=node_id,
+    )
+
+
+def _register(control: str, node_id: str, *, dynamic: bool) -> tuple[socket.socket, dict[str, Any], list[int]]:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        sock.connect(control)
+    except OSError as exc:
+        raise NodeError(f"cannot reach the Doradus daemon at {control}: {exc}", node_id=node_id) from exc
+    send_control(sock, {"op": "register", "node_id": node_id, "pid": os.getpid(), "dynamic": dynamic})
+    message, fds = recv_control(sock)
+    if message is None:
+        raise NodeError("the Doradus daemon closed the connection while registering", node_id=node_id)
+    if message.get("op") == "error":
+        raise NodeError(str(message.get("message")), node_id=node_id)
+    config: dict[str, Any] = message["config"]
+    return sock, config, fds
+

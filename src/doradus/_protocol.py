@@ -1,0 +1,86 @@
+"""Bytes on the wire between nodes, and between a node and its daemon.
+
+Node-to-node links are ``SOCK_SEQPACKET`` Unix socket pairs: one datagram per
+message, order kept, no framing needed. A data datagram is::
+
+    header (DATA struct) | output id | type descriptor | layout | metadata | pad to 8 | inline payload
+
+Payloads above ``INLINE_MAX`` live in a shared-memory segment named by the
+header (``seg_id``, ``seg_off``); the segment's descriptor rides along
+(``SCM_RIGHTS``) the first time a receiver sees it. Receivers answer with
+``RELEASE`` datagrams when they are done with a segment.
+
+The control channel (node ↔ daemon) carries JSON objects, one per datagram,
+with descriptors attached where a message hands over link ends.
+
+Example:
+    >>> DATA.size
+    56
+"""
+
+from __future__ import annotations
+
+import array
+import json
+import socket
+import struct
+from typing import Any
+
+KIND_DATA = 1
+KIND_RELEASE = 2
+
+FLAG_SHM = 1
+FLAG_FD = 2
+
+# kind, flags, output-id len, type len, layout len, metadata len, seq, timestamp ns,
+# segment id, segment size, payload offset in segment
+DATA = struct.Struct("<BBHIIIQqQQQ")
+RELEASE = struct.Struct("<BQ")
+
+INLINE_MAX = 32 * 1024
+RECV_BUFFER = INLINE_MAX + 64 * 1024
+MAX_FDS = 250
+
+ENV_CONFIG = "DORADUS_NODE_CONFIG"
+
+
+def send_control(sock: socket.socket, message: dict[str, Any], fds: list[int] | None = None) -> None:
+    """Send one control message, optionally handing over file descriptors.
+
+    Example:
+        >>> a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        >>> send_control(a, {"op": "start"})
+        >>> recv_control(b)
+        ({'op': 'start'}, [])
+    """
+    data = json.dumps(message, separators=(",", ":")).encode()
+    if fds:
+        sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+    else:
+        sock.sendall(data)
+
+
+def recv_control(sock: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
+    """Receive one control message; ``(None, [])`` when the peer has gone.
+
+    Example:
+        >>> a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        >>> a.close(); recv_control(b)
+        (None, [])
+    """
+    data, ancdata, _flags, _addr = sock.recvmsg(1 << 20, socket.CMSG_SPACE(MAX_FDS * 4))
+    fds = fds_from(ancdata)
+    if not data:
+        return None, fds
+    return json.loads(data), fds
+
+
+def fds_from(ancdata: list[tuple[int, int, bytes]]) -> list[int]:
+    """File descriptors carried in ``recvmsg`` ancillary data."""
+    fds: list[int] = []
+    for level, kind, payload in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            got = array.array("i")
+            got.frombytes(payload[: len(payload) - len(payload) % got.itemsize])
+            fds.extend(got)
+    return fds

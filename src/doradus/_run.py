@@ -1,0 +1,165 @@
+"""``doradus run``: one dataflow in the foreground, from start to the last node's exit.
+
+Example::
+
+    code = run_dataflow(Path("dataflow.yml"), stop_after=10.0)
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import TextIO
+
+from doradus._daemon import LocalDaemon, NodeResult
+from doradus._dataflow import Dataflow
+from doradus._ids import new_run_id
+
+DEFAULT_GRACE = 5.0
+KILL_AFTER_TERM = 2.0
+_PALETTE = (36, 35, 33, 32, 34, 96, 95, 93, 92, 94)
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """The end of a run: its id, where its logs are, and how each node ended."""
+
+    run_id: str
+    out_dir: Path
+    results: tuple[NodeResult, ...]
+    stopped: bool
+    duration: float
+
+    @property
+    def failed(self) -> list[NodeResult]:
+        """Nodes that exited with a non-zero status or were killed."""
+        return [r for r in self.results if r.returncode is not None and not r.ok]
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every node exited 0, else 1."""
+        return 1 if self.failed else 0
+
+
+class LinePrinter:
+    """Prints node output prefixed by the node id, coloured on a terminal."""
+
+    def __init__(self, node_ids: list[str], stream: TextIO | None = None, color: bool | None = None) -> None:
+        self.stream = stream or sys.stdout
+        if color is None:
+            color = self.stream.isatty() and "NO_COLOR" not in os.environ
+        self.color = color
+        width = max((len(n) for n in node_ids), default=0)
+        self._prefix = {
+            node_id: self._paint(f"{node_id:<{width}}", _PALETTE[i % len(_PALETTE)]) for i, node_id in enumerate(node_ids)
+        }
+        self._lock = threading.Lock()
+
+    def _paint(self, text: str, code: int) -> str:
+        return f"\x1b[{code}m{text}\x1b[0m" if self.color else text
+
+    def __call__(self, node_id: str, line: str) -> None:
+        """Print one line of a node's output."""
+        with self._lock:
+            self.stream.write(f"{self._prefix.get(node_id, node_id)} | {line}\n")
+            self.stream.flush()
+
+    def info(self, text: str, code: int = 34) -> None:
+        """Print a runtime message (blue by default)."""
+        with self._lock:
+            self.stream.write(self._paint(text, code) + "\n")
+            self.stream.flush()
+
+
+def run_dataflow(
+    dataflow: Dataflow,
+    *,
+    stop_after: float | None = None,
+    extra_env: dict[str, str] | None = None,
+    grace: float = DEFAULT_GRACE,
+    on_line: Callable[[str, str], None] | None = None,
+    on_info: Callable[[str], None] | None = None,
+) -> RunOutcome:
+    """Run ``dataflow`` until every node has ended.
+
+    SIGINT/SIGTERM (when called from the main thread) and ``stop_after`` send
+    Stop to every node; nodes still running ``grace`` seconds later get
+    SIGTERM, then SIGKILL. A second Ctrl-C forces the kill at once.
+
+    Example::
+
+        outcome = run_dataflow(load_dataflow(Path("dataflow.yml")))
+        sys.exit(outcome.exit_code)
+    """
+    run_id = new_run_id()
+    out_dir = dataflow.working_dir / "out" / run_id
+    daemon = LocalDaemon(dataflow, run_id=run_id, out_dir=out_dir, extra_env=extra_env, on_line=on_line)
+    info = on_info or (lambda _text: None)
+    stop = _StopState()
+    restore = _install_signals(stop)
+    started = time.monotonic()
+    try:
+        daemon.start()
+        deadline = None if stop_after is None else started + stop_after
+        while not daemon.wait(timeout=0.1):
+            now = time.monotonic()
+            if deadline is not None and now >= deadline and not stop.requested_at:
+                info(f"stopping after {stop_after:g}s (--stop-after)")
+                stop.request()
+            _drive_stop(daemon, stop, grace, info)
+    finally:
+        restore()
+        daemon.kill()  # nothing is left behind, whatever happened above
+        daemon.close()
+    return RunOutcome(run_id, out_dir, tuple(daemon.results()), bool(stop.requested_at), time.monotonic() - started)
+
+
+class _StopState:
+    def __init__(self) -> None:
+        self.requested_at = 0.0
+        self.signals = 0
+        self.sent = False
+        self.termed_at = 0.0
+
+    def request(self) -> None:
+        if not self.requested_at:
+            self.requested_at = time.monotonic()
+
+
+def _drive_stop(daemon: LocalDaemon, stop: _StopState, grace: float, info: Callable[[str], None]) -> None:
+    if not stop.requested_at:
+        return
+    if not stop.sent:
+        stop.sent = True
+        daemon.request_stop()
+    now = time.monotonic()
+    if (stop.signals >= 2 or now - stop.requested_at >= grace) and not stop.termed_at:
+        info("nodes still running: sending SIGTERM" if stop.signals < 2 else "forced stop")
+        daemon.kill(signal.SIGTERM)
+        stop.termed_at = now
+    elif stop.termed_at and now - stop.termed_at >= KILL_AFTER_TERM:
+        daemon.kill(signal.SIGKILL)
+
+
+def _install_signals(stop: _StopState) -> Callable[[], None]:
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(_signum: int, _frame: FrameType | None) -> None:
+        stop.signals += 1
+        stop.request()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore() -> None:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+    return restore
