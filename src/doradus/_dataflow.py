@@ -204,7 +204,9 @@ class Dataflow:
 
     @property
     def name(self) -> str:
-        """A display name: the file name without its suffix."""
+        """A display name: the file name without its suffix, or its folder's for ``dataflow.yml``."""
+        if self.path.stem in ("dataflow", "dataflow.yaml") and self.path.parent.name:
+            return self.path.parent.name
         return self.path.stem
 
     def node(self, node_id: str) -> NodeSpec:
