@@ -41,7 +41,9 @@ class _Hosted:
 
     def dispatch(self, event: dict[str, Any]) -> int:
         status = self.instance.on_event(event, self.send_output)
-        return int(status) if status is not None else int(DoraStatus.CONTINUE)
+        if status is None:
+            return int(DoraStatus.CONTINUE)
+        return int(getattr(status, "value", status))
 
 
 def _load_operator(path: Path) -> Any:
@@ -90,10 +92,7 @@ def main() -> None:
             if not any(o.running for o in hosted):
                 break
         elif isinstance(event, Stop):
-            for op in hosted:
-                if op.running:
-                    op.dispatch(to_dora_event(event))
-            break
+            break  # as with dora-rs, operators see their inputs close but not the stop
 
 
 if __name__ == "__main__":
