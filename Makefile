@@ -21,6 +21,9 @@ $(VENV)/.installed-all: pyproject.toml | $(BIN)/python
 
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed-all
 	$(BIN)/python -m pip install --quiet -e '.[all,test]'
+	# A node from dora's hub, from the package registry. It pins numpy<2, which pyarrow no
+	# longer runs with, and never imports numpy itself: install it without its pins.
+	$(BIN)/python -m pip install --quiet --no-deps 'dora-echo==0.5.0'
 	touch $@
 
 demo: $(VENV)/.installed-all

@@ -39,13 +39,41 @@ def write_files(folder: Path, files: dict[str, str]) -> None:
     for name, text in files.items():
         path = folder / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text).lstrip("\n"))
-        if name.endswith((".sh", ".bin")) or text.startswith("#!"):
+        body = textwrap.dedent(text).lstrip("\n")
+        path.write_text(body)
+        if body.startswith("#!"):
             path.chmod(0o755)
 
 
 def shm_entries() -> set[str]:
     return set(os.listdir("/dev/shm"))
+
+
+def run_folders() -> set[str]:
+    from doradus._paths import runs_dir
+
+    return set(os.listdir(runs_dir()))
+
+
+def processes_mentioning(text: str) -> list[str]:
+    """Command lines of live processes that mention ``text`` (orphans of a run)."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        try:
+            cmdline = " ".join(proc.info["cmdline"] or [])
+        except (psutil.Error, TypeError):
+            continue
+        if text in cmdline and proc.info["status"] != psutil.STATUS_ZOMBIE:
+            found.append(cmdline)
+    return found
+
+
+def assert_nothing_left(before_shm: set[str], before_runs: set[str], folder: Path) -> None:
+    assert shm_entries() <= before_shm, "a run left files in /dev/shm"
+    assert run_folders() <= before_runs, "a run left its private runtime folder behind"
+    assert processes_mentioning(str(folder)) == [], "a run left node processes behind"
 
 
 @pytest.fixture
@@ -54,7 +82,7 @@ def dataflow(tmp_path: Path) -> Callable[..., Ran]:
 
     def run(files: dict[str, str], *args: str, timeout: float = 60, cwd: Path | None = None) -> Ran:
         write_files(tmp_path, files)
-        before = shm_entries()
+        before, before_runs = shm_entries(), run_folders()
         proc = subprocess.run(
             [*DORADUS, "run", str(tmp_path / "dataflow.yml"), "--no-color", *args],
             capture_output=True,
@@ -62,7 +90,7 @@ def dataflow(tmp_path: Path) -> Callable[..., Ran]:
             timeout=timeout,
             cwd=cwd or tmp_path.parent,
         )
-        assert shm_entries() <= before, "a run left files in /dev/shm"
+        assert_nothing_left(before, before_runs, tmp_path)
         return Ran(proc.returncode, proc.stdout, proc.stderr)
 
     return run
