@@ -151,7 +151,9 @@ class LocalDaemon:
             self.nodes[link.sender].links.append(
                 ({"peer": link.receiver, "dir": "out", "outputs": sorted(link.routes)}, a)
             )
-            self.nodes[link.receiver].links.append(({"peer": link.sender, "dir": "in", "routes": link.routes}, b))
+            self.nodes[link.receiver].links.append(
+                ({"peer": link.sender, "dir": "in", "routes": link.routes}, b)
+            )
 
     def _config(self, proc: NodeProcess) -> dict[str, Any]:
         inputs: dict[str, Any] = {}
@@ -187,7 +189,9 @@ class LocalDaemon:
         env = dict(os.environ)
         env.update(spec.env)
         env.update(self.extra_env)
-        env[ENV_CONFIG] = json.dumps({"control": self.control_path, "node_id": spec.id, "run_id": self.run_id})
+        env[ENV_CONFIG] = json.dumps(
+            {"control": self.control_path, "node_id": spec.id, "run_id": self.run_id}
+        )
         env["PYTHONPATH"] = os.pathsep.join(p for p in (COMPAT_PATH, env.get("PYTHONPATH", "")) if p)
         env["PYTHONUNBUFFERED"] = "1"
         env["DORADUS_RUN_ID"] = self.run_id
@@ -226,7 +230,9 @@ class LocalDaemon:
             self.on_line(node_id, line)
 
     def _pump(self, proc: NodeProcess) -> None:
-        assert proc.popen is not None and proc.popen.stdout is not None and proc.log is not None
+        assert proc.popen is not None
+        assert proc.popen.stdout is not None
+        assert proc.log is not None
         for raw in proc.popen.stdout:
             line = raw.decode("utf-8", "replace").rstrip("\n")
             proc.tail.append(line)

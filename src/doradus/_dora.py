@@ -42,7 +42,13 @@ def to_dora_event(event: Event) -> dict[str, Any]:
         'INPUT_CLOSED'
     """
     if isinstance(event, Input):
-        return {"kind": "dora", "type": "INPUT", "id": event.id, "value": event.value, "metadata": event.metadata}
+        return {
+            "kind": "dora",
+            "type": "INPUT",
+            "id": event.id,
+            "value": event.value,
+            "metadata": event.metadata,
+        }
     if isinstance(event, InputClosed):
         return {"kind": "dora", "type": "INPUT_CLOSED", "id": event.id}
     if isinstance(event, Stop):
@@ -97,7 +103,7 @@ class Node:
         """True when no event waits."""
         return self._node.is_empty()
 
-    async def recv_async(self, timeout: float | None = None) -> dict[str, Any] | None:
+    async def recv_async(self, timeout: float | None = None) -> dict[str, Any] | None:  # noqa: ASYNC109 - dora's signature
         """Await the next event dict."""
         event = await self._node.recv_async(timeout)
         return None if event is None else to_dora_event(event)
@@ -136,9 +142,13 @@ class Node:
         """How many times the node was restarted."""
         return self._node.restart_count()
 
-    def log(self, level: str, message: str, target: str | None = None, fields: dict[str, Any] | None = None) -> None:
+    def log(
+        self, level: str, message: str, target: str | None = None, fields: dict[str, Any] | None = None
+    ) -> None:
         """Log ``message`` at ``level`` (error, warn, info, debug, trace)."""
-        number = {"error": 40, "warn": 30, "warning": 30, "info": 20, "debug": 10, "trace": 5}.get(level.lower(), 20)
+        number = {"error": 40, "warn": 30, "warning": 30, "info": 20, "debug": 10, "trace": 5}.get(
+            level.lower(), 20
+        )
         extra = f" {fields}" if fields else ""
         self._log.log(number, "%s%s", message, extra)
         print(f"[{level.upper()}] {message}{extra}", flush=True)

@@ -171,9 +171,7 @@ class Reactor:
         sock = link.sock
         while True:
             try:
-                nbytes, ancdata, _flags, _addr = sock.recvmsg_into(
-                    [self._view], _ANC, socket.MSG_DONTWAIT
-                )
+                nbytes, ancdata, _flags, _addr = sock.recvmsg_into([self._view], _ANC, socket.MSG_DONTWAIT)
             except BlockingIOError:
                 return
             if nbytes == 0 and not ancdata:
@@ -184,7 +182,7 @@ class Reactor:
             self._on_data(link, bytes(self._view[:nbytes]), ancdata)
 
     def _on_data(self, link: InLink, data: bytes, ancdata: list[Any]) -> None:
-        (kind, flags, out_len, type_len, layout_len, meta_len, seq, stamp, seg_id, seg_size, seg_off) = (
+        (kind, flags, out_len, type_len, layout_len, meta_len, _seq, stamp, seg_id, seg_size, seg_off) = (
             DATA.unpack_from(data, 0)
         )
         if kind != KIND_DATA:

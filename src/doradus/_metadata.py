@@ -100,9 +100,7 @@ def _encode_list(key: str, values: list[Any]) -> bytes:
         raws = [v.encode() for v in values]
         body = b"".join(_U32.pack(len(r)) + r for r in raws)
         return bytes((_STRS,)) + _U32.pack(len(raws)) + body
-    raise MetadataError(
-        f"metadata list {key!r} must hold only ints, only floats or only strings"
-    )
+    raise MetadataError(f"metadata list {key!r} must hold only ints, only floats or only strings")
 
 
 def _checked_int(key: str, value: int) -> int:

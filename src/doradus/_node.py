@@ -244,7 +244,7 @@ class Node:
         while (event := self.next()) is not None:
             yield event
 
-    async def recv_async(self, timeout: float | None = None) -> Event | None:
+    async def recv_async(self, timeout: float | None = None) -> Event | None:  # noqa: ASYNC109 - dora's signature
         """Await the next event (``None`` on timeout or end of stream).
 
         Example::
@@ -304,12 +304,16 @@ class Node:
             else:
                 self._send_shared(live, array, plan, head, stamp)
 
-    def _send_inline(self, links: list[OutLink], plan: ValuePlan, head: tuple[bytes, ...], stamp: int) -> None:
+    def _send_inline(
+        self, links: list[OutLink], plan: ValuePlan, head: tuple[bytes, ...], stamp: int
+    ) -> None:
         out, blob, layout, meta = head
         flags = FLAG_IPC if plan.kind == KIND_IPC else 0
         prefix = b"".join(
             (
-                DATA.pack(KIND_DATA, flags, len(out), len(blob), len(layout), len(meta), self._seq, stamp, 0, 0, 0),
+                DATA.pack(
+                    KIND_DATA, flags, len(out), len(blob), len(layout), len(meta), self._seq, stamp, 0, 0, 0
+                ),
                 out,
                 blob,
                 layout,
@@ -418,7 +422,7 @@ class Node:
         if output_id not in self._routes:
             raise UnknownOutputError(output_id, node_id=self.id, declared=list(self._routes))
         array = self.allocate(data_length)
-        yield memoryview(array)
+        yield array.data
         self.send_output(output_id, array, metadata)
 
     # ------------------------------------------------------------------- info
@@ -483,7 +487,11 @@ class Node:
         """
         return {
             "inputs": {
-                k: {"received": self._inbox.received[k], "dropped": self._inbox.dropped[k], "queued": self._inbox.depth(k)}
+                k: {
+                    "received": self._inbox.received[k],
+                    "dropped": self._inbox.dropped[k],
+                    "queued": self._inbox.depth(k),
+                }
                 for k in self._config["inputs"]
             },
             "outputs": {k: {"sent": self.sent[k], "bytes": self.sent_bytes[k]} for k in self.sent},
@@ -562,7 +570,7 @@ def _attach(node_id: str | None) -> tuple[socket.socket, dict[str, Any], list[in
     if node_id is None:
         raise NodeError(
             "this process was not started by Doradus. Run it with `doradus run dataflow.yml`, "
-            "or declare it `path: dynamic` in the dataflow and call Node(\"<its id>\")"
+            'or declare it `path: dynamic` in the dataflow and call Node("<its id>")'
         )
     return _register(_find_dynamic(node_id), node_id, dynamic=True)
 
@@ -582,7 +590,9 @@ def _find_dynamic(node_id: str) -> str:
     )
 
 
-def _register(control: str, node_id: str, *, dynamic: bool) -> tuple[socket.socket, dict[str, Any], list[int]]:
+def _register(
+    control: str, node_id: str, *, dynamic: bool
+) -> tuple[socket.socket, dict[str, Any], list[int]]:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
         sock.connect(control)
@@ -596,4 +606,3 @@ def _register(control: str, node_id: str, *, dynamic: bool) -> tuple[socket.sock
         raise NodeError(str(message.get("message")), node_id=node_id)
     config: dict[str, Any] = message["config"]
     return sock, config, fds
-

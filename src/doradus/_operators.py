@@ -64,7 +64,7 @@ def _load_operator(path: Path) -> Any:
 def main() -> None:
     """Host the operators of this node until its inputs close or it is stopped."""
     node = Node()
-    config = node._config  # noqa: SLF001 - the runtime is part of the package
+    config = node._config
     flow = load_dataflow(Path(config["dataflow"]))
     spec = flow.node(node.id)
     hosted = [_Hosted(op, f"{op.id}/" if op.id else "", node) for op in spec.operators]

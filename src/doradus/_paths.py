@@ -22,7 +22,9 @@ def runtime_base() -> Path:
         True
     """
     xdg = os.environ.get("XDG_RUNTIME_DIR")
-    parent = Path(xdg) if xdg and Path(xdg).is_dir() else Path(tempfile.gettempdir()) / f"doradus-{os.getuid()}"
+    parent = (
+        Path(xdg) if xdg and Path(xdg).is_dir() else Path(tempfile.gettempdir()) / f"doradus-{os.getuid()}"
+    )
     base = parent / "doradus"
     base.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(parent if not xdg else base, 0o700)

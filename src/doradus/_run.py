@@ -58,7 +58,8 @@ class LinePrinter:
         self.color = color
         width = max((len(n) for n in node_ids), default=0)
         self._prefix = {
-            node_id: self._paint(f"{node_id:<{width}}", _PALETTE[i % len(_PALETTE)]) for i, node_id in enumerate(node_ids)
+            node_id: self._paint(f"{node_id:<{width}}", _PALETTE[i % len(_PALETTE)])
+            for i, node_id in enumerate(node_ids)
         }
         self._lock = threading.Lock()
 
@@ -118,7 +119,9 @@ def run_dataflow(
         restore()
         daemon.kill()  # nothing is left behind, whatever happened above
         daemon.close()
-    return RunOutcome(run_id, out_dir, tuple(daemon.results()), bool(stop.requested_at), time.monotonic() - started)
+    return RunOutcome(
+        run_id, out_dir, tuple(daemon.results()), bool(stop.requested_at), time.monotonic() - started
+    )
 
 
 class _StopState:

@@ -93,9 +93,9 @@ class SegmentPool:
         with self._lock:
             best: Segment | None = None
             for seg in self._segments.values():
-                if seg.free and nbytes <= seg.size <= 2 * max(nbytes, MIN_SEGMENT):
-                    if best is None or seg.size < best.size:
-                        best = seg
+                fits = seg.free and nbytes <= seg.size <= 2 * max(nbytes, MIN_SEGMENT)
+                if fits and (best is None or seg.size < best.size):
+                    best = seg
             if best is None:
                 best = self._create(_size_class(nbytes))
             best.pending = 1  # reserved until the sender sets the real count
@@ -178,9 +178,9 @@ class SegmentPool:
             for seg in self._segments.values():
                 seg.known_by.discard(link_id)
             for seg_id, count in seg_ids.items():
-                seg = self._segments.get(seg_id)
-                if seg is not None:
-                    seg.pending = max(0, seg.pending - count)
+                held = self._segments.get(seg_id)
+                if held is not None:
+                    held.pending = max(0, held.pending - count)
 
     def statistics(self) -> dict[str, int]:
         """Counts for status displays.
@@ -239,5 +239,5 @@ class Lease:
     def __del__(self) -> None:
         try:
             self._release(self.seg_id)
-        except Exception:  # noqa: BLE001 - a finalizer must never raise (interpreter may be exiting)
+        except Exception:
             pass

@@ -163,7 +163,9 @@ class ValuePlan:
                 continue
             start = base + offset
             view = memoryview(part)
-            dest[start : start + view.nbytes] = view.cast("B") if view.ndim != 1 or view.format != "B" else view
+            dest[start : start + view.nbytes] = (
+                view.cast("B") if view.ndim != 1 or view.format != "B" else view
+            )
 
 
 def _align(value: int, to: int) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 SENDER_FIRST_LAST = """
 import pyarrow as pa
 from doradus import Node
@@ -80,7 +79,13 @@ def test_fan_out_reaches_every_receiver(dataflow):
     )
     assert ran.returncode == 0, ran.output
     for i in range(4):
-        assert ran.lines_of(f"r{i}")[:5] == ["got first", "got middle 0", "got middle 1", "got middle 2", "got last"]
+        assert ran.lines_of(f"r{i}")[:5] == [
+            "got first",
+            "got middle 0",
+            "got middle 1",
+            "got middle 2",
+            "got last",
+        ]
 
 
 BIG_SENDER = """
@@ -124,8 +129,9 @@ for event in node:
         writable = True
     except ValueError:
         writable = False
-    print(event.metadata["kind"], len(value), hashlib.sha256(array.tobytes()).hexdigest(),
-          "shm" if inside else "not-shm", inside[0] if inside else "-", "writable" if writable else "read-only")
+    digest = hashlib.sha256(array.tobytes()).hexdigest()
+    print(event.metadata["kind"], len(value), digest, "shm" if inside else "not-shm",
+          inside[0] if inside else "-", "writable" if writable else "read-only")
 """
 
 

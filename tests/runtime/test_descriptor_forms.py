@@ -191,7 +191,9 @@ def test_dynamic_node_attaches_by_id(tmp_path):
     try:
         deadline = time.monotonic() + 30
         while True:  # the run advertises its dynamic node once it has started
-            dyn = subprocess.run([sys.executable, str(tmp_path / "dyn.py")], capture_output=True, text=True, timeout=60)
+            dyn = subprocess.run(
+                [sys.executable, str(tmp_path / "dyn.py")], capture_output=True, text=True, timeout=60
+            )
             if dyn.returncode == 0 or "no running dataflow" not in dyn.stderr or time.monotonic() > deadline:
                 break
             time.sleep(0.1)

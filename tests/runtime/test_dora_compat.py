@@ -7,8 +7,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import DORADUS
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
@@ -84,7 +82,8 @@ def test_hub_node_beside_real_dora_rs(dataflow):
     # dora-rs and dora-echo come from the package registry (test extras); the real `dora`
     # package must be importable here, yet the node must use Doradus's module.
     real = importlib.util.find_spec("dora")
-    assert real is not None and "site-packages" in str(real.origin), "the real dora-rs must be installed for this test"
+    assert real is not None, "the real dora-rs must be installed for this test"
+    assert "site-packages" in str(real.origin)
     ran = dataflow(
         {
             "dataflow.yml": """

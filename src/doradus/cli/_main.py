@@ -20,8 +20,12 @@ def cli() -> None:
 
 @cli.command(context_settings=CONTEXT)
 @click.argument("dataflow", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--stop-after", metavar="DURATION", help="Stop the dataflow after this long (e.g. 10s, 500ms, 2m).")
-@click.option("--env", "env", multiple=True, metavar="K=V", help="Set an environment variable for every node.")
+@click.option(
+    "--stop-after", metavar="DURATION", help="Stop the dataflow after this long (e.g. 10s, 500ms, 2m)."
+)
+@click.option(
+    "--env", "env", multiple=True, metavar="K=V", help="Set an environment variable for every node."
+)
 @click.option(
     "--grace-duration",
     metavar="DURATION",
@@ -30,7 +34,9 @@ def cli() -> None:
     help="After Stop, how long nodes get to exit before they are terminated.",
 )
 @click.option("--no-color", is_flag=True, help="Plain output (also when NO_COLOR is set or not a terminal).")
-def run(dataflow: Path, stop_after: str | None, env: tuple[str, ...], grace_duration: str, no_color: bool) -> None:
+def run(
+    dataflow: Path, stop_after: str | None, env: tuple[str, ...], grace_duration: str, no_color: bool
+) -> None:
     """Run DATAFLOW in the foreground until every node has exited.
 
     Node output is printed prefixed by the node id and stored under
@@ -54,7 +60,12 @@ def run(dataflow: Path, stop_after: str | None, env: tuple[str, ...], grace_dura
     printer = LinePrinter([n.id for n in flow.nodes], color=reporter.color)
     reporter.info(f"Running dataflow {flow.name!r}: {len(flow.nodes)} nodes")
     outcome = run_dataflow(
-        flow, stop_after=stop_seconds, extra_env=extra_env, grace=grace, on_line=printer, on_info=reporter.info
+        flow,
+        stop_after=stop_seconds,
+        extra_env=extra_env,
+        grace=grace,
+        on_line=printer,
+        on_info=reporter.info,
     )
     reporter.outcome(outcome)
     sys.exit(outcome.exit_code)

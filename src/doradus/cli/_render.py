@@ -23,7 +23,9 @@ def parse_duration(text: str, option: str) -> float:
     """
     match = _DURATION.match(text)
     if not match or match.group(2) not in ("", *_UNITS):
-        raise click.BadParameter(f"{text!r} is not a duration; write e.g. 10s, 500ms or 2m", param_hint=option)
+        raise click.BadParameter(
+            f"{text!r} is not a duration; write e.g. 10s, 500ms or 2m", param_hint=option
+        )
     return float(match.group(1)) * _UNITS.get(match.group(2) or "s", 1.0)
 
 
