@@ -57,6 +57,9 @@ def run(
         reporter.problems(exc.problems)
         sys.exit(2)
     reporter.problems(flow.warnings)
+    for node in flow.nodes:
+        if node.build:
+            reporter.warning(f"node {node.id!r} has a `build` command; `doradus run` does not build: run it first")
     printer = LinePrinter([n.id for n in flow.nodes], color=reporter.color)
     reporter.info(f"Running dataflow {flow.name!r}: {len(flow.nodes)} nodes")
     outcome = run_dataflow(
