@@ -70,9 +70,12 @@ def processes_mentioning(text: str) -> list[str]:
     return found
 
 
-def assert_nothing_left(before_shm: set[str], before_runs: set[str], folder: Path) -> None:
+def assert_nothing_left(before_shm: set[str], folder: Path) -> None:
     assert shm_entries() <= before_shm, "a run left files in /dev/shm"
-    assert run_folders() <= before_runs, "a run left its private runtime folder behind"
+    # Each run's private folder is named after its run id (the name of its out/ folder).
+    run_ids = [p.name[:13] for p in (folder / "out").glob("*")] if (folder / "out").is_dir() else []
+    leftovers = [name for name in run_folders() if any(name.startswith(rid) for rid in run_ids)]
+    assert leftovers == [], "a run left its private runtime folder behind"
     assert processes_mentioning(str(folder)) == [], "a run left node processes behind"
 
 
@@ -82,7 +85,7 @@ def dataflow(tmp_path: Path) -> Callable[..., Ran]:
 
     def run(files: dict[str, str], *args: str, timeout: float = 60, cwd: Path | None = None) -> Ran:
         write_files(tmp_path, files)
-        before, before_runs = shm_entries(), run_folders()
+        before = shm_entries()
         proc = subprocess.run(
             [*DORADUS, "run", str(tmp_path / "dataflow.yml"), "--no-color", *args],
             capture_output=True,
@@ -90,7 +93,7 @@ def dataflow(tmp_path: Path) -> Callable[..., Ran]:
             timeout=timeout,
             cwd=cwd or tmp_path.parent,
         )
-        assert_nothing_left(before, before_runs, tmp_path)
+        assert_nothing_left(before, tmp_path)
         return Ran(proc.returncode, proc.stdout, proc.stderr)
 
     return run

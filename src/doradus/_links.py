@@ -106,8 +106,10 @@ class Reactor:
         deliver: Callable[[tuple[str, ...], tuple[Any, ...]], None],
         on_closed: Callable[[InLink], None],
         on_control: Callable[[dict[str, Any] | None], None],
+        on_error: Callable[[str], None],
     ) -> None:
         self._pool = pool
+        self._on_error = on_error
         self._deliver = deliver
         self._on_closed = on_closed
         self._on_control = on_control
@@ -154,12 +156,19 @@ class Reactor:
                 try:
                     handler(target)
                 except OSError:
-                    self._drop(key.fileobj)
-                    if isinstance(target, InLink) and not target.closed:
-                        target.closed = True
-                        self._on_closed(target)
-                    elif isinstance(target, OutLink):
-                        self._receiver_gone(target)
+                    self._lost(key.fileobj, target)
+                except Exception as exc:  # a malformed datagram must not kill the reader
+                    self._on_error(
+                        f"dropped a malformed message from {getattr(target, 'peer', 'daemon')!r}: {exc!r}"
+                    )
+
+    def _lost(self, fileobj: Any, target: Any) -> None:
+        self._drop(fileobj)
+        if isinstance(target, InLink) and not target.closed:
+            target.closed = True
+            self._on_closed(target)
+        elif isinstance(target, OutLink):
+            self._receiver_gone(target)
 
     def _drop(self, fileobj: Any) -> None:
         try:

@@ -96,7 +96,9 @@ class Node:
         self._lingering: set[str] = {k for k, v in inputs.items() if v["kind"] == "logs"}
         self._routes: dict[str, list[OutLink]] = {o: [] for o in config["outputs"]}
         self._out_ids: dict[str, bytes] = {o: o.encode() for o in config["outputs"]}
-        self._reactor = Reactor(self._pool, self._deliver, self._on_link_closed, self._on_control)
+        self._reactor = Reactor(
+            self._pool, self._deliver, self._on_link_closed, self._on_control, self._on_error
+        )
         self._wire(config["links"], fds)
         self._timer_stop = threading.Event()
         self._await_start()
@@ -141,6 +143,9 @@ class Node:
     def _on_link_closed(self, link: InLink) -> None:
         for input_id in link.inputs:
             self._inbox.push(None, InputClosed(input_id))
+
+    def _on_error(self, message: str) -> None:
+        self._inbox.push(None, Error(message))
 
     def _on_control(self, message: dict[str, Any] | None) -> None:
         if message is None:
