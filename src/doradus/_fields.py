@@ -24,7 +24,7 @@ from collections.abc import Collection
 from datetime import date
 from typing import Any
 
-from doradus._problems import Problem, closest
+from doradus._problems import Problem, closest, shorten
 from doradus._quantities import parse_byte_size, parse_duration
 from doradus._yamlpos import KeyPath, Positions
 
@@ -48,16 +48,6 @@ def describe(value: object) -> str:
         return f"the date `{value}` (YAML reads it as a date)"
     names = {type(None): "nothing (null)", list: "a list", dict: "a mapping", bytes: "binary data"}
     return names.get(type(value), type(value).__name__)
-
-
-def shorten(text: str, limit: int = 60) -> str:
-    """Cut ``text`` to ``limit`` characters for a message.
-
-    Example:
-        >>> shorten("abcdef", 4)
-        'abc…'
-    """
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def name_of(path: KeyPath) -> str:
@@ -91,7 +81,9 @@ class FieldReader:
 
     Getters take the *path* of a value (for its location) and the value
     itself; a None value (absent or null) is returned as None without a
-    problem, since every optional field may be left out.
+    problem, since every optional field may be left out. ``settled`` are
+    problems found while parsing the YAML: they are kept, and no further
+    error is recorded at their places.
 
     Example:
         >>> from pathlib import Path
@@ -101,9 +93,12 @@ class FieldReader:
         (True, [])
     """
 
-    def __init__(self, positions: Positions) -> None:
+    def __init__(self, positions: Positions, *, settled: Collection[Problem] = ()) -> None:
         self.positions = positions
-        self.problems: list[Problem] = []
+        self.problems: list[Problem] = list(settled)
+        # Values that YAML itself could not read are None now; complaints
+        # about them being None would only repeat the first problem.
+        self._settled = {(p.location.line, p.location.column) for p in settled if p.is_error}
 
     @property
     def has_errors(self) -> bool:
@@ -113,7 +108,8 @@ class FieldReader:
     def error(self, path: KeyPath, message: str, fix: str | None, *, at_key: bool = False) -> None:
         """Record an error at the value at ``path`` (or its key)."""
         where = self.positions.key_at(path) if at_key else self.positions.value_at(path)
-        self.problems.append(Problem(where, message, fix, "error"))
+        if (where.line, where.column) not in self._settled:
+            self.problems.append(Problem(where, message, fix, "error"))
 
     def warn(self, path: KeyPath, message: str, fix: str | None, *, at_key: bool = False) -> None:
         """Record a warning at the value at ``path`` (or its key)."""
@@ -134,7 +130,9 @@ class FieldReader:
             if not isinstance(key, str):
                 self.error(key_path, f"{what} key `{key}` must be text", "quote the key", at_key=True)
             elif key.startswith(UNSTABLE_PREFIX):
-                self.warn(key_path, f"`{key}` is not supported by Doradus and is ignored", "remove it", at_key=True)
+                self.warn(
+                    key_path, f"`{key}` is not supported by Doradus and is ignored", "remove it", at_key=True
+                )
             else:
                 self.unknown_key(key_path, key, allowed, what=what)
 
@@ -153,14 +151,18 @@ class FieldReader:
         """Return ``value`` if it is a string."""
         if value is None or isinstance(value, str):
             return value
-        self.type_error(path, value, "text", f"write `{name_of(path)}` as text; quote it if it looks like a number")
+        self.type_error(
+            path, value, "text", f"write `{name_of(path)}` as text; quote it if it looks like a number"
+        )
         return None
 
     def boolean(self, path: KeyPath, value: object) -> bool | None:
         """Return ``value`` if it is a boolean."""
         if value is None or isinstance(value, bool):
             return value
-        self.type_error(path, value, "`true` or `false`", f"write `{name_of(path)}: true` or `{name_of(path)}: false`")
+        self.type_error(
+            path, value, "`true` or `false`", f"write `{name_of(path)}: true` or `{name_of(path)}: false`"
+        )
         return None
 
     def integer(self, path: KeyPath, value: object, *, minimum: int = 0) -> int | None:
@@ -168,29 +170,20 @@ class FieldReader:
         if value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= minimum):
             return value
         self.type_error(
-            path, value, f"a whole number ≥ {minimum}", f"write a whole number, e.g. `{name_of(path)}: {max(minimum, 1)}`"
+            path,
+            value,
+            f"a whole number ≥ {minimum}",
+            f"write a whole number, e.g. `{name_of(path)}: {max(minimum, 1)}`",
         )
-        return None
-
-    def number(self, path: KeyPath, value: object, *, positive: bool = False) -> float | None:
-        """Return ``value`` as a float if it is a finite number ≥ 0 (or > 0)."""
-        if value is None:
-            return None
-        number = _finite(value)
-        if number is not None and (number > 0 or (number == 0 and not positive)):
-            return number
-        bound = "> 0" if positive else "≥ 0"
-        self.type_error(path, value, f"a number {bound}", f"write a number, e.g. `{name_of(path)}: 1.5`")
         return None
 
     def duration(self, path: KeyPath, value: object, *, positive: bool = False) -> float | None:
         """Return seconds from a number or a duration text like ``"500ms"``."""
-        if isinstance(value, str):
-            seconds = parse_duration(value)
-            if seconds is not None and (seconds > 0 or (seconds == 0 and not positive)):
-                return seconds
-        elif value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
-            return self.number(path, value, positive=positive)
+        if value is None:
+            return None
+        seconds = parse_duration(value) if isinstance(value, str) else _finite(value)
+        if seconds is not None and (seconds > 0 or (seconds == 0 and not positive)):
+            return seconds
         bound = "greater than 0" if positive else "0 or more"
         fix = f'write seconds (`{name_of(path)}: 2.5`) or a duration with a unit: "500ms", "2s", "1m"'
         self.type_error(path, value, f"a duration {bound}", fix)
@@ -225,14 +218,18 @@ class FieldReader:
         """Return ``value`` if it is a mapping."""
         if value is None or isinstance(value, dict):
             return value
-        self.type_error(path, value, "a mapping", f"write `{name_of(path)}` as `key: value` lines indented under it")
+        self.type_error(
+            path, value, "a mapping", f"write `{name_of(path)}` as `key: value` lines indented under it"
+        )
         return None
 
     def sequence(self, path: KeyPath, value: object) -> list[Any] | None:
         """Return ``value`` if it is a list."""
         if value is None or isinstance(value, list):
             return value
-        self.type_error(path, value, "a list", f"write `{name_of(path)}` as a list: `[a, b]` or one `- item` per line")
+        self.type_error(
+            path, value, "a list", f"write `{name_of(path)}` as a list: `[a, b]` or one `- item` per line"
+        )
         return None
 
     def texts(self, path: KeyPath, value: object) -> list[str] | None:

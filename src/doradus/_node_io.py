@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from doradus._dataflow import DEFAULT_QUEUE_SIZE, InputSpec, QueuePolicy
-from doradus._fields import FieldReader, shorten
+from doradus._fields import FieldReader
+from doradus._problems import shorten
 from doradus._sources import SourceError, parse_source
 from doradus._yamlpos import KeyPath
 
@@ -77,35 +78,40 @@ def read_inputs(reader: FieldReader, path: KeyPath, value: object) -> Inputs:
     return result
 
 
-def _read_input(reader: FieldReader, path: KeyPath, input_id: object, value: object, into: Inputs) -> InputSpec | None:
+def _read_input(
+    reader: FieldReader, path: KeyPath, input_id: object, value: object, into: Inputs
+) -> InputSpec | None:
     if not isinstance(input_id, str) or not input_id:
         reader.error(path, f"input id `{input_id}` must be non-empty text", "quote the input id", at_key=True)
         return None
     if isinstance(value, str):
-        return _input_spec(reader, path, input_id, value, {}, into)
+        return _input_spec(reader, path, path, value, {}, into)
     if isinstance(value, dict):
         reader.keys(path, value, INPUT_KEYS, what="input")
         if "source" not in value:
             fix = "add `source: node/output` (or a timer like `dora/timer/millis/20`)"
-            reader.error(path, f"input `{input_id}` has no `source`", fix)
+            reader.error(path, f"input `{input_id}` has no `source`", fix, at_key=True)
             return None
         source = value["source"]
         if not isinstance(source, str):
-            reader.type_error((*path, "source"), source, "a source like `node/output`", "write `source: node/output`")
+            reader.type_error(
+                (*path, "source"), source, "a source like `node/output`", "write `source: node/output`"
+            )
             return None
-        return _input_spec(reader, (*path, "source"), input_id, source, value, into)
+        return _input_spec(reader, path, (*path, "source"), source, value, into)
     fix = f"write `{input_id}: node/output`, or `{input_id}: {{source: node/output, queue_size: 10}}`"
     reader.type_error(path, value, _SOURCE_TYPES, fix)
     return None
 
 
 def _input_spec(
-    reader: FieldReader, source_path: KeyPath, input_id: str, text: str, options: dict[Any, Any], into: Inputs
+    reader: FieldReader, path: KeyPath, source_path: KeyPath, text: str, options: dict[Any, Any], into: Inputs
 ) -> InputSpec | None:
-    parent = source_path[:-1] if options else source_path
-    queue_size = reader.integer((*parent, "queue_size"), options.get("queue_size"), minimum=1)
-    policy = reader.choice((*parent, "queue_policy"), options.get("queue_policy"), QUEUE_POLICIES)
-    timeout = reader.duration((*parent, "input_timeout"), options.get("input_timeout"), positive=True)
+    """Build one input; ``path`` is the input's own key path, ``options`` its long form."""
+    input_id = str(path[-1])
+    queue_size = reader.integer((*path, "queue_size"), options.get("queue_size"), minimum=1)
+    policy = reader.choice((*path, "queue_policy"), options.get("queue_policy"), QUEUE_POLICIES)
+    timeout = reader.duration((*path, "input_timeout"), options.get("input_timeout"), positive=True)
     source = parse_source(text)
     if isinstance(source, SourceError):
         reader.error(source_path, source.message, source.fix)
@@ -154,7 +160,9 @@ def read_outputs(reader: FieldReader, path: KeyPath, value: object) -> tuple[tup
             complete = False
         elif output in seen:
             first = reader.positions.value_at((*path, seen[output]))
-            message = f"duplicate output `{shorten(output)}` (first listed at line {first.line})"
+            message = (
+                f"duplicate output `{shorten(output)}` (first at line {first.line}, column {first.column})"
+            )
             reader.error((*path, index), message, "list each output once")
         else:
             seen[output] = index
@@ -186,13 +194,13 @@ def read_send_stdout_as(
 
 
 def read_build(reader: FieldReader, path: KeyPath, value: object) -> tuple[str, ...]:
-    """Read ``build``: one command per non-empty line.
+    r"""Read ``build``: one command per non-empty line.
 
     Example:
         >>> from pathlib import Path
         >>> from doradus._yamlpos import Positions
         >>> reader = FieldReader(Positions(Path("d.yml"), {}, {}))
-        >>> read_build(reader, ("build",), "pip install -e .\\n\\ncargo build\\n")
+        >>> read_build(reader, ("build",), "pip install -e .\n\ncargo build\n")
         ('pip install -e .', 'cargo build')
     """
     text = reader.text(path, value)
@@ -216,16 +224,22 @@ def read_args(reader: FieldReader, path: KeyPath, value: object) -> tuple[str, .
     if value is None:
         return ()
     if not isinstance(value, str):
-        reader.type_error(path, value, "text or a list of text", "write `args: --flag value` or `args: [--flag, value]`")
+        reader.type_error(
+            path, value, "text or a list of text", "write `args: --flag value` or `args: [--flag, value]`"
+        )
         return ()
     try:
         return tuple(shlex.split(value))
     except ValueError as exc:
-        reader.error(path, f"cannot split `args` into words: {exc}", "close the quote, or escape it with `\\`")
+        reader.error(
+            path, f"cannot split `args` into words: {exc}", "close the quote, or escape it with `\\`"
+        )
         return ()
 
 
-def read_env(reader: FieldReader, path: KeyPath, value: object, variables: Mapping[str, str]) -> dict[str, str]:
+def read_env(
+    reader: FieldReader, path: KeyPath, value: object, variables: Mapping[str, str]
+) -> dict[str, str]:
     """Read an ``env:`` mapping; values become strings with ``$VAR`` expanded.
 
     Booleans become ``true``/``false``, numbers their decimal text. A
@@ -252,7 +266,7 @@ def read_env(reader: FieldReader, path: KeyPath, value: object, variables: Mappi
         elif isinstance(item, str):
             env[name] = expand_variables(reader, item_path, item, variables)
         else:
-            fix = f"write `{name}` as text, a number or `true`/`false`; quote lists and mappings to pass them as text"
+            fix = f"write `{name}` as text, a number or `true`/`false`; quote a list or mapping to pass it"
             reader.type_error(item_path, item, "text, a number or a boolean", fix)
     return env
 
@@ -272,9 +286,11 @@ def expand_variables(reader: FieldReader, path: KeyPath, text: str, variables: M
         name = match.group(1) or match.group(2)
         if name in variables:
             return variables[name]
-        reader.warn(path, f"environment variable `{name}` is not set; `{match.group(0)}` is kept as written", (
-            f"set `{name}` before starting the dataflow (or pass it with `--env {name}=...`)"
-        ))
+        reader.warn(
+            path,
+            f"environment variable `{name}` is not set; `{match.group(0)}` is kept as written",
+            f"set `{name}` before starting the dataflow (or pass it with `--env {name}=...`)",
+        )
         return match.group(0)
 
     return _VARIABLE.sub(replace, text)

@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -108,7 +109,7 @@ def file_state(file: str) -> FileState:
 
 def _unusable(text: str) -> tuple[str, str] | None:
     if not text.strip():
-        return "`path` is empty", "name a Python file, an executable, `dynamic` or `shell`"
+        return ("`path` is empty", "name a Python file, an executable, `dynamic` or `shell`")
     if "\0" in text:
         return "`path` contains a NUL character", "remove it"
     if "://" in text:
@@ -126,10 +127,8 @@ def absolute(folder: Path, text: str) -> str:
         >>> absolute(Path("/df"), "../bin/x")
         '/bin/x'
     """
-    try:
+    with contextlib.suppress(KeyError, ValueError):  # `~name` holding a NUL: keep it as written
         text = os.path.expanduser(text)
-    except (KeyError, ValueError):  # `~name` with a character no user name can hold
-        pass
     return os.path.normpath(os.path.join(folder, text))
 
 
@@ -142,7 +141,9 @@ def _find_command(name: str, folder: Path) -> Resolved:
     if found is not None:
         return Resolved("executable", os.path.abspath(found))
     if local_state == "file":
-        return Resolved("executable", local, (f"`{name}` is not executable ({local})", f"run `chmod +x {local}`"))
+        return Resolved(
+            "executable", local, (f"`{name}` is not executable ({local})", f"run `chmod +x {local}`")
+        )
     message = f"cannot find `{name}`: no file `{name}` in {folder} and no command `{name}` on PATH"
     fix = f"install the package that provides `{name}`, or give the file's path (`./{name}` or `{name}.py`)"
     return Resolved("executable", name, (message, fix), missing=True)

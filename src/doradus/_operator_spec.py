@@ -24,13 +24,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from doradus._dataflow import InputSpec, OperatorSpec
-from doradus._fields import FieldReader, shorten
+from doradus._fields import FieldReader
 from doradus._node_io import read_build, read_inputs, read_outputs, read_send_stdout_as
 from doradus._node_paths import absolute, check_file
+from doradus._problems import shorten
 from doradus._yamlpos import KeyPath
 
 OPERATOR_KEYS = frozenset(
-    {"python", "shared-library", "wasm", "inputs", "outputs", "name", "description", "build", "send_stdout_as"}
+    {
+        "python",
+        "shared-library",
+        "wasm",
+        "inputs",
+        "outputs",
+        "name",
+        "description",
+        "build",
+        "send_stdout_as",
+    }
 )
 PYTHON_KEYS = frozenset({"source", "conda_env"})
 _ID = re.compile(r"[a-zA-Z0-9_.-]+")
@@ -66,7 +77,9 @@ class _Draft:
     build: tuple[str, ...]
 
 
-def read_operator(reader: FieldReader, folder: Path, path: KeyPath, value: object, *, has_build: bool) -> Operators:
+def read_operator(
+    reader: FieldReader, folder: Path, path: KeyPath, value: object, *, has_build: bool
+) -> Operators:
     """Read a single ``operator:`` mapping (no id; ids are not prefixed).
 
     Example:
@@ -91,7 +104,9 @@ def read_operator(reader: FieldReader, folder: Path, path: KeyPath, value: objec
     )
 
 
-def read_operators(reader: FieldReader, folder: Path, path: KeyPath, value: object, *, has_build: bool) -> Operators:
+def read_operators(
+    reader: FieldReader, folder: Path, path: KeyPath, value: object, *, has_build: bool
+) -> Operators:
     """Read an ``operators:`` list; node-level ids become ``<operator-id>/<id>``.
 
     Example:
@@ -105,7 +120,9 @@ def read_operators(reader: FieldReader, folder: Path, path: KeyPath, value: obje
     items = reader.sequence(path, value)
     if not items:
         if items is not None:
-            reader.error(path, "`operators` is empty", "list at least one operator: `- id: op` with `python: op.py`")
+            reader.error(
+                path, "`operators` is empty", "list at least one operator: `- id: op` with `python: op.py`"
+            )
         return Operators(outputs_known=False)
     result = Operators()
     seen: dict[str, int] = {}
@@ -121,11 +138,17 @@ def read_operators(reader: FieldReader, folder: Path, path: KeyPath, value: obje
     return result
 
 
-def _duplicate(reader: FieldReader, id_path: KeyPath, op_id: str, seen: dict[str, int], path: KeyPath) -> bool:
+def _duplicate(
+    reader: FieldReader, id_path: KeyPath, op_id: str, seen: dict[str, int], path: KeyPath
+) -> bool:
     if op_id not in seen:
         return False
     first = reader.positions.value_at((*path, seen[op_id], "id"))
-    reader.error(id_path, f"duplicate operator id `{op_id}` (first at line {first.line})", "give each operator its own id")
+    reader.error(
+        id_path,
+        f"duplicate operator id `{op_id}` (first at line {first.line}, column {first.column})",
+        "give each operator its own id",
+    )
     return True
 
 
@@ -152,7 +175,9 @@ def _read_one(
     reader: FieldReader, folder: Path, path: KeyPath, value: object, *, with_id: bool, has_build: bool
 ) -> _Draft | None:
     if not isinstance(value, dict):
-        reader.type_error(path, value, "a mapping", "write the operator as a mapping with `python: my_operator.py`")
+        reader.type_error(
+            path, value, "a mapping", "write the operator as a mapping with `python: my_operator.py`"
+        )
         return None
     reader.keys(path, value, OPERATOR_KEYS | {"id"} if with_id else OPERATOR_KEYS, what="operator")
     op_id = _read_id(reader, path, value) if with_id else None
@@ -171,7 +196,8 @@ def _read_one(
 
 def _read_id(reader: FieldReader, path: KeyPath, value: dict[object, object]) -> str | None:
     if "id" not in value:
-        reader.error(path, "operator has no `id`", "add `id: my_operator` (letters, digits, `_`, `.`, `-`)")
+        fix = "add `id: my_operator` (letters, digits, `_`, `.`, `-`)"
+        reader.error(path, "operator has no `id`", fix, at_key=True)
         return None
     op_id = reader.text((*path, "id"), value["id"])
     if op_id is None:
@@ -193,7 +219,7 @@ def _read_python(
         if kind != "python":
             reader.error((*path, kind), *_ONLY_PYTHON, at_key=True)
     if not kinds:
-        reader.error(path, "operator has no `python`", "add `python: my_operator.py`")
+        reader.error(path, "operator has no `python`", "add `python: my_operator.py`", at_key=True)
     if "python" not in value:
         return None
     source_path, text = _python_source(reader, (*path, "python"), value["python"])
@@ -213,9 +239,12 @@ def _python_source(reader: FieldReader, path: KeyPath, value: object) -> tuple[K
     if isinstance(value, dict):
         reader.keys(path, value, PYTHON_KEYS, what="python operator")
         if value.get("conda_env") is not None:
-            reader.warn((*path, "conda_env"), "`conda_env` is ignored: operators run in the dataflow's Python", None)
+            reader.warn(
+                (*path, "conda_env"), "`conda_env` is ignored: operators run in the dataflow's Python", None
+            )
         if "source" not in value:
-            reader.error(path, "`python` has no `source`", "write `python: {source: my_operator.py}`")
+            fix = "write `python: {source: my_operator.py}`"
+            reader.error(path, "`python` has no `source`", fix, at_key=True)
             return path, None
         return (*path, "source"), _non_empty(reader, (*path, "source"), value["source"])
     return path, _non_empty(reader, path, value)

@@ -86,3 +86,13 @@ def closest(word: str, choices: Iterable[str]) -> str | None:
     """
     found = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return found[0] if found else None
+
+
+def shorten(text: str, limit: int = 60) -> str:
+    """Cut ``text`` to ``limit`` characters for a message.
+
+    Example:
+        >>> shorten("abcdef", 4)
+        'abc…'
+    """
+    return text if len(text) <= limit else text[: limit - 1] + "…"

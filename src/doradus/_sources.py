@@ -117,7 +117,9 @@ def _parse_timer(text: str, parts: list[str]) -> TimerSource | SourceError:
     if unit not in TIMER_UNITS:
         return _bad_timer_unit(text, unit)
     if _INTEGER.fullmatch(amount) and len(amount) > 30:
-        return SourceError(f"timer interval in `{text}` is too long", "use an interval shorter than 292 years")
+        return SourceError(
+            f"timer interval in `{text}` is too long", "use an interval shorter than 292 years"
+        )
     if not _INTEGER.fullmatch(amount) or int(amount) == 0:
         return SourceError(
             f"timer interval `{amount}` in `{text}` must be a whole number greater than 0",
@@ -125,7 +127,9 @@ def _parse_timer(text: str, parts: list[str]) -> TimerSource | SourceError:
         )
     interval = int(amount) * TIMER_UNITS[unit]
     if interval > MAX_INTERVAL_NS:
-        return SourceError(f"timer interval in `{text}` is too long", "use an interval shorter than 292 years")
+        return SourceError(
+            f"timer interval in `{text}` is too long", "use an interval shorter than 292 years"
+        )
     return TimerSource(source=text, interval_ns=interval)
 
 
@@ -136,11 +140,14 @@ def _parse_rate(text: str, amount: str) -> TimerSource | SourceError:
             f"timer rate `{amount}` in `{text}` must be a number of ticks per second greater than 0",
             "write e.g. `dora/timer/hz/50` for 50 ticks a second, or `dora/timer/hz/0.5` for one every 2 s",
         )
-    interval = round(1e9 / rate)
+    exact = 1e9 / rate  # may be inf for tiny rates: compare before rounding
+    if exact > MAX_INTERVAL_NS:
+        return SourceError(
+            f"timer rate in `{text}` is too low", "use a higher rate, or a `dora/timer/secs/N` timer"
+        )
+    interval = round(exact)
     if interval < 1:
         return SourceError(f"timer rate in `{text}` is above 1 GHz", "use a rate of at most 1000000000 Hz")
-    if interval > MAX_INTERVAL_NS:
-        return SourceError(f"timer rate in `{text}` is too low", "use a higher rate, or a `dora/timer/secs/N` timer")
     return TimerSource(source=text, interval_ns=interval)
 
 
@@ -149,7 +156,9 @@ def _bad_timer_unit(text: str, unit: str) -> SourceError:
     guess = _UNIT_ALIASES.get(unit.lower()) or closest(unit.lower(), units)
     listed = ", ".join(f"`{u}`" for u in units)
     hint = f"did you mean `{guess}`? " if guess else ""
-    return SourceError(f"unknown timer unit `{unit}` in `{text}` (known: {listed})", f"{hint}{_TIMER_EXAMPLE}")
+    return SourceError(
+        f"unknown timer unit `{unit}` in `{text}` (known: {listed})", f"{hint}{_TIMER_EXAMPLE}"
+    )
 
 
 def _whole_number_fix(unit: str, amount: str) -> str:
@@ -176,5 +185,7 @@ def _parse_logs(text: str, parts: list[str]) -> LogSource | SourceError:
         listed = ", ".join(f"`{name}`" for name in LOG_LEVELS)
         return SourceError(f"unknown log level `{level}` in `{text}`", f"{hint}use one of {listed}")
     if node == "":
-        return SourceError(f"log source `{text}` ends with an empty node id", f"write `dora/logs/{level}/<node>`")
+        return SourceError(
+            f"log source `{text}` ends with an empty node id", f"write `dora/logs/{level}/<node>`"
+        )
     return LogSource(source=text, level=level, node=node)

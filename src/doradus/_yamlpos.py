@@ -1,4 +1,4 @@
-"""YAML text to plain Python values, remembering where each key and value was written.
+r"""YAML text to plain Python values, remembering where each key and value was written.
 
 PyYAML's ``safe_load`` forgets positions and silently keeps the last of two
 equal keys. This module composes the node graph instead (with libyaml's C
@@ -10,11 +10,11 @@ nesting become `Problem` records instead of exceptions.
 
 Example:
     >>> from pathlib import Path
-    >>> doc, problems = parse_yaml("nodes:\\n  - id: a\\n", Path("df.yml"))
+    >>> doc, problems = parse_yaml("nodes:\n  - id: a\n", Path("df.yml"))
     >>> doc.value
     {'nodes': [{'id': 'a'}]}
     >>> str(doc.positions.value_at(("nodes", 0, "id")))
-    'df.yml:2:11'
+    'df.yml:2:9'
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from yaml.constructor import SafeConstructor
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from doradus._dataflow import Location
-from doradus._problems import Problem
+from doradus._problems import Problem, shorten
 
 try:  # libyaml is ~10x faster; fall back to the pure-Python parser without it
     from yaml import CSafeLoader as _Loader
@@ -105,7 +105,7 @@ class Document:
 
 
 def parse_yaml(text: str, file: Path) -> tuple[Document | None, list[Problem]]:
-    """Parse one YAML document, returning its values, positions and problems.
+    r"""Parse one YAML document, returning its values, positions and problems.
 
     Args:
         text: The YAML text.
@@ -116,7 +116,7 @@ def parse_yaml(text: str, file: Path) -> tuple[Document | None, list[Problem]]:
         valid YAML (then ``problems`` says why and where) or is empty.
 
     Example:
-        >>> doc, problems = parse_yaml("a: 1\\na: 2\\n", Path("d.yml"))
+        >>> doc, problems = parse_yaml("a: 1\na: 2\n", Path("d.yml"))
         >>> doc.value, [str(p.location) for p in problems]
         ({'a': 2}, ['d.yml:2:1'])
     """
@@ -133,10 +133,10 @@ def parse_yaml(text: str, file: Path) -> tuple[Document | None, list[Problem]]:
 
 
 def location_of_offset(text: str, offset: int, file: Path) -> Location:
-    """Return the 1-based line and column of character ``offset`` in ``text``.
+    r"""Return the 1-based line and column of character ``offset`` in ``text``.
 
     Example:
-        >>> str(location_of_offset("ab\\ncd", 4, Path("f")))
+        >>> str(location_of_offset("ab\ncd", 4, Path("f")))
         'f:2:2'
     """
     offset = max(0, min(offset, len(text)))
@@ -186,14 +186,22 @@ class _Walker:
         if key in self._done:  # an alias of a collection converted earlier
             return self._done[key]
         if key in self._active:
-            self.problem(node, "recursive alias: a value contains itself", "remove the `*alias` inside its own anchor")
+            self.problem(
+                node, "recursive alias: a value contains itself", "remove the `*alias` inside its own anchor"
+            )
             return None
         if depth >= MAX_DEPTH:
-            self.problem(node, f"the document nests more than {MAX_DEPTH} levels deep", "flatten the structure")
+            self.problem(
+                node, f"the document nests more than {MAX_DEPTH} levels deep", "flatten the structure"
+            )
             return None
         self._active.add(key)
         try:
-            value = self.mapping(node, path, depth) if isinstance(node, MappingNode) else self.sequence(node, path, depth)
+            value = (
+                self.mapping(node, path, depth)
+                if isinstance(node, MappingNode)
+                else self.sequence(node, path, depth)
+            )
         finally:
             self._active.discard(key)
         self._done[key] = value
@@ -204,24 +212,32 @@ class _Walker:
             return node.value
         construct = SafeConstructor.yaml_constructors.get(node.tag)
         if construct is None:
-            self.problem(node, f"unsupported YAML tag `{node.tag}`", "remove the tag; dataflow files use plain values")
+            self.problem(
+                node, f"unsupported YAML tag `{node.tag}`", "remove the tag; dataflow files use plain values"
+            )
             return None
         try:
             return construct(self._constructor, node)
         except (yaml.YAMLError, ValueError, OverflowError, TypeError) as exc:
             reason = re.sub(r"\s+", " ", str(exc)).strip()
-            self.problem(node, f"cannot read the value `{node.value}`: {reason}", _QUOTE_FIX)
+            self.problem(node, f"cannot read the value `{shorten(node.value)}`: {reason}", _QUOTE_FIX)
             return None
 
     def sequence(self, node: Node, path: KeyPath, depth: int) -> list[Any] | None:
         if node.tag != _SEQ_TAG:
-            self.problem(node, f"unsupported YAML tag `{node.tag}`", "remove the tag; dataflow files use plain lists")
+            self.problem(
+                node, f"unsupported YAML tag `{node.tag}`", "remove the tag; dataflow files use plain lists"
+            )
             return None
         return [self.convert(item, (*path, index), depth + 1) for index, item in enumerate(node.value)]
 
     def mapping(self, node: Node, path: KeyPath, depth: int) -> dict[Any, Any] | None:
         if node.tag != _MAP_TAG:
-            self.problem(node, f"unsupported YAML tag `{node.tag}`", "remove the tag; dataflow files use plain mappings")
+            self.problem(
+                node,
+                f"unsupported YAML tag `{node.tag}`",
+                "remove the tag; dataflow files use plain mappings",
+            )
             return None
         result: dict[Any, Any] = {}
         merged: list[tuple[Node, Node]] = []
@@ -242,7 +258,11 @@ class _Walker:
 
     def key(self, node: Node) -> object:
         if not isinstance(node, ScalarNode):
-            self.problem(node, "a mapping key must be a plain value, not a list or mapping", "use a plain name as the key")
+            self.problem(
+                node,
+                "a mapping key must be a plain value, not a list or mapping",
+                "use a plain name as the key",
+            )
             return _UNUSABLE
         key = self.scalar(node)
         try:
@@ -256,16 +276,22 @@ class _Walker:
         line, column = self.keys[path]
         self.problem(
             key_node,
-            f"duplicate key `{key}` (first given at line {line}, column {column})",
+            f"duplicate key `{key}` (first at line {line}, column {column})",
             "keep only one of the two; YAML would silently use the last one",
         )
 
-    def merge(self, key_node: Node, value_node: Node, path: KeyPath, depth: int, result: dict[Any, Any]) -> None:
+    def merge(
+        self, key_node: Node, value_node: Node, path: KeyPath, depth: int, result: dict[Any, Any]
+    ) -> None:
         """Apply a ``<<: *base`` merge: explicit keys win, then earlier sources."""
         sources = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
         for index, source in enumerate(sources):
             if not isinstance(source, MappingNode):
-                self.problem(source, "`<<` (merge) needs a mapping or a list of mappings", "merge an anchored mapping: `<<: *name`")
+                self.problem(
+                    source,
+                    "`<<` (merge) needs a mapping or a list of mappings",
+                    "merge an anchored mapping: `<<: *name`",
+                )
                 continue
             source_path = (*path, _MERGED, index)
             value = self.convert(source, source_path, depth + 1)

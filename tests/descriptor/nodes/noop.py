@@ -1,0 +1,1 @@
+"""A node that does nothing (the descriptor tests only need the file to exist)."""

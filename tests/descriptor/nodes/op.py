@@ -1,0 +1,1 @@
+"""An operator that does nothing (the descriptor tests only need the file to exist)."""

@@ -1,0 +1,3 @@
+#!/bin/sh
+# An executable node for the descriptor tests.
+exit 0
