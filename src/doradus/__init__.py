@@ -14,7 +14,9 @@ Example::
 
 from __future__ import annotations
 
-from doradus._events import Error, Event, Input, InputClosed, Stop
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from doradus._exceptions import (
     ClosedError,
     CodecError,
@@ -29,7 +31,31 @@ from doradus._exceptions import (
     TransportTimeout,
     UnknownOutputError,
 )
-from doradus._node import Node
+
+if TYPE_CHECKING:
+    from doradus._events import Error, Event, Input, InputClosed, Stop
+    from doradus._node import Node
+
+# The node API pulls in pyarrow and numpy; the CLI and the daemon do not need them, so
+# these names load on first use (start-up time is felt on every `doradus run`).
+_LAZY = {
+    "Node": "doradus._node",
+    "Error": "doradus._events",
+    "Event": "doradus._events",
+    "Input": "doradus._events",
+    "InputClosed": "doradus._events",
+    "Stop": "doradus._events",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'doradus' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __version__ = "0.1.0"
 
