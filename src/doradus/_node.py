@@ -565,12 +565,8 @@ def _attach(node_id: str | None) -> tuple[socket.socket, dict[str, Any], list[in
     raw = os.environ.get(ENV_CONFIG)
     if raw:
         env = json.loads(raw)
-        if node_id is not None and node_id != env["node_id"]:
-            raise NodeError(
-                f"this process was started as node {env['node_id']!r} but asked to be {node_id!r}; "
-                "call Node() without an id",
-                node_id=node_id,
-            )
+        # As with dora-rs, a spawned node is who the daemon started, whatever id it passes
+        # (hub nodes hard-code one, e.g. dora-echo's Node("echo")).
         return _register(env["control"], env["node_id"], dynamic=False)
     if node_id is None:
         raise NodeError(

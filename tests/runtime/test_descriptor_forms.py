@@ -204,3 +204,41 @@ def test_dynamic_node_attaches_by_id(tmp_path):
     finally:
         run.kill()
         run.wait()
+
+
+def test_dora_0x_keys_run_with_deprecation_warnings(dataflow):
+    ran = dataflow(
+        {
+            "dataflow.yml": """
+            communication:
+              _unstable_local: UnixDomain
+            nodes:
+              - id: old
+                custom:
+                  source: old.py
+                  args: --greeting hi
+                  envs:
+                    WHO: world
+                  outputs:
+                    - text
+              - id: new
+                path: new.py
+                _unstable_deploy:
+                  machine: local
+                inputs:
+                  text: old/text
+            """,
+            "old.py": """
+            import os, sys
+            from dora import Node
+            node = Node()
+            node.send_output("text", [f"{sys.argv[2]} {os.environ['WHO']}"])
+            """,
+            "new.py": COLLECT,
+        }
+    )
+    assert ran.returncode == 0, ran.output
+    assert ran.lines_of("new") == ["text ['hi world']"]
+    assert "warning" in ran.stderr
+    assert "custom" in ran.stderr
+    assert "_unstable_local" in ran.stderr

@@ -91,7 +91,7 @@ def test_hub_node_beside_real_dora_rs(dataflow):
               - id: src
                 path: src.py
                 outputs: [msg]
-              - id: echo
+              - id: myecho
                 path: dora-echo
                 inputs:
                   msg: src/msg
@@ -99,7 +99,7 @@ def test_hub_node_beside_real_dora_rs(dataflow):
               - id: sink
                 path: sink.py
                 inputs:
-                  msg: echo/msg
+                  msg: myecho/msg
             """,
             "src.py": """
             import pyarrow as pa

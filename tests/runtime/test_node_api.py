@@ -35,7 +35,8 @@ node.send_output("kinds", [1.5, 2.5], {"what": "list"})
 node.send_output("kinds", pa.record_batch({"a": [1, 2], "b": ["x", "y"]}), {"what": "batch"})
 with node.send_output_raw("kinds", 100_000, {"what": "raw"}) as buf:
     buf[:] = b"\\x07" * 100_000
-node.send_output("kinds", pa.array([1, 2, 3]), {"what": "meta", "f": 0.5, "ints": [1, 2], "strs": ["a"], "flag": True})
+meta = {"what": "meta", "f": 0.5, "ints": [1, 2], "strs": ["a"], "flag": True}
+node.send_output("kinds", pa.array([1, 2, 3]), meta)
 """
 
 RECEIVER = """
