@@ -4,12 +4,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 SYSTEM_PACKAGES :=
 
-.PHONY: demo test lint typecheck system-deps bench bench-quick clean help
+.PHONY: demo test lint typecheck system-deps bench bench-quick bench-dora-venv clean help
 
 help:
 	@echo "make demo         create .venv with every extra and run the camera pipeline example"
 	@echo "make test         add the test extras to .venv and run lint, types and the test suite"
 	@echo "make system-deps  install the Debian packages the tests need"
+	@echo "make bench        Doradus against dora-rs 1.1.0, full suite (benchmarks/results/latest.md)"
+	@echo "make bench-quick  the same, reduced to under two minutes (benchmarks/results/quick.md)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,10 +21,10 @@ $(VENV)/.installed-all: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[all]'
 	touch $@
 
+# dora-echo is a node from dora's hub, from the package registry. It pins numpy<2, which
+# pyarrow no longer runs with, and never imports numpy itself: install it without its pins.
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed-all
 	$(BIN)/python -m pip install --quiet -e '.[all,test]'
-	# A node from dora's hub, from the package registry. It pins numpy<2, which pyarrow no
-	# longer runs with, and never imports numpy itself: install it without its pins.
 	$(BIN)/python -m pip install --quiet --no-deps 'dora-echo==0.5.0'
 	touch $@
 
@@ -30,7 +32,7 @@ demo: $(VENV)/.installed-all
 	$(BIN)/doradus run examples/camera-pipeline/dataflow.yml
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check src tests examples benchmarks
+	$(BIN)/ruff check src tests examples $(wildcard benchmarks)
 	$(BIN)/ruff format --check src
 
 typecheck: $(VENV)/.installed-test
@@ -45,6 +47,26 @@ system-deps:
 		if [ -n "$$missing" ]; then apt-get update -qq && apt-get install -y -qq $$missing; fi; \
 	fi
 	@echo "system dependencies present"
+
+# dora-rs 1.1.0 in its own virtualenv, for the side-by-side benchmarks. When it cannot be
+# created (no network), `bench` and `bench-quick` still run, Doradus only.
+DORA_VENV := benchmarks/.venv-dora
+
+$(DORA_VENV)/.installed:
+	$(PYTHON) -m venv $(DORA_VENV)
+	$(DORA_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(DORA_VENV)/bin/python -m pip install --quiet 'dora-rs==1.1.0' 'dora-rs-cli==1.1.0' pyarrow numpy
+	touch $@
+
+bench-dora-venv: $(DORA_VENV)/.installed
+
+bench: $(VENV)/.installed-all
+	-@$(MAKE) --no-print-directory bench-dora-venv
+	$(BIN)/python benchmarks/run.py
+
+bench-quick: $(VENV)/.installed-all
+	-@$(MAKE) --no-print-directory bench-dora-venv
+	$(BIN)/python benchmarks/run.py --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

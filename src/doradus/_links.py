@@ -27,8 +27,10 @@ from doradus._protocol import (
     FLAG_SHM,
     KIND_DATA,
     KIND_RELEASE,
+    MAX_RELEASES,
     RECV_BUFFER,
-    RELEASE,
+    RELEASE_HEAD,
+    SEG_ID,
     fds_from,
     recv_control,
 )
@@ -80,15 +82,31 @@ class InLink:
         self.mappings: dict[int, Mapping] = {}
         self.received = 0
         self.closed = False
+        self.pending: list[int] = []
 
     def release(self, seg_id: int) -> None:
-        """Tell the sender we are done with ``seg_id`` (called from finalizers)."""
+        """Note that we are done with ``seg_id`` (called from finalizers, any thread).
+
+        The release travels with the next :meth:`flush`; ``list.append`` is atomic,
+        so no lock is taken in a finalizer.
+        """
+        self.pending.append(seg_id)
+
+    def flush(self) -> None:
+        """Send the noted releases in one datagram."""
+        pending = self.pending
+        if not pending:
+            return
+        self.pending = []
         if self.closed:
             return
-        try:
-            self.sock.send(RELEASE.pack(KIND_RELEASE, seg_id))
-        except OSError:
-            pass
+        for start in range(0, len(pending), MAX_RELEASES):
+            chunk = pending[start : start + MAX_RELEASES]
+            data = RELEASE_HEAD.pack(KIND_RELEASE, len(chunk)) + b"".join(SEG_ID.pack(s) for s in chunk)
+            try:
+                self.sock.send(data)
+            except OSError:
+                return
 
 
 class Reactor:
@@ -119,9 +137,11 @@ class Reactor:
         self._thread = threading.Thread(target=self._run, name="doradus-reactor", daemon=True)
         self._wake_r, self._wake_w = os.pipe()
         self._running = True
+        self.in_links: list[InLink] = []
 
     def add_in(self, link: InLink) -> None:
         """Watch a receiving end."""
+        self.in_links.append(link)
         self._selector.register(link.sock, selectors.EVENT_READ, (self._read_in, link))
 
     def add_out(self, link: OutLink) -> None:
@@ -149,6 +169,9 @@ class Reactor:
     def _run(self) -> None:
         select = self._selector.select
         while self._running:
+            for link in self.in_links:
+                if link.pending:  # releases of messages dropped by this thread
+                    link.flush()
             for key, _events in select():
                 handler, target = key.data
                 if handler is None:
@@ -219,15 +242,17 @@ class Reactor:
         sock = link.sock
         while True:
             try:
-                data = sock.recv(64, socket.MSG_DONTWAIT)
+                data = sock.recv(RELEASE_HEAD.size + MAX_RELEASES * SEG_ID.size, socket.MSG_DONTWAIT)
             except BlockingIOError:
                 return
             if not data:
                 self._drop(sock)
                 self._receiver_gone(link)
                 return
-            if data[0] == KIND_RELEASE and len(data) == RELEASE.size:
-                seg_id = RELEASE.unpack(data)[1]
+            kind, count = RELEASE_HEAD.unpack_from(data, 0)
+            if kind != KIND_RELEASE or len(data) != RELEASE_HEAD.size + count * SEG_ID.size:
+                continue
+            for (seg_id,) in SEG_ID.iter_unpack(memoryview(data)[RELEASE_HEAD.size :]):
                 if link.untrack(seg_id):
                     self._pool.release(seg_id)
 

@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 
 from doradus._events import STOP_ALL_INPUTS_CLOSED, STOP_MANUAL, Error, Event, Input, InputClosed, Stop
-from doradus._exceptions import DecodeError, NodeError, UnknownOutputError
+from doradus._exceptions import DecodeError, MetadataError, NodeError, UnknownOutputError
 from doradus._links import InLink, OutLink, Reactor
 from doradus._metadata import datetime_from_ns, decode_metadata, encode_metadata
 from doradus._paths import runs_dir
@@ -39,6 +39,7 @@ from doradus._protocol import (
     FLAG_SHM,
     INLINE_MAX,
     KIND_DATA,
+    MAX_METADATA,
     recv_control,
     send_control,
 )
@@ -207,8 +208,16 @@ class Node:
         """
         if self._ended:
             return None
-        got = self._inbox.pop(timeout)
+        got = self._inbox.pop(0)
+        if got is None:
+            self._flush_releases()  # about to wait: give back shared memory now, off the hot path
+            got = self._inbox.pop(timeout)
         return None if got is None else self._event(got)
+
+    def _flush_releases(self) -> None:
+        for link in self._reactor.in_links:
+            if link.pending:
+                link.flush()
 
     def try_recv(self) -> Event | None:
         """The next event if one is ready, else ``None``; never blocks.
@@ -260,6 +269,7 @@ class Node:
             return None
         got = self._inbox.pop(0)
         if got is None:
+            self._flush_releases()
             got = await asyncio.to_thread(self._inbox.pop, timeout)
         return None if got is None else self._event(got)
 
@@ -294,6 +304,11 @@ class Node:
             raise UnknownOutputError(output_id, node_id=self.id, declared=list(self._routes))
         array = to_arrow(data)
         meta = encode_metadata(metadata)
+        if len(meta) > MAX_METADATA:
+            raise MetadataError(
+                f"metadata of {len(meta)} B exceeds {MAX_METADATA} B; metadata is for small key-values: "
+                "send large data as the message value or on another output"
+            )
         stamp = time.time_ns()
         plan = plan_value(array)
         with self._send_lock:

@@ -8,7 +8,8 @@ message, order kept, no framing needed. A data datagram is::
 Payloads above ``INLINE_MAX`` live in a shared-memory segment named by the
 header (``seg_id``, ``seg_off``); the segment's descriptor rides along
 (``SCM_RIGHTS``) the first time a receiver sees it. Receivers answer with
-``RELEASE`` datagrams when they are done with a segment.
+``RELEASE`` datagrams (a count, then segment ids) when they are done with
+segments; they send them when idle, so a release never delays a message.
 
 The control channel (node ↔ daemon) carries JSON objects, one per datagram,
 with descriptors attached where a message hands over link ends.
@@ -35,10 +36,16 @@ FLAG_FD = 2
 # kind, flags, output-id len, type len, layout len, metadata len, seq, timestamp ns,
 # segment id, segment size, payload offset in segment
 DATA = struct.Struct("<BBHIIIQqQQQ")
-RELEASE = struct.Struct("<BQ")
+RELEASE_HEAD = struct.Struct("<BH")
+SEG_ID = struct.Struct("<Q")
+MAX_RELEASES = 512
 
-INLINE_MAX = 32 * 1024
-RECV_BUFFER = INLINE_MAX + 64 * 1024
+INLINE_MAX = 64 * 1024
+"""Largest payload carried inside the datagram; larger ones go through shared memory."""
+MAX_METADATA = 32 * 1024
+"""Largest encoded metadata: metadata is for small key-values, not data."""
+RECV_BUFFER = INLINE_MAX + MAX_METADATA + 16 * 1024
+"""Every datagram fits: payload, metadata, header, output id, type and layout."""
 MAX_FDS = 250
 
 ENV_CONFIG = "DORADUS_NODE_CONFIG"
