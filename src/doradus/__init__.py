@@ -14,8 +14,8 @@ Example::
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+import importlib as _importlib
+import typing as _typing
 
 from doradus._exceptions import (
     ClosedError,
@@ -32,7 +32,7 @@ from doradus._exceptions import (
     UnknownOutputError,
 )
 
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from doradus._events import Error, Event, Input, InputClosed, Stop
     from doradus._node import Node
 
@@ -48,13 +48,19 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _typing.Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'doradus' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    value = getattr(_importlib.import_module(module), name)
+    if isinstance(value, type):
+        value.__module__ = "doradus"
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
 
 
 __version__ = "0.1.0"
@@ -80,3 +86,9 @@ __all__ = [
     "UnknownOutputError",
     "__version__",
 ]
+
+# Show public classes as `doradus.X` in reprs and tracebacks, not their private modules.
+for _name in __all__:
+    _value = globals().get(_name)
+    if isinstance(_value, type):
+        _value.__module__ = "doradus"

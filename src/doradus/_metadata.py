@@ -55,6 +55,15 @@ def encode_metadata(metadata: Mapping[str, Any] | None) -> bytes:
         return b""
     if not isinstance(metadata, Mapping):
         raise MetadataError(f"metadata must be a dict, not {type(metadata).__name__}")
+    if len(metadata) > 0xFFFF:
+        raise MetadataError(f"metadata has {len(metadata)} keys; at most 65535 can travel")
+    try:
+        return _encode_items(metadata)
+    except UnicodeEncodeError as exc:
+        raise MetadataError(f"metadata text is not valid Unicode: {exc}") from exc
+
+
+def _encode_items(metadata: Mapping[str, Any]) -> bytes:
     parts = [_HEAD.pack(len(metadata))]
     for key, value in metadata.items():
         if not isinstance(key, str):
@@ -81,7 +90,14 @@ def _encode_value(key: str, value: Any) -> bytes:
         raw = value.encode()
         return bytes((_STR,)) + _U32.pack(len(raw)) + raw
     if isinstance(value, datetime):
-        return bytes((_TIME,)) + _I64.pack(_micros(value))
+        micros = _micros(value)
+        try:
+            _EPOCH + timedelta(microseconds=micros)
+        except OverflowError as exc:
+            raise MetadataError(
+                f"metadata datetime {key!r} is outside the range a datetime holds in UTC"
+            ) from exc
+        return bytes((_TIME,)) + _I64.pack(micros)
     if isinstance(value, list | tuple):
         return _encode_list(key, list(value))
     raise MetadataError(
@@ -95,7 +111,11 @@ def _encode_list(key: str, values: list[Any]) -> bytes:
         ints = [_checked_int(key, v) for v in values]
         return bytes((_INTS,)) + _U32.pack(len(ints)) + struct.pack(f"<{len(ints)}q", *ints)
     if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-        return bytes((_FLOATS,)) + _U32.pack(len(values)) + struct.pack(f"<{len(values)}d", *values)
+        try:
+            packed = struct.pack(f"<{len(values)}d", *values)
+        except (struct.error, OverflowError) as exc:
+            raise MetadataError(f"metadata list {key!r} holds a number too large for a float") from exc
+        return bytes((_FLOATS,)) + _U32.pack(len(values)) + packed
     if all(isinstance(v, str) for v in values):
         raws = [v.encode() for v in values]
         body = b"".join(_U32.pack(len(r)) + r for r in raws)
@@ -140,7 +160,7 @@ def decode_metadata(blob: bytes | memoryview) -> dict[str, MetadataValue]:
         return {}
     try:
         return _decode(memoryview(blob))
-    except (struct.error, IndexError, UnicodeDecodeError, ValueError) as exc:
+    except (struct.error, IndexError, UnicodeDecodeError, ValueError, OverflowError) as exc:
         raise DecodeError(f"malformed metadata: {exc}") from exc
 
 

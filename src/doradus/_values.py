@@ -57,11 +57,16 @@ def to_arrow(data: Any) -> pa.Array:
     if isinstance(data, np.ndarray):
         return _numpy_to_arrow(data)
     if isinstance(data, bytes | bytearray | memoryview):
-        buf = pa.py_buffer(data)
+        try:
+            buf = pa.py_buffer(data)
+        except BufferError as exc:
+            raise EncodeError(f"cannot send this buffer without copying it: {exc}; pass bytes(view)") from exc
         return pa.Array.from_buffers(pa.uint8(), buf.size, [None, buf])
     if isinstance(data, pa.ChunkedArray):
         return data.combine_chunks()
     if isinstance(data, pa.RecordBatch):
+        if data.num_columns == 0:
+            return pa.Array.from_buffers(pa.struct([]), data.num_rows, [None], children=[])
         return pa.StructArray.from_arrays(data.columns, fields=list(data.schema))
     if isinstance(data, list | tuple):
         try:
@@ -118,7 +123,7 @@ def type_from_blob(blob: bytes) -> pa.DataType:
     if type_ is None:
         try:
             type_ = pa.ipc.read_schema(pa.py_buffer(blob)).field(0).type
-        except (pa.ArrowInvalid, IndexError) as exc:
+        except (pa.ArrowException, IndexError, OSError) as exc:
             raise DecodeError(f"bad type descriptor: {exc}") from exc
         _types[blob] = type_
     return type_
@@ -228,9 +233,13 @@ def decode_value(kind: int, blob: bytes, layout: bytes, payload: pa.Buffer) -> p
     """
     if kind == KIND_IPC:
         try:
-            return pa.ipc.open_stream(payload).read_next_batch().column(0)
-        except (pa.ArrowInvalid, StopIteration, OSError) as exc:
+            batch = pa.ipc.open_stream(payload).read_next_batch()
+            if batch.num_columns != 1:
+                raise DecodeError(f"bad IPC payload: {batch.num_columns} columns instead of 1")
+            column: pa.Array = batch.column(0)
+        except (pa.ArrowException, StopIteration, OSError, IndexError, UnicodeDecodeError) as exc:
             raise DecodeError(f"bad IPC payload: {exc}") from exc
+        return column
     if kind != KIND_BUFFERS:
         raise DecodeError(f"unknown value kind {kind}")
     type_ = type_from_blob(blob)
@@ -239,6 +248,8 @@ def decode_value(kind: int, blob: bytes, layout: bytes, payload: pa.Buffer) -> p
         flat = _layout_struct(count).unpack(layout)[4:]
     except struct.error as exc:
         raise DecodeError(f"bad value layout: {exc}") from exc
+    if length < 0 or offset < 0 or nulls < -1:
+        raise DecodeError(f"bad value layout: length {length}, offset {offset}, null count {nulls}")
     buffers: list[pa.Buffer | None] = []
     limit = payload.size
     for i in range(count):

@@ -1,0 +1,108 @@
+"""The public API is exactly ``doradus.__all__``: pinned here, so a change is a decision.
+
+Import checks run in a fresh interpreter: some names load lazily on first use, and
+other tests import submodules that would add attributes to the package here.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import doradus
+
+EXPORTED = [
+    "ClosedError",
+    "CodecError",
+    "ConnectError",
+    "DecodeError",
+    "DescriptorError",
+    "DoradusError",
+    "EncodeError",
+    "Error",
+    "Event",
+    "Input",
+    "InputClosed",
+    "MetadataError",
+    "Node",
+    "NodeError",
+    "Stop",
+    "TransportError",
+    "TransportTimeout",
+    "UnknownOutputError",
+    "__version__",
+]
+
+# `annotations` is the __future__ feature bound by `from __future__ import annotations`.
+HARMLESS = {"annotations"}
+
+
+def fresh(code: str) -> object:
+    """Run ``code`` (which prints one JSON value) in a new interpreter and return the value."""
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, check=True, text=True, timeout=60
+    )
+    return json.loads(done.stdout)
+
+
+def test_all_is_pinned_and_sorted() -> None:
+    assert doradus.__all__ == EXPORTED
+    assert sorted(doradus.__all__) == doradus.__all__
+
+
+def test_every_exported_name_is_importable_in_a_fresh_interpreter() -> None:
+    code = """
+import json
+namespace = {}
+exec("from doradus import *", namespace)
+import doradus
+print(json.dumps({
+    "star": sorted(n for n in namespace if n != "__builtins__"),
+    "kinds": {n: type(getattr(doradus, n)).__name__ for n in doradus.__all__},
+    "same": all(namespace[n] is getattr(doradus, n) for n in doradus.__all__),
+}))
+"""
+    got = fresh(code)
+
+    assert isinstance(got, dict)
+    assert got["star"] == EXPORTED
+    assert got["same"]
+    assert "module" not in got["kinds"].values()
+    assert got["kinds"]["__version__"] == "str"
+
+
+def test_exported_objects_are_the_implementations() -> None:
+    from doradus._events import Input
+    from doradus._exceptions import DecodeError
+    from doradus._node import Node
+
+    assert doradus.Node is Node
+    assert doradus.Input is Input
+    assert doradus.DecodeError is DecodeError
+    assert all(
+        issubclass(getattr(doradus, n), doradus.DoradusError)
+        for n in EXPORTED
+        if n.endswith("Error") and n != "Error"
+    )
+
+
+def test_an_unknown_name_raises_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="no attribute 'NoSuchThing'"):
+        _ = doradus.NoSuchThing
+    assert not hasattr(doradus, "_node_typo")
+
+
+def test_the_package_namespace_holds_nothing_public_beyond_all() -> None:
+    names = fresh("import doradus, json; print(json.dumps(sorted(vars(doradus))))")
+
+    assert isinstance(names, list)
+    assert {n for n in names if not n.startswith("_")} - HARMLESS - set(EXPORTED) == set()
+
+
+def test_no_private_module_name_leaks_through_exported_classes() -> None:
+    leaked = {n: getattr(doradus, n).__module__ for n in EXPORTED if isinstance(getattr(doradus, n), type)}
+
+    assert {n: m for n, m in leaked.items() if m != "doradus"} == {}
