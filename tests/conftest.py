@@ -46,7 +46,16 @@ def write_files(folder: Path, files: dict[str, str]) -> None:
 
 
 def shm_entries() -> set[str]:
-    return set(os.listdir("/dev/shm"))
+    """Entries of /dev/shm that Doradus could have made.
+
+    Other software on the machine writes there concurrently and is left out: the
+    PostgreSQL server, and Zenoh (used by dora-rs, which the benchmarks run).
+    """
+    return {
+        name
+        for name in os.listdir("/dev/shm")
+        if not (name.startswith(("sem.", "PostgreSQL.")) or name.endswith(".zenoh"))
+    }
 
 
 def run_folders() -> set[str]:

@@ -19,7 +19,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -29,26 +29,14 @@ import pyarrow as pa
 
 from doradus._events import STOP_ALL_INPUTS_CLOSED, STOP_MANUAL, Error, Event, Input, InputClosed, Stop
 from doradus._exceptions import DecodeError, MetadataError, NodeError, UnknownOutputError
-from doradus._links import InLink, OutLink, Reactor
+from doradus._inbox import Inbox
 from doradus._metadata import datetime_from_ns, decode_metadata, encode_metadata
 from doradus._paths import runs_dir
-from doradus._protocol import (
-    DATA,
-    ENV_CONFIG,
-    FLAG_FD,
-    FLAG_SHM,
-    INLINE_MAX,
-    KIND_DATA,
-    MAX_METADATA,
-    recv_control,
-    send_control,
-)
-from doradus._shm import Segment, SegmentPool
-from doradus._values import KIND_BUFFERS, KIND_IPC, ValuePlan, decode_value, plan_value, to_arrow
+from doradus._protocol import ENV_CONFIG, FLAG_IPC, MAX_METADATA, recv_control, send_control
+from doradus._values import KIND_BUFFERS, KIND_IPC, decode_value, plan_value, to_arrow
+from doradus.backends import Backend, LinkSpec, Outgoing, get_backend
 
-FLAG_IPC = 4
 _TIMER = object()
-_ZEROS = bytes(64)
 
 
 class Node:
@@ -81,47 +69,35 @@ class Node:
         self._control, config, fds = _attach(node_id)
         self._config = config
         self.id: str = config["node_id"]
-        self._pool = SegmentPool(f"doradus-{self.id}")
         self._send_lock = threading.Lock()
         self._seq = 0
         self._ended = False
-        self._stopping = False
         self.sent: dict[str, int] = dict.fromkeys(config["outputs"], 0)
         self.sent_bytes: dict[str, int] = dict.fromkeys(config["outputs"], 0)
         inputs: dict[str, Any] = config["inputs"]
-        from doradus._inbox import Inbox
-
         self._inbox = Inbox({k: int(v["queue_size"]) for k, v in inputs.items()})
         self._timers = [(k, int(v["interval_ns"])) for k, v in inputs.items() if v["kind"] == "timer"]
         self._open: set[str] = {k for k, v in inputs.items() if v["kind"] == "node"}
         self._lingering: set[str] = {k for k, v in inputs.items() if v["kind"] == "logs"}
-        self._routes: dict[str, list[OutLink]] = {o: [] for o in config["outputs"]}
         self._out_ids: dict[str, bytes] = {o: o.encode() for o in config["outputs"]}
-        self._reactor = Reactor(
-            self._pool, self._deliver, self._on_link_closed, self._on_control, self._on_error
+        self._backend: Backend = get_backend(config.get("backend", "shm"))(
+            self.id, _NodeReceiver(self._inbox)
         )
-        self._wire(config["links"], fds)
+        links = [
+            LinkSpec(spec["peer"], spec["dir"], tuple(spec.get("outputs", ())), spec.get("routes", {}))
+            for spec in config["links"]
+        ]
+        self._backend.open(links, fds)
         self._timer_stop = threading.Event()
         self._await_start()
-        self._reactor.add_control(self._control)
-        self._reactor.start()
+        threading.Thread(target=self._watch_control, name="doradus-control", daemon=True).start()
+        self._backend.start()
         if self._timers:
             threading.Thread(target=self._run_timers, name="doradus-timers", daemon=True).start()
         if not self._open and not self._timers and not self._lingering:
             self._inbox.push(None, Stop(STOP_ALL_INPUTS_CLOSED))
 
     # ----------------------------------------------------------------- setup
-    def _wire(self, links: list[dict[str, Any]], fds: list[int]) -> None:
-        for index, (spec, fd) in enumerate(zip(links, fds, strict=True)):
-            sock = socket.socket(fileno=fd)
-            if spec["dir"] == "out":
-                link = OutLink(index, spec["peer"], sock, tuple(spec["outputs"]))
-                for output in link.outputs:
-                    self._routes[output].append(link)
-                self._reactor.add_out(link)
-            else:
-                self._reactor.add_in(InLink(index, spec["peer"], sock, spec["routes"]))
-
     def _await_start(self) -> None:
         while True:
             message, extra = recv_control(self._control)
@@ -135,26 +111,22 @@ class Node:
                 self._inbox.push(None, Stop(STOP_MANUAL))
                 return
 
+    def _watch_control(self) -> None:
+        while True:
+            try:
+                message, extra = recv_control(self._control)
+            except OSError:
+                message, extra = None, []
+            for fd in extra:
+                os.close(fd)
+            if message is None:
+                self._inbox.push(None, Error("lost the connection to the Doradus daemon"))
+                self._inbox.push(None, Stop(STOP_MANUAL))
+                return
+            if message.get("op") == "stop":
+                self._inbox.push(None, Stop(STOP_MANUAL))
+
     # -------------------------------------------------------------- receiving
-    def _deliver(self, inputs: tuple[str, ...], entry: tuple[Any, ...]) -> None:
-        push = self._inbox.push
-        for input_id in inputs:
-            push(input_id, entry)
-
-    def _on_link_closed(self, link: InLink) -> None:
-        for input_id in link.inputs:
-            self._inbox.push(None, InputClosed(input_id))
-
-    def _on_error(self, message: str) -> None:
-        self._inbox.push(None, Error(message))
-
-    def _on_control(self, message: dict[str, Any] | None) -> None:
-        if message is None:
-            self._inbox.push(None, Error("lost the connection to the Doradus daemon"))
-            self._inbox.push(None, Stop(STOP_MANUAL))
-        elif message.get("op") == "stop":
-            self._inbox.push(None, Stop(STOP_MANUAL))
-
     def _run_timers(self) -> None:
         now = time.monotonic_ns()
         heap = [(now + interval, interval, input_id) for input_id, interval in self._timers]
@@ -210,14 +182,9 @@ class Node:
             return None
         got = self._inbox.pop(0)
         if got is None:
-            self._flush_releases()  # about to wait: give back shared memory now, off the hot path
+            self._backend.idle()  # about to wait: housekeeping (e.g. releases) off the hot path
             got = self._inbox.pop(timeout)
         return None if got is None else self._event(got)
-
-    def _flush_releases(self) -> None:
-        for link in self._reactor.in_links:
-            if link.pending:
-                link.flush()
 
     def try_recv(self) -> Event | None:
         """The next event if one is ready, else ``None``; never blocks.
@@ -269,7 +236,7 @@ class Node:
             return None
         got = self._inbox.pop(0)
         if got is None:
-            self._flush_releases()
+            self._backend.idle()
             got = await asyncio.to_thread(self._inbox.pop, timeout)
         return None if got is None else self._event(got)
 
@@ -299,9 +266,9 @@ class Node:
 
             node.send_output("frame", np.zeros(640 * 480, np.uint8), {"seq": 1})
         """
-        links = self._routes.get(output_id)
-        if links is None:
-            raise UnknownOutputError(output_id, node_id=self.id, declared=list(self._routes))
+        out = self._out_ids.get(output_id)
+        if out is None:
+            raise UnknownOutputError(output_id, node_id=self.id, declared=list(self._out_ids))
         array = to_arrow(data)
         meta = encode_metadata(metadata)
         if len(meta) > MAX_METADATA:
@@ -315,100 +282,7 @@ class Node:
             self._seq += 1
             self.sent[output_id] += 1
             self.sent_bytes[output_id] += plan.size
-            live = [link for link in links if link.alive]
-            if not live:
-                return
-            head = (self._out_ids[output_id], plan.type_blob, plan.layout, meta)
-            if plan.size <= INLINE_MAX:
-                self._send_inline(live, plan, head, stamp)
-            else:
-                self._send_shared(live, array, plan, head, stamp)
-
-    def _send_inline(
-        self, links: list[OutLink], plan: ValuePlan, head: tuple[bytes, ...], stamp: int
-    ) -> None:
-        out, blob, layout, meta = head
-        flags = FLAG_IPC if plan.kind == KIND_IPC else 0
-        prefix = b"".join(
-            (
-                DATA.pack(
-                    KIND_DATA, flags, len(out), len(blob), len(layout), len(meta), self._seq, stamp, 0, 0, 0
-                ),
-                out,
-                blob,
-                layout,
-                meta,
-            )
-        )
-        iov: list[Any] = [prefix + _ZEROS[: -len(prefix) % 8]]
-        cursor = 0
-        for part, offset in zip(plan.parts, plan.offsets, strict=True):
-            if part is None:
-                continue
-            if offset > cursor:
-                iov.append(_ZEROS[: offset - cursor])
-            iov.append(part)
-            cursor = offset + part.size
-        for link in links:
-            try:
-                link.sock.sendmsg(iov)
-            except OSError:
-                link.alive = False
-
-    def _send_shared(
-        self, links: list[OutLink], array: pa.Array, plan: ValuePlan, head: tuple[bytes, ...], stamp: int
-    ) -> None:
-        out, blob, layout, meta = head
-        seg = self._zero_copy_segment(array, plan) if self._pool.has_user_segments else None
-        if seg is not None:
-            layout = _rebase_layout(array, plan, seg)
-            self._pool.add_pending(seg, len(links))
-        else:
-            seg = self._pool.acquire(plan.size)
-            plan.write_into(memoryview(seg.view), 0)
-            self._pool.set_pending(seg, len(links))
-        flags = FLAG_SHM | (FLAG_IPC if plan.kind == KIND_IPC else 0)
-        tail = b"".join((out, blob, layout, meta))
-        for link in links:
-            first = link.id not in seg.known_by
-            header = DATA.pack(
-                KIND_DATA,
-                flags | (FLAG_FD if first else 0),
-                len(out),
-                len(blob),
-                len(layout),
-                len(meta),
-                self._seq,
-                stamp,
-                seg.id,
-                seg.size,
-                0,
-            )
-            link.track(seg.id)
-            try:
-                if first:
-                    fds = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, np.array([seg.fd], np.int32).tobytes())]
-                    link.sock.sendmsg([header, tail], fds)
-                    seg.known_by.add(link.id)
-                else:
-                    link.sock.sendmsg([header, tail])
-            except OSError:
-                link.alive = False
-                if link.untrack(seg.id):
-                    self._pool.release(seg.id)
-
-    def _zero_copy_segment(self, array: pa.Array, plan: ValuePlan) -> Segment | None:
-        if plan.kind != KIND_BUFFERS:
-            return None
-        found: Segment | None = None
-        for buf in array.buffers():
-            if buf is None:
-                continue
-            seg = self._pool.find(buf.address, buf.size)
-            if seg is None or (found is not None and seg is not found):
-                return None
-            found = seg
-        return found
+            self._backend.send(Outgoing(out, array, plan, meta, self._seq, stamp))
 
     def allocate(self, nbytes: int) -> np.ndarray:
         """A writable ``uint8`` numpy array of ``nbytes`` in shared memory.
@@ -424,7 +298,7 @@ class Node:
             camera.read_into(frame)
             node.send_output("image", frame)
         """
-        return self._pool.allocate(nbytes)
+        return self._backend.allocate(nbytes)
 
     @contextmanager
     def send_output_raw(
@@ -439,8 +313,8 @@ class Node:
             with node.send_output_raw("blob", 1024) as buf:
                 buf[:] = payload
         """
-        if output_id not in self._routes:
-            raise UnknownOutputError(output_id, node_id=self.id, declared=list(self._routes))
+        if output_id not in self._out_ids:
+            raise UnknownOutputError(output_id, node_id=self.id, declared=list(self._out_ids))
         array = self.allocate(data_length)
         yield array.data
         self.send_output(output_id, array, metadata)
@@ -515,7 +389,7 @@ class Node:
                 for k in self._config["inputs"]
             },
             "outputs": {k: {"sent": self.sent[k], "bytes": self.sent_bytes[k]} for k in self.sent},
-            "shared_memory": self._pool.statistics(),
+            "backend": self._backend.statistics(),
         }
 
     def close(self) -> None:
@@ -526,13 +400,7 @@ class Node:
             node.close()
         """
         self._timer_stop.set()
-        self._reactor.stop()
-        for links in self._routes.values():
-            for link in links:
-                try:
-                    link.sock.close()
-                except OSError:
-                    pass
+        self._backend.close()
         try:
             self._control.close()
         except OSError:
@@ -545,17 +413,23 @@ class Node:
         self.close()
 
 
-def _rebase_layout(array: pa.Array, plan: ValuePlan, seg: Segment) -> bytes:
-    from doradus._values import _layout_struct
+class _NodeReceiver:
+    """Feeds what the backend receives into the node's inbox."""
 
-    buffers = array.buffers()
-    flat: list[int] = []
-    for buf in buffers:
-        if buf is None:
-            flat += [-1, 0]
-        else:
-            flat += [buf.address - seg.address, buf.size]
-    return _layout_struct(len(buffers)).pack(len(array), array.null_count, array.offset, len(buffers), *flat)
+    def __init__(self, inbox: Inbox) -> None:
+        self._push = inbox.push
+
+    def deliver(self, inputs: tuple[str, ...], entry: tuple[Any, ...]) -> None:
+        push = self._push
+        for input_id in inputs:
+            push(input_id, entry)
+
+    def closed(self, inputs: Sequence[str]) -> None:
+        for input_id in inputs:
+            self._push(None, InputClosed(input_id))
+
+    def error(self, message: str) -> None:
+        self._push(None, Error(message))
 
 
 def _decode_input(input_id: str, item: tuple[Any, ...]) -> Input:

@@ -32,6 +32,7 @@ KIND_RELEASE = 2
 
 FLAG_SHM = 1
 FLAG_FD = 2
+FLAG_IPC = 4
 
 # kind, flags, output-id len, type len, layout len, metadata len, seq, timestamp ns,
 # segment id, segment size, payload offset in segment

@@ -129,7 +129,13 @@ def type_from_blob(blob: bytes) -> pa.DataType:
     return type_
 
 
-def _layout_struct(count: int) -> struct.Struct:
+def layout_struct(count: int) -> struct.Struct:
+    """The (cached) struct packing a layout of ``count`` buffers.
+
+    Example:
+        >>> layout_struct(2).size
+        57
+    """
     packer = _layout_structs.get(count)
     if packer is None:
         packer = struct.Struct(f"<qqqB{2 * count}q")
@@ -204,7 +210,7 @@ def plan_value(array: pa.Array, align: int = 8) -> ValuePlan:
         offsets.append(size)
         spans.append(buf.size)
         size += buf.size
-    packer = _layout_struct(len(buffers))
+    packer = layout_struct(len(buffers))
     flat = [x for pair in zip(offsets, spans, strict=True) for x in pair]
     layout = packer.pack(len(array), array.null_count, array.offset, len(buffers), *flat)
     return ValuePlan(KIND_BUFFERS, type_blob(type_), layout, buffers, offsets, size)
@@ -245,7 +251,7 @@ def decode_value(kind: int, blob: bytes, layout: bytes, payload: pa.Buffer) -> p
     type_ = type_from_blob(blob)
     try:
         length, nulls, offset, count = _LAYOUT_HEAD.unpack_from(layout, 0)
-        flat = _layout_struct(count).unpack(layout)[4:]
+        flat = layout_struct(count).unpack(layout)[4:]
     except struct.error as exc:
         raise DecodeError(f"bad value layout: {exc}") from exc
     if length < 0 or offset < 0 or nulls < -1:

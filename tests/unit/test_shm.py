@@ -11,16 +11,17 @@ from collections.abc import Iterator
 import numpy as np
 import pyarrow as pa
 import pytest
+from tests.conftest import shm_entries as shared_shm_entries
 
-from doradus._shm import MIN_SEGMENT, Lease, Mapping, Segment, SegmentPool
 from doradus._values import decode_value, plan_value
+from doradus.backends._segments import MIN_SEGMENT, Lease, Mapping, Segment, SegmentPool
 
 DEV_SHM = "/dev/shm"
 
 
 def shm_entries() -> set[str]:
     # multiprocessing semaphores (sem.*) from unrelated processes may come and go
-    return {name for name in os.listdir(DEV_SHM) if not name.startswith("sem.")}
+    return shared_shm_entries()
 
 
 @pytest.fixture

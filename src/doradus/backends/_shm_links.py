@@ -2,8 +2,8 @@
 
 An ``OutLink`` is the sending end: data goes out, releases come back. An
 ``InLink`` is the receiving end: data comes in, releases go back. One
-``Reactor`` thread per node waits on every link and on the control channel,
-turns datagrams into inbox entries, and applies releases to the sender's pool.
+``Reactor`` thread per node waits on every link, turns datagrams into inbox
+entries, and applies releases to the sender's pool.
 
 Example:
     >>> import socket
@@ -32,9 +32,8 @@ from doradus._protocol import (
     RELEASE_HEAD,
     SEG_ID,
     fds_from,
-    recv_control,
 )
-from doradus._shm import Lease, Mapping, SegmentPool
+from doradus.backends._segments import Lease, Mapping, SegmentPool
 
 _ANC = socket.CMSG_SPACE(4 * 4)
 
@@ -110,12 +109,11 @@ class InLink:
 
 
 class Reactor:
-    """The node's reader thread: links and control channel in, inbox entries out.
+    """The node's reader thread: links in, inbox entries out.
 
     ``deliver(input_ids, entry)`` receives each data message (once per
     message, with every input it feeds); ``on_closed(link)`` runs when a
-    sender is gone; ``on_control(message)`` for daemon messages (``None``
-    when the daemon is gone).
+    sender is gone; ``on_error(text)`` when a datagram could not be read.
     """
 
     def __init__(
@@ -123,14 +121,12 @@ class Reactor:
         pool: SegmentPool,
         deliver: Callable[[tuple[str, ...], tuple[Any, ...]], None],
         on_closed: Callable[[InLink], None],
-        on_control: Callable[[dict[str, Any] | None], None],
         on_error: Callable[[str], None],
     ) -> None:
         self._pool = pool
         self._on_error = on_error
         self._deliver = deliver
         self._on_closed = on_closed
-        self._on_control = on_control
         self._selector = selectors.DefaultSelector()
         self._buffer = bytearray(RECV_BUFFER)
         self._view = memoryview(self._buffer)
@@ -147,10 +143,6 @@ class Reactor:
     def add_out(self, link: OutLink) -> None:
         """Watch a sending end (for releases and the receiver going away)."""
         self._selector.register(link.sock, selectors.EVENT_READ, (self._read_out, link))
-
-    def add_control(self, sock: socket.socket) -> None:
-        """Watch the daemon's control channel."""
-        self._selector.register(sock, selectors.EVENT_READ, (self._read_control, sock))
 
     def start(self) -> None:
         """Start the thread."""
@@ -262,11 +254,3 @@ class Reactor:
             held = dict(link.outstanding)
             link.outstanding.clear()
         self._pool.forget_link(link.id, held)
-
-    def _read_control(self, sock: socket.socket) -> None:
-        message, fds = recv_control(sock)
-        for fd in fds:
-            os.close(fd)
-        if message is None:
-            self._drop(sock)
-        self._on_control(message)

@@ -1,0 +1,63 @@
+"""Backends: how the bytes of an edge travel.
+
+The registry maps the names used in dataflow files (``communication:``) to
+implementations, imported only when used. Third-party backends register
+through the ``doradus.backends`` entry-point group.
+
+Example:
+    >>> get_backend("shm").name
+    'shm'
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import entry_points
+
+from doradus.backends._base import Backend, BackendStatistics, LinkSpec, Outgoing, Receiver
+
+_BUILTIN: dict[str, tuple[str, str, str | None]] = {
+    # name: (module, class, extra to install when its imports fail)
+    "shm": ("doradus.backends._shm", "ShmBackend", None),
+}
+
+
+def backend_names() -> list[str]:
+    """Names of every available backend (built-in and entry points).
+
+    Example:
+        >>> "shm" in backend_names()
+        True
+    """
+    return sorted({*_BUILTIN, *(ep.name for ep in entry_points(group="doradus.backends"))})
+
+
+def get_backend(name: str) -> type[Backend]:
+    """The backend class registered under ``name``.
+
+    Raises:
+        KeyError: no such backend (the message lists the known ones).
+        ImportError: its optional dependencies are missing (the message names
+            the ``pip install`` to run).
+
+    Example:
+        >>> get_backend("shm").__name__
+        'ShmBackend'
+    """
+    if name in _BUILTIN:
+        module_name, class_name, extra = _BUILTIN[name]
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            hint = f"pip install 'doradus[{extra}]'" if extra else "reinstall doradus"
+            raise ImportError(f"backend {name!r} needs packages that are missing: {exc}; run {hint}") from exc
+        backend: type[Backend] = getattr(module, class_name)
+        return backend
+    for ep in entry_points(group="doradus.backends"):
+        if ep.name == name:
+            loaded: type[Backend] = ep.load()
+            return loaded
+    raise KeyError(f"unknown backend {name!r}; known: {', '.join(backend_names())}")
+
+
+__all__ = ["Backend", "BackendStatistics", "LinkSpec", "Outgoing", "Receiver", "backend_names", "get_backend"]

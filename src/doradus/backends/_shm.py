@@ -1,0 +1,205 @@
+"""The ``shm`` backend: direct node-to-node links on one machine.
+
+Each (sender node, receiver node) pair shares a ``SOCK_SEQPACKET`` socket
+pair made by the daemon. Payloads up to ``INLINE_MAX`` travel inside the
+datagram; larger ones are copied into (or were allocated in) a pooled
+``memfd`` segment that receivers map read-only. See docs/concepts/data-plane.md.
+
+Example::
+
+    backend = ShmBackend("camera", receiver)
+    backend.open(links, fds)
+    backend.start()
+    backend.send(outgoing)
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from doradus._protocol import DATA, FLAG_FD, FLAG_IPC, FLAG_SHM, INLINE_MAX, KIND_DATA
+from doradus._values import KIND_BUFFERS, KIND_IPC, ValuePlan, layout_struct
+from doradus.backends._base import Backend, BackendStatistics, LinkSpec, Outgoing, Receiver
+from doradus.backends._segments import Segment, SegmentPool
+from doradus.backends._shm_links import InLink, OutLink, Reactor
+
+_ZEROS = bytes(64)
+
+
+class ShmBackend(Backend):
+    """Unix socket pairs plus shared memory; the local default."""
+
+    name = "shm"
+
+    def __init__(self, node_id: str, receiver: Receiver) -> None:
+        super().__init__(node_id, receiver)
+        self.pool = SegmentPool(f"doradus-{node_id}")
+        self._routes: dict[bytes, list[OutLink]] = {}
+        self._out_links: list[OutLink] = []
+        self._reactor = Reactor(self.pool, receiver.deliver, self._link_closed, receiver.error)
+        self._sent = 0
+        self._bytes = 0
+        self._failures = 0
+
+    def open(self, links: Sequence[LinkSpec], fds: Sequence[int]) -> None:
+        """Wrap each descriptor in its link end."""
+        for index, (spec, fd) in enumerate(zip(links, fds, strict=True)):
+            sock = socket.socket(fileno=fd)
+            if spec.direction == "out":
+                link = OutLink(index, spec.peer, sock, spec.outputs)
+                for output in link.outputs:
+                    self._routes.setdefault(output.encode(), []).append(link)
+                self._out_links.append(link)
+                self._reactor.add_out(link)
+            else:
+                self._reactor.add_in(InLink(index, spec.peer, sock, spec.routes))
+
+    def start(self) -> None:
+        """Start the reader thread."""
+        self._reactor.start()
+
+    def _link_closed(self, link: InLink) -> None:
+        self.receiver.closed(link.inputs)
+
+    def send(self, message: Outgoing) -> int:
+        """Send to the live links subscribed to the output. Call with the node's send lock held."""
+        links = [link for link in self._routes.get(message.output, ()) if link.alive]
+        if not links:
+            return 0
+        if message.plan.size <= INLINE_MAX:
+            self._send_inline(links, message)
+        else:
+            self._send_shared(links, message)
+        self._sent += 1
+        self._bytes += message.plan.size
+        return len(links)
+
+    def _header(self, message: Outgoing, flags: int, seg: tuple[int, int, int] = (0, 0, 0)) -> bytes:
+        plan = message.plan
+        return DATA.pack(
+            KIND_DATA,
+            flags | (FLAG_IPC if plan.kind == KIND_IPC else 0),
+            len(message.output),
+            len(plan.type_blob),
+            len(plan.layout),
+            len(message.metadata),
+            message.seq,
+            message.stamp_ns,
+            *seg,
+        )
+
+    def _send_inline(self, links: list[OutLink], message: Outgoing) -> None:
+        plan = message.plan
+        prefix = b"".join(
+            (self._header(message, 0), message.output, plan.type_blob, plan.layout, message.metadata)
+        )
+        iov: list[Any] = [prefix + _ZEROS[: -len(prefix) % 8]]
+        cursor = 0
+        for part, offset in zip(plan.parts, plan.offsets, strict=True):
+            if part is None:
+                continue
+            if offset > cursor:
+                iov.append(_ZEROS[: offset - cursor])
+            iov.append(part)
+            cursor = offset + part.size
+        for link in links:
+            try:
+                link.sock.sendmsg(iov)
+            except OSError:
+                link.alive = False
+                self._failures += 1
+
+    def _send_shared(self, links: list[OutLink], message: Outgoing) -> None:
+        plan = message.plan
+        layout = plan.layout
+        seg = self._zero_copy_segment(message.array, plan) if self.pool.has_user_segments else None
+        if seg is not None:
+            layout = _rebase_layout(message.array, seg)
+            self.pool.add_pending(seg, len(links))
+        else:
+            seg = self.pool.acquire(plan.size)
+            plan.write_into(memoryview(seg.view), 0)
+            self.pool.set_pending(seg, len(links))
+        tail = b"".join((message.output, plan.type_blob, layout, message.metadata))
+        sized = message if layout is plan.layout else _with_layout(message, layout)
+        for link in links:
+            first = link.id not in seg.known_by
+            header = self._header(sized, FLAG_SHM | (FLAG_FD if first else 0), (seg.id, seg.size, 0))
+            link.track(seg.id)
+            try:
+                if first:
+                    fds = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, np.array([seg.fd], np.int32).tobytes())]
+                    link.sock.sendmsg([header, tail], fds)
+                    seg.known_by.add(link.id)
+                else:
+                    link.sock.sendmsg([header, tail])
+            except OSError:
+                link.alive = False
+                self._failures += 1
+                if link.untrack(seg.id):
+                    self.pool.release(seg.id)
+
+    def _zero_copy_segment(self, array: pa.Array, plan: ValuePlan) -> Segment | None:
+        if plan.kind != KIND_BUFFERS:
+            return None
+        found: Segment | None = None
+        for buf in array.buffers():
+            if buf is None:
+                continue
+            seg = self.pool.find(buf.address, buf.size)
+            if seg is None or (found is not None and seg is not found):
+                return None
+            found = seg
+        return found
+
+    def allocate(self, nbytes: int) -> np.ndarray:
+        """A writable array in a pooled segment; sending it costs no copy."""
+        return self.pool.allocate(nbytes)
+
+    def idle(self) -> None:
+        """Send the releases noted since the last wait."""
+        for link in self._reactor.in_links:
+            if link.pending:
+                link.flush()
+
+    def close(self) -> None:
+        """Stop the reader and close every link."""
+        self._reactor.stop()
+        for link in self._out_links:
+            try:
+                link.sock.close()
+            except OSError:
+                pass
+
+    def statistics(self) -> BackendStatistics:
+        """Counters plus the segment pool's usage."""
+        return BackendStatistics(
+            self.name,
+            messages_sent=self._sent,
+            bytes_sent=self._bytes,
+            messages_received=sum(link.received for link in self._reactor.in_links),
+            send_failures=self._failures,
+            details={"shared_memory": self.pool.statistics()},
+        )
+
+
+def _with_layout(message: Outgoing, layout: bytes) -> Outgoing:
+    plan = message.plan
+    rebased = ValuePlan(plan.kind, plan.type_blob, layout, plan.parts, plan.offsets, plan.size)
+    return Outgoing(message.output, message.array, rebased, message.metadata, message.seq, message.stamp_ns)
+
+
+def _rebase_layout(array: pa.Array, seg: Segment) -> bytes:
+    buffers = array.buffers()
+    flat: list[int] = []
+    for buf in buffers:
+        if buf is None:
+            flat += [-1, 0]
+        else:
+            flat += [buf.address - seg.address, buf.size]
+    return layout_struct(len(buffers)).pack(len(array), array.null_count, array.offset, len(buffers), *flat)
