@@ -5,7 +5,12 @@ arrives the oldest of *that input* is dropped and counted. Events of all
 inputs come out in arrival order. Control events (input closed, stop, error)
 are never dropped.
 
-Thread-safe: one or more producer threads push, one consumer pops.
+Thread-safe: one or more producer threads push, one consumer pops. The
+consumer waits through a pluggable ``waiter(timeout, wake_fd)`` — by default a
+poll on the inbox's own eventfd; a backend may wait on its sockets as well and
+deliver what arrives from the consumer's own thread (no hand-off between
+threads on the hot path). Producers write the eventfd only while the consumer
+waits.
 
 Example:
     >>> box = Inbox({"x": 2})
@@ -19,9 +24,12 @@ Example:
 
 from __future__ import annotations
 
+import os
+import select
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 # A slot is [input_id or None, item, alive]; lists are the cheapest mutable record.
@@ -31,15 +39,16 @@ _INPUT, _ITEM, _ALIVE = 0, 1, 2
 class Inbox:
     """Bounded per-input queues merged in arrival order."""
 
-    def __init__(self, bounds: dict[str, int]) -> None:
+    def __init__(self, bounds: dict[str, int], waiter: Callable[[float, int], None] | None = None) -> None:
         self._bounds = dict(bounds)
         self._lock = threading.Lock()
         self._order: deque[list[Any]] = deque()
         self._per_input: dict[str, deque[list[Any]]] = {k: deque() for k in bounds}
         self._dead = 0
-        self._wake = threading.Lock()
-        self._wake.acquire()
+        self.wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self.waiter = waiter or self._poll_wake
         self._waiting = False
+        self._consumer = 0
         self.dropped: dict[str, int] = dict.fromkeys(bounds, 0)
         self.received: dict[str, int] = dict.fromkeys(bounds, 0)
 
@@ -60,9 +69,9 @@ class Inbox:
                         self._compact()
                 queue.append(slot)
             self._order.append(slot)
-            if self._waiting:
+            if self._waiting and threading.get_ident() != self._consumer:
                 self._waiting = False
-                self._wake.release()
+                os.eventfd_write(self.wake_fd, 1)
 
     def _compact(self) -> None:
         self._order = deque(s for s in self._order if s[_ALIVE])
@@ -92,16 +101,29 @@ class Inbox:
                 got = self._pop_locked()
                 if got is not None or timeout == 0:
                     return got
+                remaining = -1.0 if deadline is None else deadline - time.monotonic()
+                if deadline is not None and remaining <= 0:
+                    return None
                 self._waiting = True
-            remaining = -1.0 if deadline is None else max(0.0, deadline - time.monotonic())
-            woke = self._wake.acquire(timeout=remaining)
-            if not woke:
+                self._consumer = threading.get_ident()
+            try:
+                self.waiter(remaining, self.wake_fd)
+            finally:
                 with self._lock:
-                    if self._waiting:
-                        self._waiting = False
-                        return self._pop_locked()
-                # a producer released the lock just after the timeout: consume it
-                self._wake.acquire()
+                    self._waiting = False
+                try:
+                    os.eventfd_read(self.wake_fd)
+                except BlockingIOError:
+                    pass
+
+    def _poll_wake(self, timeout: float, wake_fd: int) -> None:
+        poller = select.poll()
+        poller.register(wake_fd, select.POLLIN)
+        poller.poll(None if timeout < 0 else timeout * 1000)
+
+    def close(self) -> None:
+        """Release the eventfd."""
+        os.close(self.wake_fd)
 
     def __len__(self) -> int:
         with self._lock:

@@ -80,9 +80,9 @@ class Node:
         self._open: set[str] = {k for k, v in inputs.items() if v["kind"] == "node"}
         self._lingering: set[str] = {k for k, v in inputs.items() if v["kind"] == "logs"}
         self._out_ids: dict[str, bytes] = {o: o.encode() for o in config["outputs"]}
-        self._backend: Backend = get_backend(config.get("backend", "shm"))(
-            self.id, _NodeReceiver(self._inbox)
-        )
+        backend_class = get_backend(config.get("backend", "shm"))
+        self._backend: Backend = backend_class(self.id, _NodeReceiver(self._inbox))
+        self._inbox.waiter = self._backend.wait
         links = [
             LinkSpec(spec["peer"], spec["dir"], tuple(spec.get("outputs", ())), spec.get("routes", {}))
             for spec in config["links"]

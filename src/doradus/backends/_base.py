@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import select
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -139,3 +140,13 @@ class Backend(ABC):
 
     def idle(self) -> None:  # noqa: B027 - an optional hook, empty by default
         """The node is about to wait for events: a moment for housekeeping."""
+
+    def wait(self, timeout: float, wake_fd: int) -> None:
+        """Block the node's thread until ``wake_fd`` is readable or ``timeout`` passes (< 0: forever).
+
+        A backend may also wait on its own connections here and deliver what
+        arrives from the calling thread, saving a hand-off between threads.
+        """
+        poller = select.poll()
+        poller.register(wake_fd, select.POLLIN)
+        poller.poll(None if timeout < 0 else timeout * 1000)

@@ -15,6 +15,7 @@ Example::
 
 from __future__ import annotations
 
+import select
 import socket
 from collections.abc import Sequence
 from typing import Any
@@ -26,7 +27,7 @@ from doradus._protocol import DATA, FLAG_FD, FLAG_IPC, FLAG_SHM, INLINE_MAX, KIN
 from doradus._values import KIND_BUFFERS, KIND_IPC, ValuePlan, layout_struct
 from doradus.backends._base import Backend, BackendStatistics, LinkSpec, Outgoing, Receiver
 from doradus.backends._segments import Segment, SegmentPool
-from doradus.backends._shm_links import InLink, OutLink, Reactor
+from doradus.backends._shm_links import InLink, LinkReader, OutLink, Reactor
 
 _ZEROS = bytes(64)
 
@@ -41,7 +42,12 @@ class ShmBackend(Backend):
         self.pool = SegmentPool(f"doradus-{node_id}")
         self._routes: dict[bytes, list[OutLink]] = {}
         self._out_links: list[OutLink] = []
-        self._reactor = Reactor(self.pool, receiver.deliver, self._link_closed, receiver.error)
+        self._reactor = Reactor(self.pool, LinkReader(receiver.deliver, self._link_closed, receiver.error))
+        # The node's own thread reads too, while it waits: see wait().
+        self._reader = LinkReader(receiver.deliver, self._link_closed, receiver.error)
+        self._epoll = select.epoll()
+        self._in_by_fd: dict[int, InLink] = {}
+        self._wake_fd = -1
         self._sent = 0
         self._bytes = 0
         self._failures = 0
@@ -57,7 +63,12 @@ class ShmBackend(Backend):
                 self._out_links.append(link)
                 self._reactor.add_out(link)
             else:
-                self._reactor.add_in(InLink(index, spec.peer, sock, spec.routes))
+                inbound = InLink(index, spec.peer, sock, spec.routes)
+                # Registered here first, then in the reactor: with EPOLLEXCLUSIVE the kernel
+                # wakes the first epoll that has a waiter, i.e. the node thread when it waits.
+                self._epoll.register(sock.fileno(), select.EPOLLIN | select.EPOLLEXCLUSIVE)
+                self._in_by_fd[sock.fileno()] = inbound
+                self._reactor.add_in(inbound)
 
     def start(self) -> None:
         """Start the reader thread."""
@@ -160,6 +171,20 @@ class ShmBackend(Backend):
     def allocate(self, nbytes: int) -> np.ndarray:
         """A writable array in a pooled segment; sending it costs no copy."""
         return self.pool.allocate(nbytes)
+
+    def wait(self, timeout: float, wake_fd: int) -> None:
+        """Wait on the receiving ends and the inbox's eventfd; read what arrives right here."""
+        if wake_fd != self._wake_fd:
+            self._epoll.register(wake_fd, select.EPOLLIN)
+            self._wake_fd = wake_fd
+        for fd, _events in self._epoll.poll(timeout):
+            link = self._in_by_fd.get(fd)
+            if link is not None and not self._reader.drain(link):
+                del self._in_by_fd[fd]
+                try:
+                    self._epoll.unregister(fd)
+                except (OSError, ValueError):
+                    pass
 
     def idle(self) -> None:
         """Send the releases noted since the last wait."""

@@ -1,9 +1,10 @@
 """The two ends of a node-to-node link, and the thread that reads them.
 
 An ``OutLink`` is the sending end: data goes out, releases come back. An
-``InLink`` is the receiving end: data comes in, releases go back. One
-``Reactor`` thread per node waits on every link, turns datagrams into inbox
-entries, and applies releases to the sender's pool.
+``InLink`` is the receiving end: data comes in, releases go back. A
+``LinkReader`` turns datagrams into inbox entries; the node's thread reads with
+one while it waits for events, and the ``Reactor`` thread with another while
+the node is busy, so a fast sender never waits on a busy receiver.
 
 Example:
     >>> import socket
@@ -15,7 +16,7 @@ Example:
 from __future__ import annotations
 
 import os
-import selectors
+import select
 import socket
 import threading
 from collections.abc import Callable
@@ -82,6 +83,8 @@ class InLink:
         self.received = 0
         self.closed = False
         self.pending: list[int] = []
+        self.lock = threading.Lock()
+        """Held while reading: one thread at a time, so order is kept."""
 
     def release(self, seg_id: int) -> None:
         """Note that we are done with ``seg_id`` (called from finalizers, any thread).
@@ -108,102 +111,47 @@ class InLink:
                 return
 
 
-class Reactor:
-    """The node's reader thread: links in, inbox entries out.
+class LinkReader:
+    """Reads the datagrams of receiving ends; one per reading thread (it owns a buffer).
 
     ``deliver(input_ids, entry)`` receives each data message (once per
-    message, with every input it feeds); ``on_closed(link)`` runs when a
+    message, with every input it feeds); ``on_closed(link)`` runs once when a
     sender is gone; ``on_error(text)`` when a datagram could not be read.
     """
 
     def __init__(
         self,
-        pool: SegmentPool,
         deliver: Callable[[tuple[str, ...], tuple[Any, ...]], None],
         on_closed: Callable[[InLink], None],
         on_error: Callable[[str], None],
     ) -> None:
-        self._pool = pool
-        self._on_error = on_error
         self._deliver = deliver
         self._on_closed = on_closed
-        self._selector = selectors.DefaultSelector()
-        self._buffer = bytearray(RECV_BUFFER)
-        self._view = memoryview(self._buffer)
-        self._thread = threading.Thread(target=self._run, name="doradus-reactor", daemon=True)
-        self._wake_r, self._wake_w = os.pipe()
-        self._running = True
-        self.in_links: list[InLink] = []
+        self._on_error = on_error
+        self._view = memoryview(bytearray(RECV_BUFFER))
 
-    def add_in(self, link: InLink) -> None:
-        """Watch a receiving end."""
-        self.in_links.append(link)
-        self._selector.register(link.sock, selectors.EVENT_READ, (self._read_in, link))
-
-    def add_out(self, link: OutLink) -> None:
-        """Watch a sending end (for releases and the receiver going away)."""
-        self._selector.register(link.sock, selectors.EVENT_READ, (self._read_out, link))
-
-    def start(self) -> None:
-        """Start the thread."""
-        self._selector.register(self._wake_r, selectors.EVENT_READ, (None, None))
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Ask the thread to end (idempotent)."""
-        if self._running:
-            self._running = False
-            try:
-                os.write(self._wake_w, b"x")
-            except OSError:
-                pass
-
-    def _run(self) -> None:
-        select = self._selector.select
-        while self._running:
-            for link in self.in_links:
-                if link.pending:  # releases of messages dropped by this thread
-                    link.flush()
-            for key, _events in select():
-                handler, target = key.data
-                if handler is None:
-                    return
+    def drain(self, link: InLink) -> bool:
+        """Read every datagram waiting on ``link``; False once the link is closed."""
+        with link.lock:
+            if link.closed:
+                return False
+            sock = link.sock
+            view = self._view
+            while True:
                 try:
-                    handler(target)
+                    nbytes, ancdata, _flags, _addr = sock.recvmsg_into([view], _ANC, socket.MSG_DONTWAIT)
+                except BlockingIOError:
+                    return True
                 except OSError:
-                    self._lost(key.fileobj, target)
+                    nbytes, ancdata = 0, []
+                if nbytes == 0 and not ancdata:
+                    link.closed = True
+                    self._on_closed(link)
+                    return False
+                try:
+                    self._on_data(link, bytes(view[:nbytes]), ancdata)
                 except Exception as exc:  # a malformed datagram must not kill the reader
-                    self._on_error(
-                        f"dropped a malformed message from {getattr(target, 'peer', 'daemon')!r}: {exc!r}"
-                    )
-
-    def _lost(self, fileobj: Any, target: Any) -> None:
-        self._drop(fileobj)
-        if isinstance(target, InLink) and not target.closed:
-            target.closed = True
-            self._on_closed(target)
-        elif isinstance(target, OutLink):
-            self._receiver_gone(target)
-
-    def _drop(self, fileobj: Any) -> None:
-        try:
-            self._selector.unregister(fileobj)
-        except (KeyError, ValueError):
-            pass
-
-    def _read_in(self, link: InLink) -> None:
-        sock = link.sock
-        while True:
-            try:
-                nbytes, ancdata, _flags, _addr = sock.recvmsg_into([self._view], _ANC, socket.MSG_DONTWAIT)
-            except BlockingIOError:
-                return
-            if nbytes == 0 and not ancdata:
-                self._drop(sock)
-                link.closed = True
-                self._on_closed(link)
-                return
-            self._on_data(link, bytes(self._view[:nbytes]), ancdata)
+                    self._on_error(f"dropped a malformed message from {link.peer!r}: {exc!r}")
 
     def _on_data(self, link: InLink, data: bytes, ancdata: list[Any]) -> None:
         (kind, flags, out_len, type_len, layout_len, meta_len, _seq, stamp, seg_id, seg_size, seg_off) = (
@@ -212,8 +160,7 @@ class Reactor:
         if kind != KIND_DATA:
             return
         pos = DATA.size
-        output = data[pos : pos + out_len]
-        inputs = link.routes.get(output)
+        inputs = link.routes.get(data[pos : pos + out_len])
         lease: Lease | None = None
         if flags & FLAG_SHM:
             if flags & FLAG_FD:
@@ -230,15 +177,89 @@ class Reactor:
             inputs, (data, pos + out_len, type_len, layout_len, meta_len, stamp, lease, seg_off, flags)
         )
 
-    def _read_out(self, link: OutLink) -> None:
+
+class Reactor:
+    """The node's background thread: drains receiving ends while the node is busy.
+
+    It also applies the releases coming back on sending ends, and notices
+    receivers going away. Receiving ends are registered with
+    ``EPOLLEXCLUSIVE``, after the node thread's own registrations: the kernel
+    then wakes the node thread when it is waiting, and this thread otherwise.
+    """
+
+    def __init__(self, pool: SegmentPool, reader: LinkReader) -> None:
+        self._pool = pool
+        self._reader = reader
+        self._epoll = select.epoll()
+        self._targets: dict[int, InLink | OutLink | None] = {}
+        self._thread = threading.Thread(target=self._run, name="doradus-reactor", daemon=True)
+        self._wake_r, self._wake_w = os.pipe()
+        self._running = True
+        self.in_links: list[InLink] = []
+
+    def add_in(self, link: InLink) -> None:
+        """Watch a receiving end."""
+        self.in_links.append(link)
+        self._register(link.sock.fileno(), link, select.EPOLLIN | select.EPOLLEXCLUSIVE)
+
+    def add_out(self, link: OutLink) -> None:
+        """Watch a sending end (for releases and the receiver going away)."""
+        self._register(link.sock.fileno(), link, select.EPOLLIN)
+
+    def _register(self, fd: int, target: InLink | OutLink | None, events: int) -> None:
+        self._targets[fd] = target
+        self._epoll.register(fd, events)
+
+    def start(self) -> None:
+        """Start the thread."""
+        self._register(self._wake_r, None, select.EPOLLIN)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Ask the thread to end (idempotent)."""
+        if self._running:
+            self._running = False
+            try:
+                os.write(self._wake_w, b"x")
+            except OSError:
+                pass
+
+    def _run(self) -> None:
+        poll = self._epoll.poll
+        while self._running:
+            for link in self.in_links:
+                if link.pending:  # releases of messages this thread dropped
+                    link.flush()
+            for fd, _events in poll():
+                target = self._targets.get(fd)
+                if target is None:
+                    if fd == self._wake_r:
+                        return
+                    continue
+                if isinstance(target, InLink):
+                    if not self._reader.drain(target):
+                        self._forget(fd)
+                else:
+                    self._read_out(fd, target)
+
+    def _forget(self, fd: int) -> None:
+        self._targets.pop(fd, None)
+        try:
+            self._epoll.unregister(fd)
+        except (OSError, ValueError):
+            pass
+
+    def _read_out(self, fd: int, link: OutLink) -> None:
         sock = link.sock
         while True:
             try:
                 data = sock.recv(RELEASE_HEAD.size + MAX_RELEASES * SEG_ID.size, socket.MSG_DONTWAIT)
             except BlockingIOError:
                 return
+            except OSError:
+                data = b""
             if not data:
-                self._drop(sock)
+                self._forget(fd)
                 self._receiver_gone(link)
                 return
             kind, count = RELEASE_HEAD.unpack_from(data, 0)
