@@ -62,11 +62,11 @@ bench-dora-venv: $(DORA_VENV)/.installed
 
 bench: $(VENV)/.installed-all
 	-@$(MAKE) --no-print-directory bench-dora-venv
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 
 bench-quick: $(VENV)/.installed-all
 	-@$(MAKE) --no-print-directory bench-dora-venv
-	$(BIN)/python benchmarks/run.py --quick
+	$(BIN)/python benchmarks/run.py --quick $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
