@@ -48,6 +48,7 @@ class Inbox:
         self.wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self.waiter = waiter or self._poll_wake
         self._waiting = False
+        self._signaled = False
         self._consumer = 0
         self.dropped: dict[str, int] = dict.fromkeys(bounds, 0)
         self.received: dict[str, int] = dict.fromkeys(bounds, 0)
@@ -71,6 +72,7 @@ class Inbox:
             self._order.append(slot)
             if self._waiting and threading.get_ident() != self._consumer:
                 self._waiting = False
+                self._signaled = True
                 os.eventfd_write(self.wake_fd, 1)
 
     def _compact(self) -> None:
@@ -111,10 +113,12 @@ class Inbox:
             finally:
                 with self._lock:
                     self._waiting = False
-                try:
-                    os.eventfd_read(self.wake_fd)
-                except BlockingIOError:
-                    pass
+                    signaled, self._signaled = self._signaled, False
+                if signaled:
+                    try:
+                        os.eventfd_read(self.wake_fd)
+                    except BlockingIOError:
+                        pass
 
     def _poll_wake(self, timeout: float, wake_fd: int) -> None:
         poller = select.poll()

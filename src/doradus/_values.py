@@ -35,6 +35,9 @@ _LAYOUT_HEAD = struct.Struct("<qqqB")
 _type_blobs: dict[pa.DataType, bytes] = {}
 _types: dict[bytes, pa.DataType] = {}
 _layout_structs: dict[int, struct.Struct] = {}
+_type_info: dict[pa.DataType, tuple[bytes, bool]] = {}
+_LAYOUT_PLAIN = struct.Struct("<qqqB4q")
+PLAIN_OFFSETS = (-1, 0)
 
 
 def to_arrow(data: Any) -> pa.Array:
@@ -195,25 +198,34 @@ def plan_value(array: pa.Array, align: int = 8) -> ValuePlan:
         16
     """
     type_ = array.type
-    if not _is_flat(type_):
+    info = _type_info.get(type_)
+    if info is None:
+        info = _type_info[type_] = (type_blob(type_), True) if _is_flat(type_) else (b"", False)
+    blob, flat = info
+    if not flat:
         return _plan_ipc(array)
     buffers = array.buffers()
+    if len(buffers) == 2 and buffers[0] is None:
+        # The common case, a primitive array without nulls: one data buffer at offset 0.
+        span = buffers[1].size
+        layout = _LAYOUT_PLAIN.pack(len(array), 0, array.offset, 2, -1, 0, 0, span)
+        return ValuePlan(KIND_BUFFERS, blob, layout, buffers, PLAIN_OFFSETS, span)
     offsets: list[int] = []
-    spans: list[int] = []
+    flat_layout: list[int] = []
     size = 0
     for buf in buffers:
         if buf is None:
             offsets.append(-1)
-            spans.append(0)
+            flat_layout += (-1, 0)
             continue
         size = _align(size, align)
         offsets.append(size)
-        spans.append(buf.size)
+        flat_layout += (size, buf.size)
         size += buf.size
-    packer = layout_struct(len(buffers))
-    flat = [x for pair in zip(offsets, spans, strict=True) for x in pair]
-    layout = packer.pack(len(array), array.null_count, array.offset, len(buffers), *flat)
-    return ValuePlan(KIND_BUFFERS, type_blob(type_), layout, buffers, offsets, size)
+    layout = layout_struct(len(buffers)).pack(
+        len(array), array.null_count, array.offset, len(buffers), *flat_layout
+    )
+    return ValuePlan(KIND_BUFFERS, blob, layout, buffers, offsets, size)
 
 
 def _plan_ipc(array: pa.Array) -> ValuePlan:
@@ -249,11 +261,13 @@ def decode_value(kind: int, blob: bytes, layout: bytes, payload: pa.Buffer) -> p
     if kind != KIND_BUFFERS:
         raise DecodeError(f"unknown value kind {kind}")
     type_ = type_from_blob(blob)
+    count = (len(layout) - _LAYOUT_HEAD.size) // 16
     try:
-        length, nulls, offset, count = _LAYOUT_HEAD.unpack_from(layout, 0)
-        flat = layout_struct(count).unpack(layout)[4:]
+        length, nulls, offset, declared, *flat = layout_struct(count).unpack(layout)
     except struct.error as exc:
         raise DecodeError(f"bad value layout: {exc}") from exc
+    if declared != count:
+        raise DecodeError(f"bad value layout: {declared} buffers declared, {count} present")
     if length < 0 or offset < 0 or nulls < -1:
         raise DecodeError(f"bad value layout: length {length}, offset {offset}, null count {nulls}")
     buffers: list[pa.Buffer | None] = []

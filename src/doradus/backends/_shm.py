@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from doradus._protocol import DATA, FLAG_FD, FLAG_IPC, FLAG_SHM, INLINE_MAX, KIND_DATA
-from doradus._values import KIND_BUFFERS, KIND_IPC, ValuePlan, layout_struct
+from doradus._values import KIND_BUFFERS, KIND_IPC, PLAIN_OFFSETS, ValuePlan, layout_struct
 from doradus.backends._base import Backend, BackendStatistics, LinkSpec, Outgoing, Receiver
 from doradus.backends._segments import Segment, SegmentPool
 from doradus.backends._shm_links import InLink, LinkReader, OutLink, Reactor
@@ -79,7 +79,7 @@ class ShmBackend(Backend):
 
     def send(self, message: Outgoing) -> int:
         """Send to the live links subscribed to the output. Call with the node's send lock held."""
-        links = [link for link in self._routes.get(message.output, ()) if link.alive]
+        links = self._routes.get(message.output)
         if not links:
             return 0
         if message.plan.size <= INLINE_MAX:
@@ -89,6 +89,14 @@ class ShmBackend(Backend):
         self._sent += 1
         self._bytes += message.plan.size
         return len(links)
+
+    def _lost(self, link: OutLink) -> None:
+        """A receiver is gone: stop sending to it (the reactor reclaims its segments)."""
+        link.alive = False
+        self._failures += 1
+        for routed in self._routes.values():
+            if link in routed:
+                routed.remove(link)
 
     def _header(self, message: Outgoing, flags: int, seg: tuple[int, int, int] = (0, 0, 0)) -> bytes:
         plan = message.plan
@@ -106,24 +114,37 @@ class ShmBackend(Backend):
 
     def _send_inline(self, links: list[OutLink], message: Outgoing) -> None:
         plan = message.plan
-        prefix = b"".join(
-            (self._header(message, 0), message.output, plan.type_blob, plan.layout, message.metadata)
+        used = (
+            DATA.size + len(message.output) + len(plan.type_blob) + len(plan.layout) + len(message.metadata)
         )
-        iov: list[Any] = [prefix + _ZEROS[: -len(prefix) % 8]]
-        cursor = 0
-        for part, offset in zip(plan.parts, plan.offsets, strict=True):
-            if part is None:
-                continue
-            if offset > cursor:
-                iov.append(_ZEROS[: offset - cursor])
-            iov.append(part)
-            cursor = offset + part.size
-        for link in links:
+        prefix = b"".join(
+            (
+                self._header(message, 0),
+                message.output,
+                plan.type_blob,
+                plan.layout,
+                message.metadata,
+                _ZEROS[: -used % 8],
+            )
+        )
+        iov: list[Any]
+        if plan.offsets is PLAIN_OFFSETS:
+            iov = [prefix, plan.parts[1]]
+        else:
+            iov = [prefix]
+            cursor = 0
+            for part, offset in zip(plan.parts, plan.offsets, strict=True):
+                if part is None:
+                    continue
+                if offset > cursor:
+                    iov.append(_ZEROS[: offset - cursor])
+                iov.append(part)
+                cursor = offset + part.size
+        for link in list(links):
             try:
                 link.sock.sendmsg(iov)
             except OSError:
-                link.alive = False
-                self._failures += 1
+                self._lost(link)
 
     def _send_shared(self, links: list[OutLink], message: Outgoing) -> None:
         plan = message.plan
@@ -138,7 +159,7 @@ class ShmBackend(Backend):
             self.pool.set_pending(seg, len(links))
         tail = b"".join((message.output, plan.type_blob, layout, message.metadata))
         sized = message if layout is plan.layout else _with_layout(message, layout)
-        for link in links:
+        for link in list(links):
             first = link.id not in seg.known_by
             header = self._header(sized, FLAG_SHM | (FLAG_FD if first else 0), (seg.id, seg.size, 0))
             link.track(seg.id)
@@ -150,8 +171,7 @@ class ShmBackend(Backend):
                 else:
                     link.sock.sendmsg([header, tail])
             except OSError:
-                link.alive = False
-                self._failures += 1
+                self._lost(link)
                 if link.untrack(seg.id):
                     self.pool.release(seg.id)
 
@@ -179,7 +199,7 @@ class ShmBackend(Backend):
             self._wake_fd = wake_fd
         for fd, _events in self._epoll.poll(timeout):
             link = self._in_by_fd.get(fd)
-            if link is not None and not self._reader.drain(link):
+            if link is not None and not self._reader.drain(link, once=True):
                 del self._in_by_fd[fd]
                 try:
                     self._epoll.unregister(fd)

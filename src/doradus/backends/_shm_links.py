@@ -130,8 +130,13 @@ class LinkReader:
         self._on_error = on_error
         self._view = memoryview(bytearray(RECV_BUFFER))
 
-    def drain(self, link: InLink) -> bool:
-        """Read every datagram waiting on ``link``; False once the link is closed."""
+    def drain(self, link: InLink, once: bool = False) -> bool:
+        """Read the datagrams waiting on ``link``; False once the link is closed.
+
+        With ``once``, stop after one datagram: the caller's level-triggered
+        epoll reports the link again if more wait, and the common case of one
+        message costs no failed read.
+        """
         with link.lock:
             if link.closed:
                 return False
@@ -152,6 +157,8 @@ class LinkReader:
                     self._on_data(link, bytes(view[:nbytes]), ancdata)
                 except Exception as exc:  # a malformed datagram must not kill the reader
                     self._on_error(f"dropped a malformed message from {link.peer!r}: {exc!r}")
+                if once:
+                    return True
 
     def _on_data(self, link: InLink, data: bytes, ancdata: list[Any]) -> None:
         (kind, flags, out_len, type_len, layout_len, meta_len, _seq, stamp, seg_id, seg_size, seg_off) = (
