@@ -173,14 +173,23 @@ class SegmentPool:
         return self._segments.get(seg_id)
 
     def forget_link(self, link_id: int, seg_ids: dict[int, int]) -> None:
-        """A receiver is gone: release what it held and forget it knew anything."""
+        """A receiver is gone: forget it knew anything, and retire what it held.
+
+        A segment the receiver still held is never reused: the receiver may
+        have passed it on (a relay forwards without copying), and whoever got
+        it may still be reading. Dropping it from the pool lets the kernel
+        free it once the last mapping is gone.
+        """
         with self._lock:
             for seg in self._segments.values():
                 seg.known_by.discard(link_id)
-            for seg_id, count in seg_ids.items():
-                held = self._segments.get(seg_id)
+            for seg_id in seg_ids:
+                held = self._segments.pop(seg_id, None)
                 if held is not None:
-                    held.pending = max(0, held.pending - count)
+                    try:
+                        os.close(held.fd)
+                    except OSError:
+                        pass
 
     def statistics(self) -> dict[str, int]:
         """Counts for status displays.
@@ -208,14 +217,26 @@ class SegmentPool:
 
 
 class Mapping:
-    """A receiver's read-only mapping of one sender segment."""
+    """A receiver's read-only mapping of one sender segment.
 
-    __slots__ = ("base", "size", "view")
+    It owns the segment's descriptor (closed with the mapping) so that the
+    receiver can pass the segment on without a copy when it forwards a value.
+    """
+
+    __slots__ = ("address", "base", "fd", "size", "view")
 
     def __init__(self, fd: int, size: int) -> None:
+        self.fd = fd
         self.size = size
         self.view = mmap.mmap(fd, size, prot=mmap.PROT_READ)
         self.base = pa.py_buffer(self.view)
+        self.address: int = self.base.address
+
+    def __del__(self) -> None:
+        try:
+            os.close(self.fd)
+        except Exception:  # a finalizer must never raise (the interpreter may be exiting)
+            pass
 
 
 class Lease:

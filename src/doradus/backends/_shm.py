@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import select
 import socket
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,10 +27,12 @@ import pyarrow as pa
 from doradus._protocol import DATA, FLAG_FD, FLAG_IPC, FLAG_SHM, INLINE_MAX, KIND_DATA
 from doradus._values import KIND_BUFFERS, KIND_IPC, PLAIN_OFFSETS, ValuePlan, layout_struct
 from doradus.backends._base import Backend, BackendStatistics, LinkSpec, Outgoing, Receiver
-from doradus.backends._segments import Segment, SegmentPool
+from doradus.backends._segments import Mapping, Segment, SegmentPool
 from doradus.backends._shm_links import InLink, LinkReader, OutLink, Reactor
 
 _ZEROS = bytes(64)
+FORWARD_BIT = 1 << 62
+"""Marks segment ids of received segments this node passes on (``bit | link << 32 | id``)."""
 
 
 class ShmBackend(Backend):
@@ -42,7 +45,14 @@ class ShmBackend(Backend):
         self.pool = SegmentPool(f"doradus-{node_id}")
         self._routes: dict[bytes, list[OutLink]] = {}
         self._out_links: list[OutLink] = []
-        self._reactor = Reactor(self.pool, LinkReader(receiver.deliver, self._link_closed, receiver.error))
+        self._reactor = Reactor(
+            LinkReader(receiver.deliver, self._link_closed, receiver.error),
+            self._released,
+            self._receiver_gone,
+        )
+        # Received segments passed on to our receivers: forward id -> [lease, holders].
+        self._forwarded: dict[int, list[Any]] = {}
+        self._forward_lock = threading.Lock()
         # The node's own thread reads too, while it waits: see wait().
         self._reader = LinkReader(receiver.deliver, self._link_closed, receiver.error)
         self._epoll = select.epoll()
@@ -73,6 +83,29 @@ class ShmBackend(Backend):
     def start(self) -> None:
         """Start the reader thread."""
         self._reactor.start()
+
+    def _released(self, seg_id: int) -> None:
+        if seg_id & FORWARD_BIT:
+            self._unhold_forward(seg_id, 1)
+        else:
+            self.pool.release(seg_id)
+
+    def _receiver_gone(self, link: OutLink, held: dict[int, int]) -> None:
+        own = {seg_id: n for seg_id, n in held.items() if not seg_id & FORWARD_BIT}
+        self.pool.forget_link(link.id, own)
+        for seg_id, count in held.items():
+            if seg_id & FORWARD_BIT:
+                self._unhold_forward(seg_id, count)
+        link.known_forwards.clear()
+
+    def _unhold_forward(self, fwd_id: int, count: int) -> None:
+        with self._forward_lock:
+            entry = self._forwarded.get(fwd_id)
+            if entry is None:
+                return
+            entry[1] -= count
+            if entry[1] <= 0:
+                del self._forwarded[fwd_id]  # our lease goes: the original sender gets its release
 
     def _link_closed(self, link: InLink) -> None:
         self.receiver.closed(link.inputs)
@@ -148,32 +181,100 @@ class ShmBackend(Backend):
 
     def _send_shared(self, links: list[OutLink], message: Outgoing) -> None:
         plan = message.plan
+        if plan.kind == KIND_BUFFERS and self._forward(links, message):
+            return
         layout = plan.layout
         seg = self._zero_copy_segment(message.array, plan) if self.pool.has_user_segments else None
         if seg is not None:
-            layout = _rebase_layout(message.array, seg)
+            layout = _rebase_layout(message.array, seg.address)
             self.pool.add_pending(seg, len(links))
         else:
             seg = self.pool.acquire(plan.size)
             plan.write_into(memoryview(seg.view), 0)
             self.pool.set_pending(seg, len(links))
-        tail = b"".join((message.output, plan.type_blob, layout, message.metadata))
-        sized = message if layout is plan.layout else _with_layout(message, layout)
         for link in list(links):
             first = link.id not in seg.known_by
-            header = self._header(sized, FLAG_SHM | (FLAG_FD if first else 0), (seg.id, seg.size, 0))
-            link.track(seg.id)
-            try:
+            if self._send_segment(link, message, layout, seg.id, seg.size, seg.fd if first else None):
                 if first:
-                    fds = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, np.array([seg.fd], np.int32).tobytes())]
-                    link.sock.sendmsg([header, tail], fds)
                     seg.known_by.add(link.id)
-                else:
-                    link.sock.sendmsg([header, tail])
-            except OSError:
-                self._lost(link)
-                if link.untrack(seg.id):
-                    self.pool.release(seg.id)
+            elif link.untrack(seg.id):
+                self.pool.release(seg.id)
+
+    def _send_segment(
+        self, link: OutLink, message: Outgoing, layout: bytes, seg_id: int, seg_size: int, fd: int | None
+    ) -> bool:
+        """One shared-memory datagram (with the segment's descriptor if ``fd``); False if the link died."""
+        plan = message.plan
+        header = DATA.pack(
+            KIND_DATA,
+            FLAG_SHM | (FLAG_FD if fd is not None else 0) | (FLAG_IPC if plan.kind == KIND_IPC else 0),
+            len(message.output),
+            len(plan.type_blob),
+            len(layout),
+            len(message.metadata),
+            message.seq,
+            message.stamp_ns,
+            seg_id,
+            seg_size,
+            0,
+        )
+        tail = b"".join((message.output, plan.type_blob, layout, message.metadata))
+        link.track(seg_id)
+        try:
+            if fd is not None:
+                link.sock.sendmsg([header, tail], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, _fd_bytes(fd))])
+            else:
+                link.sock.sendmsg([header, tail])
+        except OSError:
+            self._lost(link)
+            return False
+        return True
+
+    def _forward(self, links: list[OutLink], message: Outgoing) -> bool:
+        """Pass on, without a copy, a value that lives in a segment we received."""
+        found = self._received_segment(message.array)
+        if found is None:
+            return False
+        in_link, seg_id, mapping = found
+        lease = in_link.leases.get(seg_id)
+        if lease is None:
+            return False
+        fwd_id = FORWARD_BIT | (in_link.id << 32) | seg_id
+        layout = _rebase_layout(message.array, mapping.address)
+        with self._forward_lock:
+            entry = self._forwarded.setdefault(fwd_id, [lease, 0])
+            entry[0] = lease
+            entry[1] += len(links)
+        for link in list(links):
+            first = fwd_id not in link.known_forwards
+            if self._send_segment(link, message, layout, fwd_id, mapping.size, mapping.fd if first else None):
+                if first:
+                    link.known_forwards.add(fwd_id)
+            elif link.untrack(fwd_id):
+                self._unhold_forward(fwd_id, 1)
+        return True
+
+    def _received_segment(self, array: pa.Array) -> tuple[InLink, int, Mapping] | None:
+        found: tuple[InLink, int, Mapping] | None = None
+        for buf in array.buffers():
+            if buf is None:
+                continue
+            if found is not None:
+                mapping = found[2]
+                if not mapping.address <= buf.address <= mapping.address + mapping.size - buf.size:
+                    return None
+                continue
+            found = self._mapping_containing(buf.address, buf.size)
+            if found is None:
+                return None
+        return found
+
+    def _mapping_containing(self, address: int, size: int) -> tuple[InLink, int, Mapping] | None:
+        for link in self._reactor.in_links:
+            for seg_id, mapping in list(link.mappings.items()):
+                if mapping.address <= address and address + size <= mapping.address + mapping.size:
+                    return link, seg_id, mapping
+        return None
 
     def _zero_copy_segment(self, array: pa.Array, plan: ValuePlan) -> Segment | None:
         if plan.kind != KIND_BUFFERS:
@@ -233,18 +334,16 @@ class ShmBackend(Backend):
         )
 
 
-def _with_layout(message: Outgoing, layout: bytes) -> Outgoing:
-    plan = message.plan
-    rebased = ValuePlan(plan.kind, plan.type_blob, layout, plan.parts, plan.offsets, plan.size)
-    return Outgoing(message.output, message.array, rebased, message.metadata, message.seq, message.stamp_ns)
+def _fd_bytes(fd: int) -> bytes:
+    return np.array([fd], np.int32).tobytes()
 
 
-def _rebase_layout(array: pa.Array, seg: Segment) -> bytes:
+def _rebase_layout(array: pa.Array, base_address: int) -> bytes:
     buffers = array.buffers()
     flat: list[int] = []
     for buf in buffers:
         if buf is None:
             flat += [-1, 0]
         else:
-            flat += [buf.address - seg.address, buf.size]
+            flat += [buf.address - base_address, buf.size]
     return layout_struct(len(buffers)).pack(len(array), array.null_count, array.offset, len(buffers), *flat)

@@ -19,6 +19,7 @@ import os
 import select
 import socket
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -34,7 +35,7 @@ from doradus._protocol import (
     SEG_ID,
     fds_from,
 )
-from doradus.backends._segments import Lease, Mapping, SegmentPool
+from doradus.backends._segments import Lease, Mapping
 
 _ANC = socket.CMSG_SPACE(4 * 4)
 
@@ -51,6 +52,8 @@ class OutLink:
         self.lock = threading.Lock()
         self.outstanding: dict[int, int] = {}
         self.sent = 0
+        self.known_forwards: set[int] = set()
+        """Forwarded segments whose descriptor this receiver already has."""
 
     def track(self, seg_id: int) -> None:
         """The receiver now holds one more reference to ``seg_id``."""
@@ -80,6 +83,8 @@ class InLink:
         self.routes: dict[bytes, tuple[str, ...]] = {k.encode(): tuple(v) for k, v in routes.items()}
         self.inputs: tuple[str, ...] = tuple(i for v in routes.values() for i in v)
         self.mappings: dict[int, Mapping] = {}
+        self.leases: weakref.WeakValueDictionary[int, Lease] = weakref.WeakValueDictionary()
+        """The live lease of each mapped segment (one message per segment at a time)."""
         self.received = 0
         self.closed = False
         self.pending: list[int] = []
@@ -174,9 +179,11 @@ class LinkReader:
                 fd = fds_from(ancdata)[0]
                 try:
                     link.mappings[seg_id] = Mapping(fd, seg_size)
-                finally:
+                except OSError:
                     os.close(fd)
+                    raise
             lease = Lease(link.mappings[seg_id], seg_id, link.release)
+            link.leases[seg_id] = lease
         if not inputs:
             return  # nobody here listens to this output; the lease releases on return
         link.received += 1
@@ -194,8 +201,14 @@ class Reactor:
     then wakes the node thread when it is waiting, and this thread otherwise.
     """
 
-    def __init__(self, pool: SegmentPool, reader: LinkReader) -> None:
-        self._pool = pool
+    def __init__(
+        self,
+        reader: LinkReader,
+        on_release: Callable[[int], None],
+        on_receiver_gone: Callable[[OutLink, dict[int, int]], None],
+    ) -> None:
+        self._on_release = on_release
+        self._on_receiver_gone = on_receiver_gone
         self._reader = reader
         self._epoll = select.epoll()
         self._targets: dict[int, InLink | OutLink | None] = {}
@@ -274,11 +287,11 @@ class Reactor:
                 continue
             for (seg_id,) in SEG_ID.iter_unpack(memoryview(data)[RELEASE_HEAD.size :]):
                 if link.untrack(seg_id):
-                    self._pool.release(seg_id)
+                    self._on_release(seg_id)
 
     def _receiver_gone(self, link: OutLink) -> None:
         link.alive = False
         with link.lock:
             held = dict(link.outstanding)
             link.outstanding.clear()
-        self._pool.forget_link(link.id, held)
+        self._on_receiver_gone(link, held)
