@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import os
-import re
 import sys
 from collections.abc import Iterable
 from typing import Any
 
 import click
 
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zµ]*)\s*$")
+from doradus import _quantities as quantities
 
 
 def parse_duration(text: str, option: str) -> float:
@@ -21,12 +19,11 @@ def parse_duration(text: str, option: str) -> float:
         >>> parse_duration("500ms", "--stop-after")
         0.5
     """
-    match = _DURATION.match(text)
-    if not match or match.group(2) not in ("", *_UNITS):
-        raise click.BadParameter(
-            f"{text!r} is not a duration; write e.g. 10s, 500ms or 2m", param_hint=option
-        )
-    return float(match.group(1)) * _UNITS.get(match.group(2) or "s", 1.0)
+    seconds = quantities.parse_duration(text)
+    if seconds is None or seconds < 0:
+        hint = f"{text!r} is not a duration; write e.g. 10s, 500ms or 2m"
+        raise click.BadParameter(hint, param_hint=option)
+    return seconds
 
 
 def parse_env(pairs: Iterable[str]) -> dict[str, str]:
