@@ -35,6 +35,7 @@ from doradus._paths import runs_dir
 from doradus._protocol import ENV_CONFIG, recv_control, send_control
 
 LINK_BUFFER = 4 * 1024 * 1024
+MAX_SOCKET_PATH = 100
 TAIL_LINES = 20
 COMPAT_PATH = str(Path(__file__).parent / "_compat")
 
@@ -115,6 +116,12 @@ class LocalDaemon:
         self._closed = False
         self.rundir = Path(tempfile.mkdtemp(prefix=f"{run_id[:13]}-", dir=runs_dir()))
         self.control_path = str(self.rundir / "control.sock")
+        self._short_dir: Path | None = None
+        if len(self.control_path.encode()) > MAX_SOCKET_PATH:
+            # Unix socket paths hold at most 107 bytes: a deep runtime folder gets a short,
+            # equally private (0700) folder for the socket.
+            self._short_dir = Path(tempfile.mkdtemp(prefix="doradus-"))
+            self.control_path = str(self._short_dir / "c.sock")
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
 
     # ---------------------------------------------------------------- startup
@@ -123,11 +130,8 @@ class LocalDaemon:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self._listener.bind(self.control_path)
         self._listener.listen(64)
-        dynamic = [n.spec.id for n in self.nodes.values() if n.spec.kind == "dynamic"]
-        if dynamic:
-            (self.rundir / "dynamic.json").write_text(
-                json.dumps({"dataflow": str(self.dataflow.path), "nodes": dynamic})
-            )
+        if any(n.spec.kind == "dynamic" for n in self.nodes.values()):
+            self._update_dynamic_file()
         self._make_links()
         threading.Thread(target=self._accept_loop, name="doradus-accept", daemon=True).start()
         for proc in self.nodes.values():
@@ -337,7 +341,9 @@ class LocalDaemon:
     def _update_dynamic_file(self) -> None:
         waiting = [n.spec.id for n in self.nodes.values() if n.spec.kind == "dynamic" and not n.registered]
         path = self.rundir / "dynamic.json"
-        path.write_text(json.dumps({"dataflow": str(self.dataflow.path), "nodes": waiting}))
+        path.write_text(
+            json.dumps({"dataflow": str(self.dataflow.path), "nodes": waiting, "control": self.control_path})
+        )
 
     def _check_barrier(self) -> None:
         if self._started:
@@ -410,6 +416,8 @@ class LocalDaemon:
             if proc.conn is not None:
                 proc.conn.close()
         shutil.rmtree(self.rundir, ignore_errors=True)
+        if self._short_dir is not None:
+            shutil.rmtree(self._short_dir, ignore_errors=True)
 
 
 def _grow_buffer(sock: socket.socket) -> None:

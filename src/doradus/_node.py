@@ -472,7 +472,7 @@ def _find_dynamic(node_id: str) -> str:
         except (OSError, ValueError):
             continue
         if node_id in waiting.get("nodes", []):
-            return str(entry.parent / "control.sock")
+            return str(waiting.get("control") or entry.parent / "control.sock")
     raise NodeError(
         f"no running dataflow has a dynamic node {node_id!r}. Start the dataflow first "
         f"(`doradus run dataflow.yml`), and check that it declares `id: {node_id}` with `path: dynamic`",

@@ -97,6 +97,16 @@ def check(dataflow: Path, no_color: bool) -> None:
 cli.add_command(check, name="validate")
 
 
+def _add_control_commands() -> None:
+    from doradus.cli._control import ALL_COMMANDS
+
+    for name, command in ALL_COMMANDS.items():
+        cli.add_command(command, name=name)
+
+
+_add_control_commands()
+
+
 def _not_yet_supported(flow: Any) -> list[str]:
     """Keys that validate but whose feature has not landed: say so rather than ignore them."""
     notes = []

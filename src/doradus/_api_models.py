@@ -1,0 +1,113 @@
+"""The coordinator's JSON shapes (``/api/v1``), shared by the server and the CLI.
+
+Every field name here is part of the documented contract (``docs/cli.md``,
+``docs/openapi.json``): add fields, never rename them.
+
+Example:
+    >>> StopRequest().grace_seconds
+    5.0
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+DataflowStatus = Literal["running", "finished", "failed", "stopped"]
+NodeState = Literal["pending", "running", "finished", "failed", "stopped"]
+
+
+class Health(BaseModel):
+    """``GET /api/v1/health``."""
+
+    status: Literal["ok"] = "ok"
+    version: str
+    pid: int
+    daemons: int
+    dataflows: int
+
+
+class DaemonInfo(BaseModel):
+    """One connected daemon (one per machine)."""
+
+    machine_id: str
+    hostname: str
+    pid: int
+    connected_at: float
+    last_heartbeat: float
+
+
+class NodeStatus(BaseModel):
+    """One node of a dataflow, as ``status`` shows it. Metrics not measured yet are null."""
+
+    state: NodeState = "pending"
+    pid: int | None = None
+    cpu_percent: float | None = None
+    memory_bytes: int | None = None
+    exit_code: int | None = None
+    restarts: int = 0
+    errors: int | None = None
+    input_rate: float | None = None
+    output_rate: float | None = None
+    latency_p50_ms: float | None = None
+    dropped: int | None = None
+
+
+class _DataflowBase(BaseModel):
+    name: str
+    id: str
+    status: DataflowStatus
+    machine: str
+    path: str
+    started_at: float
+    finished_at: float | None = None
+
+
+class DataflowSummary(_DataflowBase):
+    """One dataflow as ``list`` shows it; ``nodes`` is the node count."""
+
+    nodes: int
+
+
+class DataflowDetail(_DataflowBase):
+    """One dataflow with its nodes keyed by node id (``status NAME``)."""
+
+    nodes: dict[str, NodeStatus] = Field(default_factory=dict)
+
+
+class StartRequest(BaseModel):
+    """``POST /api/v1/dataflows``: an absolute dataflow path on the daemon's machine."""
+
+    path: str
+    name: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+
+
+class StopRequest(BaseModel):
+    """``POST /api/v1/dataflows/{name_or_id}/stop``."""
+
+    grace_seconds: float = 5.0
+    force: bool = False
+
+
+class LogLine(BaseModel):
+    """One line a node printed; ``time`` is seconds since the epoch."""
+
+    node: str
+    line: str
+    time: float
+
+
+class ErrorBody(BaseModel):
+    """The ``detail`` of every error response: what failed and how to fix it."""
+
+    error: str
+    fix: str | None = None
+
+
+class Accepted(BaseModel):
+    """A request that was accepted and completes in the background."""
+
+    accepted: bool = True
+    message: str

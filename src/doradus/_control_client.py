@@ -1,0 +1,338 @@
+"""Finding the coordinator and talking to it with bounded retries.
+
+The address comes from, in order: an explicit ``--coordinator``, the
+``DORADUS_COORDINATOR`` variable, the state file ``doradus up`` writes
+(``<runtime folder>/up.json``), then ``127.0.0.1:6300``.
+
+Example::
+
+    client = ControlClient(resolve_address(None), retries=2)
+    print(client.get("/dataflows"))
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from doradus._exceptions import ConnectError, DoradusError
+from doradus._paths import runtime_base
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 6300
+ENV_COORDINATOR = "DORADUS_COORDINATOR"
+ENV_TOKEN_FILE = "DORADUS_TOKEN_FILE"
+MAX_RETRY_INTERVAL = 2.0
+API = "/api/v1"
+FIX_UNREACHABLE = (
+    "start a coordinator with `doradus up` (or `doradus coordinator`), "
+    "or point --coordinator at a running one"
+)
+
+T = TypeVar("T")
+
+
+class ServiceUnreachable(ConnectError):
+    """The coordinator did not answer after every attempt.
+
+    Example:
+        >>> ServiceUnreachable("no answer").fix.startswith("start a coordinator")
+        True
+    """
+
+    def __init__(self, message: str, fix: str = FIX_UNREACHABLE) -> None:
+        self.fix = fix
+        super().__init__(message)
+
+
+class ApiError(DoradusError):
+    """The coordinator answered with an error (``status`` is the HTTP status).
+
+    Example:
+        >>> ApiError(404, "no dataflow 'x'").status
+        404
+    """
+
+    def __init__(self, status: int, message: str, fix: str | None = None) -> None:
+        self.status = status
+        self.fix = fix
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class Address:
+    """Where the coordinator listens and which setting said so."""
+
+    host: str
+    port: int
+    source: str
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def http(self) -> str:
+        """The HTTP base URL of the API."""
+        return f"http://{self.host}:{self.port}{API}"
+
+    @property
+    def ws(self) -> str:
+        """The WebSocket base URL of the API."""
+        return f"ws://{self.host}:{self.port}{API}"
+
+
+def parse_address(text: str, source: str) -> Address:
+    """``HOST:PORT``, ``HOST`` or ``:PORT`` (``http://`` prefixes allowed) into an `Address`.
+
+    Example:
+        >>> str(parse_address("localhost:7000", "flag"))
+        'localhost:7000'
+    """
+    rest = text.strip().removeprefix("http://").removeprefix("ws://").rstrip("/")
+    host, sep, port = rest.rpartition(":")
+    if not sep:
+        host, port = rest, str(DEFAULT_PORT)
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{text!r} is not HOST:PORT (from {source})")
+    return Address(host or DEFAULT_HOST, int(port), source)
+
+
+def state_path() -> Path:
+    """The state file ``doradus up`` writes (address and pids).
+
+    Example:
+        >>> state_path().name
+        'up.json'
+    """
+    return runtime_base() / "up.json"
+
+
+def read_state() -> dict[str, Any] | None:
+    """The contents of the state file, or None when there is none (or it is unreadable).
+
+    Example:
+        >>> read_state() is None or "address" in read_state()
+        True
+    """
+    try:
+        data = json.loads(state_path().read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def write_state(data: dict[str, Any]) -> Path:
+    """Write the state file with mode 0600.
+
+    Example::
+
+        write_state({"address": "127.0.0.1:6300", "pids": {"coordinator": 10}})
+    """
+    path = state_path()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as file:
+        json.dump(data, file, indent=2, sort_keys=True)
+    os.chmod(path, 0o600)
+    return path
+
+
+def resolve_address(explicit: str | None) -> Address:
+    """The coordinator's address by the documented precedence.
+
+    Example:
+        >>> resolve_address("10.0.0.2:7000").source
+        '--coordinator'
+    """
+    if explicit:
+        return parse_address(explicit, "--coordinator")
+    env = os.environ.get(ENV_COORDINATOR)
+    if env:
+        return parse_address(env, ENV_COORDINATOR)
+    state = read_state()
+    if state and isinstance(state.get("address"), str):
+        return parse_address(state["address"], str(state_path()))
+    return Address(DEFAULT_HOST, DEFAULT_PORT, "default")
+
+
+def resolve_token(token_file: str | None) -> str | None:
+    """The API token: ``--token-file``, then ``DORADUS_TOKEN_FILE``, then the one ``up`` recorded.
+
+    Example:
+        >>> resolve_token(None) is None or True
+        True
+    """
+    path = token_file or os.environ.get(ENV_TOKEN_FILE)
+    if not path:
+        state = read_state() or {}
+        path = state.get("token_file") if isinstance(state.get("token_file"), str) else None
+    if not path:
+        return None
+    return Path(path).read_text().strip() or None
+
+
+def call_with_retries(
+    attempt: Callable[[], T],
+    *,
+    retries: int,
+    interval: float,
+    what: str,
+    retry_on: tuple[type[BaseException], ...],
+    say: Callable[[str], None] | None = None,
+) -> T:
+    """Call ``attempt`` up to ``retries`` times in all, waiting ``interval`` seconds between.
+
+    Each failure before the last prints ``Retrying in Ns... [Attempt k/N]``
+    on stderr; the last raises `ServiceUnreachable`.
+
+    Args:
+        attempt: The call to make.
+        retries: Attempts in all (at least 1).
+        interval: Seconds between attempts (at most 2).
+        what: What is being reached, for messages (``coordinator at 127.0.0.1:6300``).
+        retry_on: Exceptions that mean "not reachable, try again".
+        say: Where retry lines go (stderr by default).
+
+    Raises:
+        ServiceUnreachable: Every attempt failed.
+
+    Example:
+        >>> call_with_retries(lambda: 1, retries=2, interval=1, what="x", retry_on=(OSError,))
+        1
+    """
+    total = max(1, retries)
+    pause = min(max(interval, 0.0), MAX_RETRY_INTERVAL)
+    emit = say or (lambda text: print(text, file=sys.stderr, flush=True))
+    for k in range(1, total + 1):
+        try:
+            return attempt()
+        except retry_on as exc:
+            cause = _describe(exc)
+            if k == total:
+                raise ServiceUnreachable(
+                    f"could not reach the {what} after {total} attempt(s): {cause}"
+                ) from exc
+            emit(f"could not reach the {what}: {cause}. Retrying in {pause:g}s... [Attempt {k}/{total}]")
+            time.sleep(pause)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    if "Connection refused" in text or "Errno 111" in text:
+        return "connection refused"
+    return text
+
+
+class ControlClient:
+    """A small synchronous client of the coordinator's ``/api/v1``.
+
+    Example::
+
+        client = ControlClient(resolve_address(None))
+        dataflows = client.get("/dataflows")
+    """
+
+    def __init__(
+        self,
+        address: Address,
+        *,
+        retries: int = 2,
+        retry_interval: float = 1.0,
+        token: str | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        self.address = address
+        self.retries = retries
+        self.retry_interval = retry_interval
+        self.token = token
+        self.timeout = timeout
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Headers every request carries (the bearer token when there is one)."""
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    def request(self, method: str, path: str, json_body: Any = None, params: Any = None) -> Any:
+        """Send one request (retrying only when the coordinator is unreachable); the decoded JSON.
+
+        Raises:
+            ServiceUnreachable: No answer after every attempt.
+            ApiError: The coordinator answered with an error status.
+
+        Example::
+
+            client.request("POST", "/dataflows/demo/stop", {"force": True})
+        """
+        import httpx
+
+        def attempt() -> httpx.Response:
+            return httpx.request(
+                method,
+                self.address.http + path,
+                json=json_body,
+                params=params,
+                headers=self.headers,
+                timeout=self.timeout,
+            )
+
+        response = call_with_retries(
+            attempt,
+            retries=self.retries,
+            interval=self.retry_interval,
+            what=f"coordinator at {self.address}",
+            retry_on=(httpx.ConnectError, httpx.ConnectTimeout),
+        )
+        if response.status_code >= 400:
+            raise _api_error(response)
+        return response.json()
+
+    def get(self, path: str, params: Any = None) -> Any:
+        """``GET`` an API path.
+
+        Example::
+
+            client.get("/dataflows")
+        """
+        return self.request("GET", path, params=params)
+
+    def post(self, path: str, json_body: Any = None) -> Any:
+        """``POST`` to an API path.
+
+        Example::
+
+            client.post("/destroy")
+        """
+        return self.request("POST", path, json_body if json_body is not None else {})
+
+    def ping(self) -> bool:
+        """Whether a coordinator answers right now (one attempt, no retry).
+
+        Example::
+
+            if not client.ping(): ...
+        """
+        import httpx
+
+        try:
+            httpx.get(self.address.http + "/health", headers=self.headers, timeout=2.0)
+        except httpx.HTTPError:
+            return False
+        return True
+
+
+def _api_error(response: Any) -> ApiError:
+    try:
+        detail = response.json().get("detail")
+    except ValueError:
+        detail = None
+    if isinstance(detail, dict):
+        return ApiError(response.status_code, str(detail.get("error")), detail.get("fix"))
+    if response.status_code == 401:
+        return ApiError(401, "the coordinator refused the token", "pass --token-file with its token")
+    return ApiError(response.status_code, str(detail or response.text or response.reason_phrase))

@@ -1,0 +1,482 @@
+"""The coordinator: one per cluster, the HTTP + WebSocket API under ``/api/v1``.
+
+It keeps what daemons report (dataflows, node states, log lines) in memory
+and forwards commands (spawn, stop, shutdown) to the daemon that runs them.
+Daemons speak JSON text messages over ``/api/v1/daemon``::
+
+    daemon → coordinator: register, heartbeat, spawned, spawn_failed, node, log, dataflow
+    coordinator → daemon: spawn, stop, shutdown
+
+Example::
+
+    app = create_app()
+    serve(app, "127.0.0.1", 6300)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import ipaddress
+import os
+import secrets
+import socket
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Query, WebSocket, WebSocketDisconnect
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from doradus._api_models import (
+    Accepted,
+    DaemonInfo,
+    DataflowDetail,
+    DataflowStatus,
+    DataflowSummary,
+    ErrorBody,
+    Health,
+    LogLine,
+    NodeStatus,
+    StartRequest,
+    StopRequest,
+)
+from doradus._ids import new_run_id
+
+LOG_BACKLOG = 10_000
+SPAWN_TIMEOUT = 30.0
+ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody},
+    409: {"model": ErrorBody},
+    422: {"model": ErrorBody},
+    503: {"model": ErrorBody},
+}
+
+
+def _fail(status: int, error: str, fix: str | None = None) -> HTTPException:
+    return HTTPException(status, detail={"error": error, "fix": fix})
+
+
+@dataclass(eq=False)
+class _Daemon:
+    ws: WebSocket
+    machine_id: str
+    hostname: str
+    pid: int
+    connected_at: float = field(default_factory=time.time)
+    last_heartbeat: float = field(default_factory=time.time)
+    pending: dict[str, tuple[asyncio.Future[dict[str, Any]], StartRequest]] = field(default_factory=dict)
+
+    def info(self) -> DaemonInfo:
+        return DaemonInfo(
+            machine_id=self.machine_id,
+            hostname=self.hostname,
+            pid=self.pid,
+            connected_at=self.connected_at,
+            last_heartbeat=self.last_heartbeat,
+        )
+
+
+@dataclass(eq=False)
+class _Dataflow:
+    id: str
+    name: str
+    path: str
+    machine: str
+    status: DataflowStatus = "running"
+    started_at: float = field(default_factory=time.time)
+    finished_at: float | None = None
+    stop_requested: bool = False
+    nodes: dict[str, NodeStatus] = field(default_factory=dict)
+    logs: deque[LogLine] = field(default_factory=lambda: deque(maxlen=LOG_BACKLOG))
+    followers: set[asyncio.Queue[LogLine | None]] = field(default_factory=set)
+
+    def summary(self) -> DataflowSummary:
+        return DataflowSummary(
+            name=self.name,
+            id=self.id,
+            status=self.status,
+            nodes=len(self.nodes),
+            machine=self.machine,
+            path=self.path,
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+        )
+
+    def detail(self) -> DataflowDetail:
+        return DataflowDetail(**self.summary().model_dump(exclude={"nodes"}), nodes=dict(self.nodes))
+
+
+class CoordinatorState:
+    """Everything the coordinator knows; touched only from its event loop."""
+
+    def __init__(self) -> None:
+        self.daemons: dict[str, _Daemon] = {}
+        self.dataflows: dict[str, _Dataflow] = {}
+        self.shutdown: asyncio.Event | None = None
+        self.no_daemons = asyncio.Event()
+
+    def find(self, name_or_id: str) -> _Dataflow:
+        """The dataflow with this id, id prefix or name (a running one first, else the latest)."""
+        if name_or_id in self.dataflows:
+            return self.dataflows[name_or_id]
+        named = [d for d in self.dataflows.values() if d.name == name_or_id]
+        if not named:
+            named = [d for d in self.dataflows.values() if d.id.startswith(name_or_id)]
+            if len(named) > 1:
+                raise _fail(409, f"{name_or_id!r} matches {len(named)} dataflow ids", "give more of the id")
+        if not named:
+            raise _fail(404, f"no dataflow named {name_or_id!r}", "see the names with `doradus list`")
+        named.sort(key=lambda d: (d.status == "running", d.started_at))
+        return named[-1]
+
+    def unique_name(self, base: str) -> str:
+        """``base``, or ``base-2``, ``base-3``... when a running dataflow already has it."""
+        taken = {d.name for d in self.dataflows.values() if d.status == "running"}
+        name, k = base, 1
+        while name in taken:
+            k += 1
+            name = f"{base}-{k}"
+        return name
+
+    def end(self, flow: _Dataflow, status: DataflowStatus) -> None:
+        """Mark a dataflow ended and close its followers."""
+        if flow.status != "running":
+            return
+        flow.status = status
+        flow.finished_at = time.time()
+        for queue in flow.followers:
+            queue.put_nowait(None)
+
+    def handle(self, daemon: _Daemon, message: dict[str, Any]) -> None:
+        """Apply one message from a daemon."""
+        kind = message.get("type")
+        daemon.last_heartbeat = time.time()
+        flow = self.dataflows.get(str(message.get("id")))
+        if kind in ("spawned", "spawn_failed"):
+            pending = daemon.pending.pop(str(message.get("id")), None)
+            if pending is not None and not pending[0].done():
+                if kind == "spawned":
+                    self._add(daemon, message, pending[1])
+                pending[0].set_result(message)
+        elif flow is None:
+            return
+        elif kind == "log":
+            line = LogLine(node=str(message["node"]), line=str(message["line"]), time=float(message["time"]))
+            flow.logs.append(line)
+            for queue in flow.followers:
+                queue.put_nowait(line)
+        elif kind == "node":
+            node = flow.nodes.setdefault(str(message["node"]), NodeStatus())
+            for key in ("state", "pid", "exit_code", "cpu_percent", "memory_bytes"):
+                if key in message:
+                    setattr(node, key, message[key])
+        elif kind == "dataflow":
+            status = message.get("status")
+            if status == "failed":
+                self.end(flow, "failed")
+            elif status == "finished":
+                self.end(flow, "stopped" if flow.stop_requested else "finished")
+
+    def _add(self, daemon: _Daemon, reply: dict[str, Any], request: StartRequest) -> None:
+        run_id = str(reply["id"])
+        self.dataflows[run_id] = _Dataflow(
+            id=run_id,
+            name=request.name or self.unique_name(str(reply.get("name") or Path(request.path).stem)),
+            path=request.path,
+            machine=daemon.machine_id,
+            nodes={str(n): NodeStatus() for n in reply.get("nodes", [])},
+        )
+        for message in reply.get("early", []):
+            self.handle(daemon, message)
+
+    def lost(self, daemon: _Daemon) -> None:
+        """A daemon disconnected: its running dataflows are failed."""
+        if self.daemons.get(daemon.machine_id) is daemon:
+            del self.daemons[daemon.machine_id]
+        if not self.daemons:
+            self.no_daemons.set()
+        for future, _request in daemon.pending.values():
+            if not future.done():
+                future.set_result({"type": "spawn_failed", "error": "the daemon disconnected"})
+        for flow in self.dataflows.values():
+            if flow.machine == daemon.machine_id and flow.status == "running":
+                self.end(flow, "failed")
+
+
+class _TokenGuard:
+    """ASGI middleware: every HTTP request and WebSocket must carry ``Bearer <token>``."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self.app = app
+        self.expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            given = dict(scope.get("headers") or []).get(b"authorization", b"")
+            if not hmac.compare_digest(given, self.expected):
+                if scope["type"] == "websocket":
+                    await send({"type": "websocket.close", "code": 1008})
+                    return
+                body = b'{"detail":{"error":"missing or wrong token","fix":"pass --token-file"}}'
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 401,
+                        "headers": [(b"content-type", b"application/json")],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+
+def create_app(token: str | None = None) -> FastAPI:
+    """The coordinator's FastAPI application.
+
+    Args:
+        token: When set, every request must send ``Authorization: Bearer <token>``.
+
+    Example:
+        >>> create_app().title
+        'Doradus coordinator'
+    """
+    from doradus import __version__
+
+    app = FastAPI(
+        title="Doradus coordinator",
+        version=__version__,
+        description="Control API of Doradus: start, stop, list and watch dataflows.",
+    )
+    state = CoordinatorState()
+    app.state.coordinator = state
+    if token:
+        app.add_middleware(_TokenGuard, token=token)
+
+    @app.get("/api/v1/health", response_model=Health)
+    async def health() -> Health:
+        """Liveness, with counts of daemons and dataflows."""
+        return Health(
+            version=__version__, pid=os.getpid(), daemons=len(state.daemons), dataflows=len(state.dataflows)
+        )
+
+    @app.get("/api/v1/daemons", response_model=list[DaemonInfo])
+    async def daemons() -> list[DaemonInfo]:
+        """The connected daemons."""
+        return [d.info() for d in state.daemons.values()]
+
+    @app.get("/api/v1/dataflows", response_model=list[DataflowSummary])
+    async def list_dataflows() -> list[DataflowSummary]:
+        """Every dataflow this coordinator has started, running or ended, oldest first."""
+        return [d.summary() for d in state.dataflows.values()]
+
+    @app.get("/api/v1/dataflows/{name_or_id}", response_model=DataflowDetail, responses=ERRORS)
+    async def get_dataflow(name_or_id: str) -> DataflowDetail:
+        """One dataflow with each node's state and metrics."""
+        return state.find(name_or_id).detail()
+
+    @app.post("/api/v1/dataflows", response_model=DataflowSummary, status_code=201, responses=ERRORS)
+    async def start_dataflow(request: StartRequest) -> DataflowSummary:
+        """Start a dataflow file on a connected daemon."""
+        if not state.daemons:
+            raise _fail(503, "no daemon is connected", "start one with `doradus up` or `doradus daemon`")
+        if request.name and any(
+            d.name == request.name and d.status == "running" for d in state.dataflows.values()
+        ):
+            raise _fail(
+                409,
+                f"a dataflow named {request.name!r} is already running",
+                "stop it first, or choose another --name",
+            )
+        daemon = next(iter(state.daemons.values()))
+        run_id = new_run_id()
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        daemon.pending[run_id] = (future, request)
+        await daemon.ws.send_json({"type": "spawn", "id": run_id, "path": request.path, "env": request.env})
+        try:
+            reply = await asyncio.wait_for(future, SPAWN_TIMEOUT)
+        except TimeoutError as exc:
+            raise _fail(503, f"daemon {daemon.machine_id!r} did not answer in {SPAWN_TIMEOUT:g}s") from exc
+        finally:
+            daemon.pending.pop(run_id, None)
+        if reply.get("type") != "spawned":
+            raise _fail(422, str(reply.get("error")), reply.get("fix"))
+        return state.dataflows[run_id].summary()
+
+    @app.post("/api/v1/dataflows/{name_or_id}/stop", response_model=DataflowSummary, responses=ERRORS)
+    async def stop_dataflow(name_or_id: str, request: StopRequest) -> DataflowSummary:
+        """Ask a running dataflow to stop: Stop, then SIGTERM after the grace period, then SIGKILL."""
+        flow = state.find(name_or_id)
+        if flow.status == "running":
+            flow.stop_requested = True
+            daemon = state.daemons.get(flow.machine)
+            if daemon is not None:
+                await daemon.ws.send_json({"type": "stop", "id": flow.id, **request.model_dump()})
+        return flow.summary()
+
+    @app.get("/api/v1/dataflows/{name_or_id}/logs", response_model=list[LogLine], responses=ERRORS)
+    async def logs(
+        name_or_id: str,
+        tail: int | None = Query(None, ge=0, description="Only the last N lines."),
+        node: str | None = Query(None, description="Only this node's lines."),
+    ) -> list[LogLine]:
+        """Lines the dataflow's nodes printed (the last 10 000 are kept)."""
+        lines = [x for x in state.find(name_or_id).logs if node is None or x.node == node]
+        return lines[-tail:] if tail else ([] if tail == 0 else lines)
+
+    @app.websocket("/api/v1/dataflows/{name_or_id}/logs/follow")
+    async def follow(websocket: WebSocket, name_or_id: str, tail: int = 0, node: str | None = None) -> None:
+        """Stream log lines as JSON objects (the last ``tail`` first); closes when the dataflow ends."""
+        try:
+            flow = state.find(name_or_id)
+        except HTTPException:
+            await websocket.close(code=4404)
+            return
+        await websocket.accept()
+        queue: asyncio.Queue[LogLine | None] = asyncio.Queue()
+        backlog = [x for x in flow.logs if node is None or x.node == node][-tail:] if tail else []
+        if flow.status == "running":
+            flow.followers.add(queue)
+        else:
+            queue.put_nowait(None)
+        try:
+            for line in backlog:
+                await websocket.send_json(line.model_dump())
+            while (item := await queue.get()) is not None:
+                if node is None or item.node == node:
+                    await websocket.send_json(item.model_dump())
+            await websocket.close()
+        except WebSocketDisconnect:
+            pass
+        finally:
+            flow.followers.discard(queue)
+
+    @app.websocket("/api/v1/daemon")
+    async def daemon_socket(websocket: WebSocket) -> None:
+        """Where daemons connect: one ``register`` message, then reports; commands go back."""
+        await websocket.accept()
+        first = await websocket.receive_json()
+        if first.get("type") != "register":
+            await websocket.close(code=1002)
+            return
+        daemon = _Daemon(
+            websocket, str(first["machine_id"]), str(first.get("hostname")), int(first.get("pid", 0))
+        )
+        state.daemons[daemon.machine_id] = daemon
+        state.no_daemons.clear()
+        try:
+            while True:
+                state.handle(daemon, await websocket.receive_json())
+        except (WebSocketDisconnect, RuntimeError):
+            pass
+        finally:
+            state.lost(daemon)
+
+    @app.post("/api/v1/destroy", response_model=Accepted)
+    async def destroy() -> Accepted:
+        """Stop every dataflow, tell every daemon to exit, then exit the coordinator."""
+        for flow in state.dataflows.values():
+            if flow.status == "running":
+                flow.stop_requested = True
+        for daemon in list(state.daemons.values()):
+            try:
+                await daemon.ws.send_json({"type": "shutdown"})
+            except (RuntimeError, OSError):
+                pass
+        asyncio.get_running_loop().create_task(_exit_when_daemons_gone(state))
+        return Accepted(message=f"stopping {len(state.daemons)} daemon(s) and the coordinator")
+
+    return app
+
+
+async def _exit_when_daemons_gone(state: CoordinatorState, limit: float = 15.0) -> None:
+    if state.daemons:
+        try:
+            await asyncio.wait_for(state.no_daemons.wait(), limit)
+        except TimeoutError:
+            pass
+    if state.shutdown is not None:
+        state.shutdown.set()
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` only accepts connections from this machine.
+
+    Example:
+        >>> is_loopback("127.0.0.1"), is_loopback("0.0.0.0")
+        (True, False)
+    """
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def new_token_file(folder: Path) -> Path:
+    """Generate a token into ``folder/token`` with mode 0600.
+
+    Example::
+
+        path = new_token_file(runtime_base())
+    """
+    path = folder / "token"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(secrets.token_urlsafe(32) + "\n")
+    os.chmod(path, 0o600)
+    return path
+
+
+def serve(app: FastAPI, host: str, port: int) -> None:
+    """Serve ``app`` until ``POST /destroy`` or a signal; raises OSError if the port is taken.
+
+    Example::
+
+        serve(create_app(), "127.0.0.1", 6300)
+    """
+    import uvicorn
+
+    with socket.create_server((host, port), family=_family(host)) as sock:
+        config = uvicorn.Config(app, log_level="warning", ws="websockets-sansio", lifespan="off")
+        server = uvicorn.Server(config)
+        state: CoordinatorState = app.state.coordinator
+
+        async def main() -> None:
+            state.shutdown = asyncio.Event()
+
+            async def watch() -> None:
+                assert state.shutdown is not None
+                await state.shutdown.wait()
+                server.should_exit = True
+
+            watcher = asyncio.create_task(watch())
+            await server.serve(sockets=[sock])
+            watcher.cancel()
+
+        asyncio.run(main())
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def openapi_text() -> str:
+    """The API's OpenAPI description as committed in ``docs/openapi.json``.
+
+    Regenerate with ``python -m doradus._coordinator > docs/openapi.json``.
+
+    Example:
+        >>> openapi_text().startswith("{")
+        True
+    """
+    import json
+
+    return json.dumps(create_app().openapi(), indent=2, sort_keys=True) + "\n"
+
+
+if __name__ == "__main__":
+    print(openapi_text(), end="")

@@ -1,0 +1,301 @@
+"""``doradus daemon``: one per machine, runs the dataflows its coordinator places here.
+
+It connects to the coordinator's ``/api/v1/daemon`` WebSocket (bounded
+retries), registers, sends a heartbeat with node CPU and memory every
+second, runs each dataflow with `LocalDaemon` in a thread and relays node
+output lines and state changes. If the coordinator goes away it stops its
+dataflows and exits non-zero.
+
+Example::
+
+    sys.exit(MachineDaemon(resolve_address(None), machine_id="robot-1").run())
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from doradus._control_client import Address, call_with_retries
+from doradus._daemon import LocalDaemon
+
+HEARTBEAT = 1.0
+KILL_AFTER_TERM = 2.0
+SHUTDOWN_GRACE = 3.0
+
+Send = Callable[[dict[str, Any]], None]
+
+
+class _Metrics:
+    """CPU and memory of a node's process and its children, via psutil."""
+
+    def __init__(self) -> None:
+        self._procs: dict[int, Any] = {}
+
+    def sample(self, pid: int) -> dict[str, Any]:
+        psutil: Any = importlib.import_module("psutil")  # untyped; a core dependency
+        try:
+            proc = self._procs.get(pid)
+            if proc is None:
+                proc = self._procs[pid] = psutil.Process(pid)
+            family = [proc, *proc.children(recursive=True)]
+            cpu = 0.0
+            memory = 0
+            for member in family:
+                try:
+                    cpu += member.cpu_percent(None)
+                    memory += member.memory_info().rss
+                except psutil.Error:
+                    pass
+            return {"cpu_percent": round(cpu, 1), "memory_bytes": memory}
+        except psutil.Error:
+            return {}
+
+
+class _RunningDataflow:
+    """One dataflow on this machine: its `LocalDaemon` and the thread that watches it."""
+
+    def __init__(self, run_id: str, local: LocalDaemon, send: Send) -> None:
+        self.id = run_id
+        self.local = local
+        self.send = send
+        self.stop_at: float | None = None
+        self.grace = 5.0
+        self.termed_at: float | None = None
+        self.reported: dict[str, str] = {}
+        self.metrics = _Metrics()
+        self.thread = threading.Thread(target=self._watch, name=f"dataflow-{run_id[:8]}", daemon=True)
+
+    def stop(self, grace: float, force: bool) -> None:
+        """Send Stop now; SIGTERM after ``grace`` (at once with ``force``), SIGKILL 2 s later."""
+        if self.stop_at is None:
+            self.local.request_stop()
+            self.stop_at = time.monotonic()
+            self.grace = grace
+        self.grace = 0.0 if force else min(self.grace, grace)
+
+    def _drive_stop(self) -> None:
+        if self.stop_at is None:
+            return
+        now = time.monotonic()
+        if self.termed_at is None and now - self.stop_at >= self.grace:
+            self.local.kill(signal.SIGTERM)
+            self.termed_at = now
+        elif self.termed_at is not None and now - self.termed_at >= KILL_AFTER_TERM:
+            self.local.kill(signal.SIGKILL)
+
+    def _report_nodes(self) -> None:
+        for node_id, proc in self.local.nodes.items():
+            if proc.exited:
+                state = "finished" if proc.returncode == 0 else "failed"
+                if self.stop_at is not None and proc.returncode != 0:
+                    state = "stopped"
+            elif proc.popen is not None:
+                state = "running"
+            else:
+                state = "pending"
+            if self.reported.get(node_id) != state:
+                self.reported[node_id] = state
+                pid = proc.popen.pid if proc.popen is not None else None
+                self.send(
+                    {"type": "node", "id": self.id, "node": node_id, "state": state, "pid": pid}
+                    | ({"exit_code": proc.returncode} if proc.exited else {})
+                )
+
+    def sample(self) -> None:
+        """Send each running node's CPU and memory."""
+        for node_id, proc in list(self.local.nodes.items()):
+            if proc.popen is not None and not proc.exited:
+                values = self.metrics.sample(proc.popen.pid)
+                if values:
+                    self.send({"type": "node", "id": self.id, "node": node_id, **values})
+
+    def _watch(self) -> None:
+        try:
+            while not self.local.wait(timeout=0.1):
+                self._report_nodes()
+                self._drive_stop()
+            self._report_nodes()
+            failed = any(r.returncode != 0 for r in self.local.results()) and self.stop_at is None
+            self.send({"type": "dataflow", "id": self.id, "status": "failed" if failed else "finished"})
+        finally:
+            self.local.kill()
+            self.local.close()
+
+
+class MachineDaemon:
+    """The daemon of one machine.
+
+    Example::
+
+        code = MachineDaemon(parse_address("127.0.0.1:6300", "flag")).run()
+    """
+
+    def __init__(
+        self,
+        address: Address,
+        *,
+        machine_id: str | None = None,
+        retries: int = 2,
+        retry_interval: float = 1.0,
+        token: str | None = None,
+        say: Callable[[str], None] = print,
+    ) -> None:
+        self.address = address
+        self.machine_id = machine_id or socket.gethostname()
+        self.retries = retries
+        self.retry_interval = retry_interval
+        self.token = token
+        self.say = say
+        self.dataflows: dict[str, _RunningDataflow] = {}
+        self._send_lock = threading.Lock()
+        self._closed = threading.Event()
+        self._ws: Any = None
+
+    def connect(self) -> None:
+        """Open the WebSocket to the coordinator, retrying a bounded number of times.
+
+        Raises:
+            ServiceUnreachable: After the last attempt.
+        """
+        from websockets.exceptions import InvalidHandshake, InvalidStatus
+        from websockets.sync.client import connect
+
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
+        self._ws = call_with_retries(
+            lambda: connect(
+                f"{self.address.ws}/daemon", additional_headers=headers, open_timeout=5, max_size=None
+            ),
+            retries=self.retries,
+            interval=self.retry_interval,
+            what=f"coordinator at {self.address}",
+            retry_on=(OSError, InvalidHandshake, InvalidStatus, TimeoutError),
+        )
+        self.send(
+            {
+                "type": "register",
+                "machine_id": self.machine_id,
+                "hostname": socket.gethostname(),
+                "pid": os.getpid(),
+            }
+        )
+
+    def send(self, message: dict[str, Any]) -> None:
+        """Send one JSON message to the coordinator (thread-safe; dropped once closed)."""
+        if self._closed.is_set():
+            return
+        try:
+            with self._send_lock:
+                self._ws.send(json.dumps(message))
+        except Exception:
+            self._closed.set()
+
+    def run(self) -> int:
+        """Connect, serve commands until ``shutdown`` (0) or a lost connection (1).
+
+        Raises:
+            ServiceUnreachable: The coordinator could not be reached.
+        """
+        from websockets.exceptions import ConnectionClosed
+
+        self.connect()
+        self.say(f"daemon {self.machine_id!r} connected to the coordinator at {self.address}")
+        threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True).start()
+        try:
+            while True:
+                message = json.loads(self._ws.recv())
+                if message.get("type") == "shutdown":
+                    self.say("shutdown requested by the coordinator")
+                    self._stop_all(SHUTDOWN_GRACE)
+                    return 0
+                self._handle(message)
+        except (ConnectionClosed, OSError):
+            self.say("lost the connection to the coordinator: stopping every dataflow")
+            self._stop_all(1.0)
+            return 1
+        finally:
+            self._closed.set()
+            try:
+                self._ws.close()
+            except Exception:
+                pass
+
+    def _handle(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == "spawn":
+            self._spawn(message)
+        elif kind == "stop":
+            running = self.dataflows.get(str(message.get("id")))
+            if running is not None:
+                running.stop(float(message.get("grace_seconds", 5.0)), bool(message.get("force")))
+
+    def _spawn(self, message: dict[str, Any]) -> None:
+        from doradus._descriptor import load_dataflow
+        from doradus._exceptions import DescriptorError
+
+        run_id = str(message["id"])
+        env = {str(k): str(v) for k, v in dict(message.get("env") or {}).items()}
+        try:
+            flow = load_dataflow(Path(str(message["path"])), extra_env=env)
+        except DescriptorError as exc:
+            self.send(
+                {"type": "spawn_failed", "id": run_id, "error": str(exc), "fix": "run `doradus check` on it"}
+            )
+            return
+        out_dir = flow.working_dir / "out" / run_id
+        early: list[dict[str, Any]] = []
+        ready = threading.Event()
+        gate = threading.Lock()
+
+        def on_line(node_id: str, line: str) -> None:
+            entry = {"type": "log", "id": run_id, "node": node_id, "line": line, "time": time.time()}
+            with gate:
+                if not ready.is_set():
+                    early.append(entry)
+                    return
+            self.send(entry)
+
+        local = LocalDaemon(flow, run_id=run_id, out_dir=out_dir, extra_env=env, on_line=on_line)
+        running = _RunningDataflow(run_id, local, self.send)
+        try:
+            local.start()
+        except OSError as exc:
+            local.kill()
+            local.close()
+            self.send({"type": "spawn_failed", "id": run_id, "error": f"could not start: {exc}"})
+            return
+        self.dataflows[run_id] = running
+        with gate:
+            self.send(
+                {
+                    "type": "spawned",
+                    "id": run_id,
+                    "name": flow.name,
+                    "nodes": [n.id for n in flow.nodes],
+                    "early": early,
+                }
+            )
+            ready.set()
+        running.thread.start()
+
+    def _heartbeat(self) -> None:
+        while not self._closed.wait(HEARTBEAT):
+            self.send({"type": "heartbeat"})
+            for running in list(self.dataflows.values()):
+                if running.thread.is_alive():
+                    running.sample()
+
+    def _stop_all(self, grace: float) -> None:
+        alive = [r for r in self.dataflows.values() if r.thread.is_alive()]
+        for running in alive:
+            running.stop(grace, force=False)
+        for running in alive:
+            running.thread.join(timeout=grace + KILL_AFTER_TERM + 2.0)

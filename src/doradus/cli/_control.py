@@ -1,0 +1,537 @@
+"""Control-plane commands: coordinator, daemon, up, destroy, start, stop, list, status, logs.
+
+Each parses its options, calls the coordinator through `ControlClient`, and
+renders: tables on a terminal, ``--output json|yaml`` on stdout for scripts.
+
+Example::
+
+    $ doradus up && doradus start dataflow.yml --detach && doradus list --output json
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+import click
+
+from doradus._control_client import (
+    ApiError,
+    ControlClient,
+    ServiceUnreachable,
+    parse_address,
+    read_state,
+    resolve_address,
+    resolve_token,
+    state_path,
+    write_state,
+)
+from doradus._paths import runtime_base
+from doradus.cli._render import Reporter, parse_duration, parse_env
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+UP_TIMEOUT = 20.0
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+# ------------------------------------------------------------------ options
+def connection_options(func: F) -> F:
+    """Add ``--coordinator``, ``--retries``, ``--retry-interval``, ``--token-file``, ``--no-color``."""
+    options = [
+        click.option(
+            "-c",
+            "--coordinator",
+            "--coordinator-addr",
+            "coordinator",
+            metavar="HOST:PORT",
+            help="Coordinator address (default: $DORADUS_COORDINATOR, then `doradus up`'s, "
+            "then 127.0.0.1:6300).",
+        ),
+        click.option(
+            "--retries",
+            type=click.IntRange(min=1),
+            default=2,
+            show_default=True,
+            help="Attempts in all to reach the coordinator.",
+        ),
+        click.option(
+            "--retry-interval",
+            type=click.FloatRange(min=0, max=2),
+            default=1.0,
+            show_default=True,
+            help="Seconds between attempts (at most 2).",
+        ),
+        click.option("--token-file", type=click.Path(dir_okay=False), help="File holding the API token."),
+        click.option("--no-color", is_flag=True, help="Plain output."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def output_option(func: F) -> F:
+    """Add ``--output table|json|yaml`` (``--format`` is dora's alias)."""
+    return click.option(
+        "--output",
+        "--format",
+        "output",
+        type=click.Choice(["table", "json", "yaml"]),
+        default="table",
+        show_default=True,
+        help="table for people; json or yaml (on stdout, stable keys) for scripts.",
+    )(func)
+
+
+def _client(opts: dict[str, Any]) -> ControlClient:
+    try:
+        address = resolve_address(opts["coordinator"])
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--coordinator") from exc
+    return ControlClient(
+        address,
+        retries=opts["retries"],
+        retry_interval=opts["retry_interval"],
+        token=resolve_token(opts["token_file"]),
+    )
+
+
+@contextmanager
+def _failures(reporter: Reporter) -> Iterator[None]:
+    """Render control-plane errors as cause + ``Suggested fix:`` with the documented exit code."""
+    try:
+        yield
+    except ServiceUnreachable as exc:
+        reporter.error(str(exc))
+        reporter.info(f"Suggested fix: {exc.fix}")
+        sys.exit(1)
+    except ApiError as exc:
+        reporter.error(str(exc))
+        if exc.fix:
+            reporter.info(f"Suggested fix: {exc.fix}")
+        sys.exit(2 if exc.status in (401, 404, 409, 422) else 1)
+
+
+def _emit(data: Any, output: str) -> None:
+    if output == "json":
+        click.echo(json.dumps(data, indent=2, sort_keys=True))
+    else:
+        import yaml
+
+        click.echo(yaml.safe_dump(data, sort_keys=True), nl=False)
+
+
+def _when(stamp: float | None) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(stamp)) if stamp else "-"
+
+
+def _table(title: str | None, columns: list[str], rows: list[list[str]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row)
+    width = None if sys.stdout.isatty() else 200  # piped: never truncate ids
+    Console(no_color="NO_COLOR" in os.environ, width=width).print(table)
+
+
+_STATUS_STYLE = {"running": "blue", "finished": "green", "stopped": "yellow", "failed": "red"}
+
+
+def _styled(status: str) -> str:
+    style = _STATUS_STYLE.get(status)
+    return f"[{style}]{status}[/{style}]" if style else status
+
+
+# ------------------------------------------------------------- services
+@click.command(context_settings=CONTEXT)
+@click.option("--bind", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=6300, show_default=True)
+@click.option(
+    "--token-file",
+    type=click.Path(dir_okay=False),
+    help="File holding the API token clients must send (required for a non-loopback --bind).",
+)
+@click.option("--generate-token", is_flag=True, help="Create a token file (0600) in the runtime folder.")
+def coordinator(bind: str, port: int, token_file: str | None, generate_token: bool) -> None:
+    """Run the coordinator in the foreground (`doradus up` starts it in the background)."""
+    from doradus._coordinator import create_app, is_loopback, new_token_file, serve
+
+    reporter = Reporter()
+    if generate_token and not token_file:
+        token_file = str(new_token_file(runtime_base()))
+        reporter.info(f"API token written to {token_file} (mode 0600)")
+    if not is_loopback(bind) and not token_file:
+        reporter.error(f"refusing to listen on {bind} without a token: anyone on the network could run code")
+        reporter.info("Suggested fix: add --generate-token (or --token-file FILE), or bind 127.0.0.1")
+        sys.exit(2)
+    token = Path(token_file).read_text().strip() if token_file else None
+    reporter.info(f"coordinator listening on http://{bind}:{port}/api/v1 (pid {os.getpid()})")
+    try:
+        serve(create_app(token), bind, port)
+    except OSError as exc:
+        reporter.error(f"cannot listen on {bind}:{port}: {exc.strerror or exc}")
+        reporter.info("Suggested fix: is a coordinator already running? see `doradus list`, or pick --port")
+        sys.exit(1)
+
+
+@click.command(context_settings=CONTEXT)
+@click.option("--machine-id", metavar="NAME", help="This machine's name (default: the host name).")
+@connection_options
+def daemon(machine_id: str | None, **opts: Any) -> None:
+    """Run this machine's daemon in the foreground, connected to the coordinator."""
+    from doradus._machine_daemon import MachineDaemon
+
+    reporter = Reporter(color=False if opts["no_color"] else None)
+    client = _client(opts)
+    runner = MachineDaemon(
+        client.address,
+        machine_id=machine_id,
+        retries=client.retries,
+        retry_interval=client.retry_interval,
+        token=client.token,
+        say=reporter.info,
+    )
+    with _failures(reporter):
+        sys.exit(runner.run())
+
+
+@click.command(context_settings=CONTEXT)
+@click.option("--port", type=click.IntRange(1, 65535), help="Coordinator port (default: from the address).")
+@connection_options
+def up(port: int | None, **opts: Any) -> None:
+    """Start a coordinator and this machine's daemon in the background.
+
+    Returns once the daemon is connected, or fails with the cause and the
+    last lines of the log file. Does nothing if a coordinator already answers.
+    """
+    reporter = Reporter(color=False if opts["no_color"] else None)
+    client = _client(opts)
+    if port is not None:
+        client.address = parse_address(f"{client.address.host}:{port}", "--port")
+    if client.ping():
+        reporter.success(f"a coordinator is already running at {client.address}")
+        return
+    base = runtime_base()
+    address = str(client.address)
+    started = time.monotonic()
+    procs = {
+        "coordinator": _background(
+            ["coordinator", "--bind", client.address.host, "--port", str(client.address.port)],
+            base / "coordinator.log",
+        ),
+    }
+    procs["daemon"] = _background(
+        ["daemon", "-c", address, "--retries", "10", "--retry-interval", "0.5"], base / "daemon.log"
+    )
+    write_state(
+        {
+            "address": address,
+            "pids": {name: p.pid for name, p in procs.items()},
+            "logs": {name: str(base / f"{name}.log") for name in procs},
+        }
+    )
+    deadline = started + UP_TIMEOUT
+    while time.monotonic() < deadline:
+        for name, proc in procs.items():
+            if proc.poll() is not None:
+                _up_failed(reporter, procs, f"the {name} exited with code {proc.returncode}", name)
+        try:
+            probe = ControlClient(client.address, retries=1, token=client.token, timeout=2.0)
+            if probe.get("/daemons"):
+                reporter.success(
+                    f"coordinator and daemon running at {address} "
+                    f"(done in {time.monotonic() - started:.1f}s; state: {state_path()})"
+                )
+                return
+        except (ServiceUnreachable, ApiError):
+            pass
+        time.sleep(0.1)
+    _up_failed(reporter, procs, f"the daemon did not connect within {UP_TIMEOUT:g}s", "daemon")
+
+
+def _background(args: list[str], log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "doradus.cli", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def _up_failed(reporter: Reporter, procs: dict[str, subprocess.Popen[bytes]], why: str, name: str) -> None:
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    state_path().unlink(missing_ok=True)
+    log = runtime_base() / f"{name}.log"
+    reporter.error(f"doradus up failed: {why}")
+    lines = log.read_text(errors="replace").splitlines()[-10:] if log.exists() else []
+    for line in lines:
+        reporter.info(f"    {line}")
+    reporter.info(f"full log: {log}")
+    reporter.info("Suggested fix: read the log above; if the port is taken, pass --port or -c HOST:PORT")
+    sys.exit(1)
+
+
+@click.command(context_settings=CONTEXT)
+@connection_options
+def destroy(**opts: Any) -> None:
+    """Stop every dataflow, the daemons and the coordinator started by `doradus up`."""
+    reporter = Reporter(color=False if opts["no_color"] else None)
+    client = _client(opts)
+    state = read_state() or {}
+    pids = [int(p) for p in dict(state.get("pids") or {}).values()]
+    try:
+        client.post("/destroy")
+    except ServiceUnreachable:
+        if not any(_alive(p) for p in pids):
+            state_path().unlink(missing_ok=True)
+        with _failures(reporter):
+            raise
+    deadline = time.monotonic() + 20.0
+    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.1)
+    left = [p for p in pids if _alive(p)]
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    state_path().unlink(missing_ok=True)
+    note = f" (killed {len(left)} process(es) that did not exit)" if left else ""
+    reporter.success(f"coordinator at {client.address} and its daemons stopped{note}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        waited, _status = os.waitpid(pid, os.WNOHANG)
+        if waited == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+# ------------------------------------------------------------- dataflows
+@click.command(context_settings=CONTEXT)
+@click.argument("dataflow", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--name", help="Name to refer to it by (default: from the file, made unique).")
+@click.option("--detach/--attach", default=False, help="Return at once, or follow its logs (default).")
+@click.option(
+    "--env", "env", multiple=True, metavar="K=V", help="Set an environment variable for every node."
+)
+@connection_options
+def start(dataflow: Path, name: str | None, detach: bool, env: tuple[str, ...], **opts: Any) -> None:
+    """Start DATAFLOW on the running coordinator.
+
+    Attached, its logs are printed prefixed by node id until it ends; Ctrl-C
+    stops it (a second Ctrl-C forces). Exit 0 if it finished, 1 if it failed.
+    """
+    from doradus._descriptor import check_dataflow
+
+    reporter = Reporter(color=False if opts["no_color"] else None)
+    extra_env = parse_env(env)
+    flow, problems = check_dataflow(dataflow, extra_env=extra_env)
+    reporter.problems(problems)
+    if flow is None:
+        reporter.error(f"{dataflow}: {sum(p.severity == 'error' for p in problems)} error(s)")
+        sys.exit(2)
+    client = _client(opts)
+    body = {"path": str(dataflow.resolve()), "name": name, "env": extra_env}
+    with _failures(reporter):
+        started = client.post("/dataflows", body)
+        reporter.success(
+            f"started dataflow {started['name']!r} (id {started['id']}, {started['nodes']} nodes)"
+        )
+        if detach:
+            click.echo(started["id"])
+            return
+        _attach(client, reporter, started["id"], [n.id for n in flow.nodes])
+        final = client.get(f"/dataflows/{started['id']}")
+    status = final["status"]
+    (reporter.error if status == "failed" else reporter.success)(f"dataflow {final['name']!r} {status}")
+    sys.exit(1 if status == "failed" else 0)
+
+
+def _attach(client: ControlClient, reporter: Reporter, run_id: str, node_ids: list[str]) -> None:
+    from doradus._run import LinePrinter
+
+    printer = LinePrinter(node_ids)
+    presses = 0
+
+    def on_interrupt(_signum: int, _frame: Any) -> None:
+        nonlocal presses
+        presses += 1
+        force = presses > 1
+        reporter.warning("forcing the stop" if force else "stopping (Ctrl-C again to force)")
+        client.post(f"/dataflows/{run_id}/stop", {"force": force})
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        for entry in _follow(client, run_id, tail=10_000, node=None):
+            printer(entry["node"], entry["line"])
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _follow(client: ControlClient, name_or_id: str, tail: int, node: str | None) -> Iterator[dict[str, Any]]:
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    query = f"?tail={tail}" + (f"&node={node}" if node else "")
+    url = f"{client.address.ws}/dataflows/{name_or_id}/logs/follow{query}"
+    with connect(url, additional_headers=client.headers or None) as ws:
+        while True:
+            try:
+                raw = ws.recv(timeout=0.5)
+            except TimeoutError:
+                continue
+            except ConnectionClosed:
+                return
+            yield cast("dict[str, Any]", json.loads(raw))
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("name_or_id", required=False)
+@click.option("--all", "all_", is_flag=True, help="Stop every running dataflow.")
+@click.option("--grace-duration", metavar="DURATION", default="5s", show_default=True,
+              help="After Stop, how long nodes get before SIGTERM.")  # fmt: skip
+@click.option("--force", is_flag=True, help="Terminate at once, without waiting for the nodes.")
+@connection_options
+def stop(name_or_id: str | None, all_: bool, grace_duration: str, force: bool, **opts: Any) -> None:
+    """Stop the dataflow NAME_OR_ID (or the only running one, or --all)."""
+    reporter = Reporter(color=False if opts["no_color"] else None)
+    grace = parse_duration(grace_duration, "--grace-duration")
+    client = _client(opts)
+    with _failures(reporter):
+        if name_or_id and all_:
+            raise click.UsageError("give a NAME_OR_ID or --all, not both")
+        targets = [name_or_id] if name_or_id else []
+        if not name_or_id:
+            running = [d["id"] for d in client.get("/dataflows") if d["status"] == "running"]
+            if not all_ and len(running) != 1:
+                raise click.UsageError(
+                    f"{len(running)} dataflows are running: name one (see `doradus list`) or pass --all"
+                )
+            targets = running
+        for target in targets:
+            done = client.post(f"/dataflows/{target}/stop", {"grace_seconds": grace, "force": force})
+            reporter.success(f"stop requested for {done['name']!r} ({done['id']})")
+
+
+_SORT_KEYS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "name": lambda d: d["name"],
+    "started": lambda d: d["started_at"],
+    "status": lambda d: d["status"],
+}
+
+
+@click.command("list", context_settings=CONTEXT)
+@click.option("--status", type=click.Choice(["running", "finished", "failed", "stopped"]), help="Only these.")
+@click.option("--sort-by", type=click.Choice(sorted(_SORT_KEYS)), default="started", show_default=True)
+@output_option
+@connection_options
+def list_(status: str | None, sort_by: str, output: str, **opts: Any) -> None:
+    """List dataflows: running, finished, failed and stopped."""
+    reporter = Reporter(color=False if opts["no_color"] else None)
+    with _failures(reporter):
+        flows = _client(opts).get("/dataflows")
+    flows = sorted((d for d in flows if status in (None, d["status"])), key=_SORT_KEYS[sort_by])
+    if output != "table":
+        _emit(flows, output)
+        return
+    rows = [
+        [d["name"], d["id"], _styled(d["status"]), str(d["nodes"]), d["machine"], _when(d["started_at"])]
+        for d in flows
+    ]
+    _table(None, ["NAME", "ID", "STATUS", "NODES", "MACHINE", "STARTED"], rows)
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("name_or_id")
+@output_option
+@connection_options
+def status(name_or_id: str, output: str, **opts: Any) -> None:
+    """One dataflow and each node's state, pid, CPU, memory, exit code and restarts."""
+    reporter = Reporter(color=False if opts["no_color"] else None)
+    with _failures(reporter):
+        flow = _client(opts).get(f"/dataflows/{name_or_id}")
+    if output != "table":
+        _emit(flow, output)
+        return
+
+    def show(value: Any, fmt: str = "{}") -> str:
+        return "-" if value is None else fmt.format(value)
+
+    rows = [
+        [
+            node_id,
+            _styled(n["state"]),
+            show(n["pid"]),
+            show(n["cpu_percent"], "{:.1f}%"),
+            show(None if n["memory_bytes"] is None else n["memory_bytes"] / 2**20, "{:.1f} MiB"),
+            show(n["exit_code"]),
+            str(n["restarts"]),
+        ]
+        for node_id, n in flow["nodes"].items()
+    ]
+    title = f"{flow['name']} ({flow['id']}): {flow['status']}"
+    _table(title, ["NODE", "STATE", "PID", "CPU", "MEMORY", "EXIT", "RESTARTS"], rows)
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("name_or_id")
+@click.option("--node", metavar="ID", help="Only this node's lines.")
+@click.option("--tail", type=click.IntRange(min=0), help="Only the last N lines.")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines until the dataflow ends.")
+@output_option
+@connection_options
+def logs(name_or_id: str, node: str | None, tail: int | None, follow: bool, output: str, **opts: Any) -> None:
+    """Print the lines a dataflow's nodes wrote, prefixed by node id."""
+    reporter = Reporter(color=False if opts["no_color"] else None)
+    client = _client(opts)
+    with _failures(reporter):
+        params = {k: v for k, v in {"tail": tail, "node": node}.items() if v is not None}
+        if follow:
+            client.get(f"/dataflows/{name_or_id}")  # a clear error for an unknown name
+            entries: Any = _follow(client, name_or_id, tail if tail is not None else 10_000, node)
+        else:
+            entries = client.get(f"/dataflows/{name_or_id}/logs", params=params)
+        if output != "table" and not follow:
+            _emit(entries, output)
+            return
+        for entry in entries:
+            if output == "json":
+                click.echo(json.dumps(entry, sort_keys=True))
+            else:
+                click.echo(f"{entry['node']} | {entry['line']}")
+
+
+ALL_COMMANDS = {
+    "coordinator": coordinator,
+    "daemon": daemon,
+    "up": up,
+    "destroy": destroy,
+    "down": destroy,
+    "start": start,
+    "stop": stop,
+    "list": list_,
+    "status": status,
+    "logs": logs,
+}
+"""Command name → command, for ``cli/_main.py`` to register."""

@@ -1,0 +1,101 @@
+"""Fixtures for control-plane tests: an isolated runtime folder and port, the real CLI."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+DORADUS = [sys.executable, "-m", "doradus.cli"]
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Control:
+    """Runs ``doradus`` with this test's runtime folder and coordinator address."""
+
+    env: dict[str, str]
+    runtime: Path
+    folder: Path
+
+    @property
+    def state_file(self) -> Path:
+        return self.runtime / "doradus" / "up.json"
+
+    def __call__(self, *args: str, timeout: float = 30) -> Result:
+        import time
+
+        began = time.monotonic()
+        proc = subprocess.run(
+            [*DORADUS, *args], capture_output=True, text=True, env=self.env, timeout=timeout, cwd=self.folder
+        )
+        return Result(proc.returncode, proc.stdout, proc.stderr, time.monotonic() - began)
+
+    def write(self, name: str, text: str) -> Path:
+        path = self.folder / name
+        path.write_text(textwrap.dedent(text).lstrip("\n"))
+        return path
+
+
+@pytest.fixture
+def control(tmp_path: Path) -> Iterator[Control]:
+    # Short: node control sockets live under it and AF_UNIX paths are limited to 107 bytes.
+    runtime = Path(tempfile.mkdtemp(prefix="dx-"))
+    runtime.chmod(0o700)
+    folder = tmp_path / "project"
+    folder.mkdir()
+    env = dict(os.environ)
+    env.pop("DORADUS_TOKEN_FILE", None)
+    env.update(XDG_RUNTIME_DIR=str(runtime), DORADUS_COORDINATOR=f"127.0.0.1:{free_port()}", NO_COLOR="1")
+    ctl = Control(env, runtime, folder)
+    pids: list[int] = []
+    try:
+        yield ctl
+    finally:
+        if ctl.state_file.exists():
+            import json
+
+            pids = [int(p) for p in json.loads(ctl.state_file.read_text())["pids"].values()]
+            ctl("destroy", "--retries", "1", timeout=40)
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        shutil.rmtree(runtime, ignore_errors=True)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        import psutil
+
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
