@@ -2,7 +2,7 @@
 PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
-SYSTEM_PACKAGES :=
+SYSTEM_PACKAGES := chromium
 
 .PHONY: demo test lint typecheck system-deps bench bench-quick bench-dora-venv clean help
 

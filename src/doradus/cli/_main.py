@@ -107,6 +107,26 @@ def _add_control_commands() -> None:
 _add_control_commands()
 
 
+def _add_project_and_tool_commands() -> None:
+    from doradus.cli._project import ALL_COMMANDS as PROJECT_COMMANDS
+    from doradus.cli._tools import ALL_COMMANDS as TOOL_COMMANDS
+
+    for name, command in {**PROJECT_COMMANDS, **TOOL_COMMANDS}.items():
+        cli.add_command(command, name=name)
+
+
+_add_project_and_tool_commands()
+
+
+def _add_graph_command() -> None:
+    from doradus.cli._graph import graph
+
+    cli.add_command(graph)
+
+
+_add_graph_command()
+
+
 def _not_yet_supported(flow: Any) -> list[str]:
     """Keys that validate but whose feature has not landed: say so rather than ignore them."""
     notes = []

@@ -1,0 +1,1 @@
+"""Files bundled with Doradus, read with `importlib.resources` (see README.md here)."""
