@@ -39,7 +39,13 @@ class DaemonInfo(BaseModel):
 
 
 class NodeStatus(BaseModel):
-    """One node of a dataflow, as ``status`` shows it. Metrics not measured yet are null."""
+    """One node of a dataflow, as ``status`` shows it. Metrics not measured yet are null.
+
+    Rates are messages per second over the node's last report interval (1 s),
+    summed over its inputs (every arrival, dropped ones included) or outputs.
+    ``p50_latency_us`` is the median one-way latency (receive time minus the
+    sender's timestamp) of the node's last 256 received messages.
+    """
 
     state: NodeState = "pending"
     pid: int | None = None
@@ -50,8 +56,12 @@ class NodeStatus(BaseModel):
     errors: int | None = None
     input_rate: float | None = None
     output_rate: float | None = None
-    latency_p50_ms: float | None = None
+    latency_p50_ms: float | None = Field(
+        default=None, description="p50_latency_us / 1000 (kept for compatibility)."
+    )
+    p50_latency_us: float | None = None
     dropped: int | None = None
+    queued: int | None = None
 
 
 class _DataflowBase(BaseModel):

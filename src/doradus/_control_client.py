@@ -1,7 +1,8 @@
 """Finding the coordinator and talking to it with bounded retries.
 
 The address comes from, in order: an explicit ``--coordinator``, the
-``DORADUS_COORDINATOR`` variable, the state file ``doradus up`` writes
+``DORADUS_COORDINATOR`` variable, the ``coordinator`` of the profile in use
+(``--profile`` / ``DORADUS_PROFILE``), the state file ``doradus up`` writes
 (``<runtime folder>/up.json``), then ``127.0.0.1:6300``.
 
 Example::
@@ -154,10 +155,23 @@ def resolve_address(explicit: str | None) -> Address:
     env = os.environ.get(ENV_COORDINATOR)
     if env:
         return parse_address(env, ENV_COORDINATOR)
+    profile = _profile_coordinator()
+    if profile:
+        return parse_address(*profile)
     state = read_state()
     if state and isinstance(state.get("address"), str):
         return parse_address(state["address"], str(state_path()))
     return Address(DEFAULT_HOST, DEFAULT_PORT, "default")
+
+
+def _profile_coordinator() -> tuple[str, str] | None:
+    """The active profile's coordinator and a source naming the profile, if it sets one."""
+    from doradus._profiles import active_profile
+
+    profile = active_profile()
+    if profile is None or not profile.coordinator:
+        return None
+    return profile.coordinator, f"profile {profile.name!r} ({profile.source})"
 
 
 def resolve_token(token_file: str | None) -> str | None:

@@ -5,6 +5,9 @@ and forwards commands (spawn, stop, shutdown) to the daemon that runs them.
 Daemons speak JSON text messages over ``/api/v1/daemon``::
 
     daemon → coordinator: register, heartbeat, spawned, spawn_failed, node, log, dataflow
+
+A ``node`` message carries any `NodeStatus` fields: its state changes, and
+each second its metrics (CPU, memory, rates, dropped, queued, latency, errors).
     coordinator → daemon: spawn, stop, shutdown
 
 Example::
@@ -46,6 +49,8 @@ from doradus._api_models import (
 from doradus._ids import new_run_id
 
 LOG_BACKLOG = 10_000
+NODE_FIELDS = tuple(NodeStatus.model_fields)
+"""What a daemon's ``node`` message may set: state changes and heartbeat metrics."""
 SPAWN_TIMEOUT = 30.0
 ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody},
@@ -170,7 +175,7 @@ class CoordinatorState:
                 queue.put_nowait(line)
         elif kind == "node":
             node = flow.nodes.setdefault(str(message["node"]), NodeStatus())
-            for key in ("state", "pid", "exit_code", "cpu_percent", "memory_bytes"):
+            for key in NODE_FIELDS:
                 if key in message:
                     setattr(node, key, message[key])
         elif kind == "dataflow":

@@ -14,6 +14,7 @@ Example::
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
@@ -69,6 +70,41 @@ class NodeProcess:
     log: IO[str] | None = None
     reader: threading.Thread | None = None
     links: list[tuple[dict[str, Any], socket.socket]] = field(default_factory=list)
+    watched: bool = False
+    """A reader thread owns ``conn`` (and closes it when the node has gone)."""
+    stats: dict[str, Any] | None = None
+    """The node's latest ``stats`` report (see `Node`), with rates computed on arrival."""
+    _totals: tuple[float, int, int] | None = None
+    """(monotonic time, messages received, messages sent) of the previous report."""
+
+    def record_stats(self, message: dict[str, Any]) -> None:
+        """Keep a ``stats`` report and derive the input and output rates since the previous one."""
+        inputs = dict(message.get("inputs") or {})
+        outputs = dict(message.get("outputs") or {})
+        received = sum(int(v.get("received", 0)) for v in inputs.values())
+        sent = sum(int(v.get("sent", 0)) for v in outputs.values())
+        now = time.monotonic()
+        stats = {
+            "input_rate": None,
+            "output_rate": None,
+            "dropped": sum(int(v.get("dropped", 0)) for v in inputs.values()),
+            "queued": sum(int(v.get("queued", 0)) for v in inputs.values()),
+            "p50_latency_us": message.get("latency_p50_us"),
+            "errors": int(message.get("errors") or 0),
+            "inputs": inputs,
+            "outputs": outputs,
+        }
+        previous = self._totals
+        if previous is not None and now - previous[0] > 0.05:
+            span = now - previous[0]
+            stats["input_rate"] = round(max(0, received - previous[1]) / span, 2)
+            stats["output_rate"] = round(max(0, sent - previous[2]) / span, 2)
+        elif self.stats is not None:  # two reports close together (e.g. the last, at exit)
+            stats["input_rate"] = self.stats["input_rate"]
+            stats["output_rate"] = self.stats["output_rate"]
+        if previous is None or now - previous[0] > 0.05:
+            self._totals = (now, received, sent)
+        self.stats = stats
 
     @property
     def in_barrier(self) -> bool:
@@ -123,6 +159,7 @@ class LocalDaemon:
             self._short_dir = Path(tempfile.mkdtemp(prefix="doradus-"))
             self.control_path = str(self._short_dir / "c.sock")
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self._sampler = ProcessSampler()
 
     # ---------------------------------------------------------------- startup
     def start(self) -> None:
@@ -264,22 +301,33 @@ class LocalDaemon:
                 proc.conn.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-            proc.conn.close()
+            if not proc.watched:  # else the reader closes it once it has read the last report
+                proc.conn.close()
             proc.conn = None
         self._check_barrier()
         self._changed.notify_all()
 
     def _watch_conn(self, proc: NodeProcess, conn: socket.socket) -> None:
-        """A dynamic node is not our child: its control socket closing means it ended."""
+        """Read a node's control messages (its ``stats`` reports) until the connection ends.
+
+        A dynamic node is not our child: its control socket closing means it ended.
+        A spawned node's connection is closed by `_mark_exited` when its process exits.
+        """
         while True:
             try:
                 message, fds = recv_control(conn)
-            except OSError:
+            except (OSError, ValueError):
                 message, fds = None, []
             for fd in fds:
                 os.close(fd)
             if message is None:
                 break
+            if message.get("op") == "stats":
+                with self._lock:
+                    proc.record_stats(message)
+        conn.close()
+        if proc.spec.kind != "dynamic":
+            return
         with self._lock:
             if not proc.exited:
                 proc.conn = None
@@ -318,8 +366,10 @@ class LocalDaemon:
             proc.links.clear()
             proc.conn = conn
             proc.registered = True
-            if proc.spec.kind == "dynamic":
-                threading.Thread(target=self._watch_conn, args=(proc, conn), daemon=True).start()
+            proc.watched = True
+            threading.Thread(
+                target=self._watch_conn, args=(proc, conn), name=f"control-{node_id}", daemon=True
+            ).start()
             if proc.spec.kind == "dynamic":
                 self._update_dynamic_file()
             if self._stopping:
@@ -403,6 +453,64 @@ class LocalDaemon:
         """How each node ended, in dataflow order."""
         return [NodeResult(p.spec.id, p.returncode, p.killed, tuple(p.tail)) for p in self.nodes.values()]
 
+    def node_metrics(self) -> dict[str, dict[str, Any]]:
+        """The latest state and metrics of every node, keyed by node id.
+
+        Per node: ``state`` (``starting``, ``running``, ``exited``, ``failed``),
+        ``pid``, ``exit_code``, ``input_rate`` and ``output_rate`` (messages/s
+        over the last report interval, summed over inputs/outputs),
+        ``dropped`` and ``queued`` (totals over inputs), ``p50_latency_us``,
+        ``errors``, ``restarts`` (0), ``cpu_percent`` and ``memory_bytes`` (the
+        process and its children, via psutil). Values not measured yet are
+        ``None``. Rates come from the nodes' reports, sent every second.
+
+        Example::
+
+            daemon.node_metrics()["camera"]["output_rate"]   # e.g. 30.0
+        """
+        with self._lock:
+            snapshot = [
+                (
+                    node_id,
+                    p.popen.pid if p.popen is not None else None,
+                    p.exited,
+                    p.returncode,
+                    p.registered,
+                    dict(p.stats) if p.stats else None,
+                )
+                for node_id, p in self.nodes.items()
+            ]
+        metrics: dict[str, dict[str, Any]] = {}
+        for node_id, pid, exited, code, registered, stats in snapshot:
+            if exited:
+                state = "exited" if code == 0 else "failed"
+            else:
+                state = "running" if registered else "starting"
+            entry: dict[str, Any] = {
+                "state": state,
+                "pid": pid,
+                "exit_code": code if exited else None,
+                "input_rate": None,
+                "output_rate": None,
+                "dropped": None,
+                "queued": None,
+                "p50_latency_us": None,
+                "errors": None,
+                "restarts": 0,
+                "cpu_percent": None,
+                "memory_bytes": None,
+            }
+            if stats is not None:
+                for key in ("input_rate", "output_rate", "dropped", "queued", "p50_latency_us", "errors"):
+                    entry[key] = stats[key]
+            if exited:
+                entry["input_rate"] = entry["output_rate"] = 0.0
+                entry["queued"] = 0 if stats is not None else None
+            elif pid is not None:
+                entry.update(self._sampler.sample(pid))
+            metrics[node_id] = entry
+        return metrics
+
     def close(self) -> None:
         """Release the control socket and the private runtime folder."""
         self._closed = True
@@ -414,10 +522,59 @@ class LocalDaemon:
             for _spec, sock in proc.links:
                 sock.close()
             if proc.conn is not None:
+                try:
+                    proc.conn.shutdown(socket.SHUT_RDWR)  # wakes its reader thread
+                except OSError:
+                    pass
                 proc.conn.close()
         shutil.rmtree(self.rundir, ignore_errors=True)
         if self._short_dir is not None:
             shutil.rmtree(self._short_dir, ignore_errors=True)
+
+
+class ProcessSampler:
+    """CPU % and resident memory of a process and its children, via psutil.
+
+    ``psutil.Process`` objects are cached per pid, so CPU % is measured
+    between two calls (the first call of a pid reports 0.0).
+
+    Example::
+
+        sampler = ProcessSampler()
+        sampler.sample(os.getpid())   # {"cpu_percent": 0.0, "memory_bytes": 41943040}
+    """
+
+    def __init__(self) -> None:
+        self._procs: dict[int, Any] = {}
+        self._lock = threading.Lock()
+
+    def sample(self, pid: int) -> dict[str, Any]:
+        """``{"cpu_percent": ..., "memory_bytes": ...}``, or ``{}`` if the process is gone.
+
+        Example::
+
+            ProcessSampler().sample(os.getpid())["memory_bytes"] > 0   # True
+        """
+        psutil: Any = importlib.import_module("psutil")  # untyped; a core dependency
+        with self._lock:
+            try:
+                proc = self._procs.get(pid)
+                if proc is None:
+                    proc = self._procs[pid] = psutil.Process(pid)
+                # cached children too: cpu_percent measures since the previous call on that object
+                family = [proc, *(self._procs.setdefault(c.pid, c) for c in proc.children(recursive=True))]
+                cpu = 0.0
+                memory = 0
+                for member in family:
+                    try:
+                        cpu += member.cpu_percent(None)
+                        memory += member.memory_info().rss
+                    except psutil.Error:
+                        pass
+                return {"cpu_percent": round(cpu, 1), "memory_bytes": memory}
+            except psutil.Error:
+                self._procs.pop(pid, None)
+                return {}
 
 
 def _grow_buffer(sock: socket.socket) -> None:

@@ -1,7 +1,8 @@
 """``doradus daemon``: one per machine, runs the dataflows its coordinator places here.
 
 It connects to the coordinator's ``/api/v1/daemon`` WebSocket (bounded
-retries), registers, sends a heartbeat with node CPU and memory every
+retries), registers, sends a heartbeat with each node's metrics (CPU,
+memory, input/output rates, dropped, queued, p50 latency, errors) every
 second, runs each dataflow with `LocalDaemon` in a thread and relays node
 output lines and state changes. If the coordinator goes away it stops its
 dataflows and exits non-zero.
@@ -13,7 +14,6 @@ Example::
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import signal
@@ -30,34 +30,22 @@ from doradus._daemon import LocalDaemon
 HEARTBEAT = 1.0
 KILL_AFTER_TERM = 2.0
 SHUTDOWN_GRACE = 3.0
+METRIC_KEYS = frozenset(
+    {
+        "cpu_percent",
+        "memory_bytes",
+        "input_rate",
+        "output_rate",
+        "p50_latency_us",
+        "dropped",
+        "queued",
+        "errors",
+        "restarts",
+    }
+)
+"""What `LocalDaemon.node_metrics` measures, relayed with each heartbeat."""
 
 Send = Callable[[dict[str, Any]], None]
-
-
-class _Metrics:
-    """CPU and memory of a node's process and its children, via psutil."""
-
-    def __init__(self) -> None:
-        self._procs: dict[int, Any] = {}
-
-    def sample(self, pid: int) -> dict[str, Any]:
-        psutil: Any = importlib.import_module("psutil")  # untyped; a core dependency
-        try:
-            proc = self._procs.get(pid)
-            if proc is None:
-                proc = self._procs[pid] = psutil.Process(pid)
-            family = [proc, *proc.children(recursive=True)]
-            cpu = 0.0
-            memory = 0
-            for member in family:
-                try:
-                    cpu += member.cpu_percent(None)
-                    memory += member.memory_info().rss
-                except psutil.Error:
-                    pass
-            return {"cpu_percent": round(cpu, 1), "memory_bytes": memory}
-        except psutil.Error:
-            return {}
 
 
 class _RunningDataflow:
@@ -71,7 +59,6 @@ class _RunningDataflow:
         self.grace = 5.0
         self.termed_at: float | None = None
         self.reported: dict[str, str] = {}
-        self.metrics = _Metrics()
         self.thread = threading.Thread(target=self._watch, name=f"dataflow-{run_id[:8]}", daemon=True)
 
     def stop(self, grace: float, force: bool) -> None:
@@ -111,12 +98,15 @@ class _RunningDataflow:
                 )
 
     def sample(self) -> None:
-        """Send each running node's CPU and memory."""
-        for node_id, proc in list(self.local.nodes.items()):
-            if proc.popen is not None and not proc.exited:
-                values = self.metrics.sample(proc.popen.pid)
-                if values:
-                    self.send({"type": "node", "id": self.id, "node": node_id, **values})
+        """Send each node's metrics: CPU, memory, rates, dropped, queued, p50 latency, errors.
+
+        The node's ``state`` is reported by `_report_nodes` (in the API's terms), not here.
+        """
+        for node_id, values in self.local.node_metrics().items():
+            metrics = {k: v for k, v in values.items() if k in METRIC_KEYS}
+            latency = metrics.get("p50_latency_us")
+            metrics["latency_p50_ms"] = None if latency is None else round(latency / 1000, 3)
+            self.send({"type": "node", "id": self.id, "node": node_id, **metrics})
 
     def _watch(self) -> None:
         try:
@@ -124,6 +114,7 @@ class _RunningDataflow:
                 self._report_nodes()
                 self._drive_stop()
             self._report_nodes()
+            self.sample()  # the final counts
             failed = any(r.returncode != 0 for r in self.local.results()) and self.stop_at is None
             self.send({"type": "dataflow", "id": self.id, "status": "failed" if failed else "finished"})
         finally:

@@ -13,12 +13,16 @@ Example (inside a node started by ``doradus run``)::
 from __future__ import annotations
 
 import asyncio
+import atexit
 import heapq
 import json
 import os
+import select
 import socket
 import threading
 import time
+import weakref
+from collections import deque
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,6 +41,10 @@ from doradus._values import KIND_BUFFERS, KIND_IPC, decode_value, plan_value, to
 from doradus.backends import Backend, LinkSpec, Outgoing, get_backend
 
 _TIMER = object()
+STATS_INTERVAL = 1.0
+"""Seconds between two ``stats`` reports to the daemon."""
+LATENCY_WINDOW = 256
+"""How many recent one-way latencies the reported p50 is computed over."""
 
 
 class Node:
@@ -72,6 +80,8 @@ class Node:
         self._send_lock = threading.Lock()
         self._seq = 0
         self._ended = False
+        self._latencies: deque[int] = deque(maxlen=LATENCY_WINDOW)
+        self._errors = 0
         self.sent: dict[str, int] = dict.fromkeys(config["outputs"], 0)
         self.sent_bytes: dict[str, int] = dict.fromkeys(config["outputs"], 0)
         inputs: dict[str, Any] = config["inputs"]
@@ -91,6 +101,7 @@ class Node:
         self._timer_stop = threading.Event()
         self._await_start()
         threading.Thread(target=self._watch_control, name="doradus-control", daemon=True).start()
+        _report_at_exit(self)
         self._backend.start()
         if self._timers:
             threading.Thread(target=self._run_timers, name="doradus-timers", daemon=True).start()
@@ -112,7 +123,22 @@ class Node:
                 return
 
     def _watch_control(self) -> None:
+        poller = select.poll()
+        poller.register(self._control, select.POLLIN)
+        next_report = time.monotonic() + STATS_INTERVAL
         while True:
+            wait = max(0.0, next_report - time.monotonic())
+            try:
+                ready = poller.poll(wait * 1000)
+            except OSError:
+                ready = [(0, select.POLLHUP)]
+            if time.monotonic() >= next_report:
+                next_report += STATS_INTERVAL
+                if next_report < time.monotonic():
+                    next_report = time.monotonic() + STATS_INTERVAL
+                self._report_statistics()
+            if not ready:
+                continue
             try:
                 message, extra = recv_control(self._control)
             except OSError:
@@ -125,6 +151,31 @@ class Node:
                 return
             if message.get("op") == "stop":
                 self._inbox.push(None, Stop(STOP_MANUAL))
+
+    def _report_statistics(self) -> None:
+        """Send ``{"op": "stats", ...}`` to the daemon (off the message path; errors ignored)."""
+        try:
+            message = self._stats_message()
+            send_control(self._control, message)
+        except (OSError, RuntimeError, ValueError):
+            pass
+
+    def _stats_message(self) -> dict[str, Any]:
+        inbox = self._inbox
+        samples = sorted(self._latencies)
+        p50 = samples[len(samples) // 2] / 1000 if samples else None
+        return {
+            "op": "stats",
+            "time": time.time(),
+            "inputs": {
+                k: {"received": inbox.received[k], "dropped": inbox.dropped[k], "queued": inbox.depth(k)}
+                for k in self._config["inputs"]
+            },
+            "outputs": {k: {"sent": n, "bytes": self.sent_bytes[k]} for k, n in list(self.sent.items())},
+            "latency_p50_us": p50,
+            "latency_samples": len(samples),
+            "errors": self._errors,
+        }
 
     # -------------------------------------------------------------- receiving
     def _run_timers(self) -> None:
@@ -154,12 +205,16 @@ class Node:
             elif isinstance(event, Stop):
                 self._ended = True
                 self._timer_stop.set()
+            elif isinstance(event, Error):
+                self._errors += 1
             return event
         if item[0] is _TIMER:
             return Input(input_id, pa.nulls(0), {"timestamp": datetime_from_ns(item[1])})
+        self._latencies.append(time.time_ns() - item[5])  # one-way latency: now - sender's stamp
         try:
             return _decode_input(input_id, item)
         except DecodeError as exc:
+            self._errors += 1
             return Error(f"could not decode a message on input {input_id!r}: {exc}")
 
     def _input_closed(self, input_id: str) -> None:
@@ -401,6 +456,7 @@ class Node:
         """
         self._timer_stop.set()
         self._backend.close()
+        self._report_statistics()  # the final counts, for `doradus status` after the node ended
         try:
             self._control.close()
         except OSError:
@@ -430,6 +486,18 @@ class _NodeReceiver:
 
     def error(self, message: str) -> None:
         self._push(None, Error(message))
+
+
+def _report_at_exit(node: Node) -> None:
+    """Send the node's final statistics when the process exits, even without ``close()``."""
+    ref = weakref.ref(node)
+
+    def report() -> None:
+        alive = ref()
+        if alive is not None:
+            alive._report_statistics()
+
+    atexit.register(report)
 
 
 def _decode_input(input_id: str, item: tuple[Any, ...]) -> Input:

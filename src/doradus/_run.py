@@ -87,12 +87,14 @@ def run_dataflow(
     grace: float = DEFAULT_GRACE,
     on_line: Callable[[str, str], None] | None = None,
     on_info: Callable[[str], None] | None = None,
+    on_spawned: Callable[[], None] | None = None,
 ) -> RunOutcome:
     """Run ``dataflow`` until every node has ended.
 
     SIGINT/SIGTERM (when called from the main thread) and ``stop_after`` send
     Stop to every node; nodes still running ``grace`` seconds later get
     SIGTERM, then SIGKILL. A second Ctrl-C forces the kill at once.
+    ``on_spawned`` is called once every node process has been started.
 
     Example::
 
@@ -108,6 +110,8 @@ def run_dataflow(
     started = time.monotonic()
     try:
         daemon.start()
+        if on_spawned:
+            on_spawned()
         deadline = None if stop_after is None else started + stop_after
         while not daemon.wait(timeout=0.1):
             now = time.monotonic()

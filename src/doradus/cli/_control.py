@@ -1,4 +1,4 @@
-"""Control-plane commands: coordinator, daemon, up, destroy, start, stop, list, status, logs.
+"""Control-plane commands: coordinator, daemon, up, destroy, start, stop, list, status, top, logs.
 
 Each parses its options, calls the coordinator through `ControlClient`, and
 renders: tables on a terminal, ``--output json|yaml`` on stdout for scripts.
@@ -132,17 +132,27 @@ def _when(stamp: float | None) -> str:
     return time.strftime("%H:%M:%S", time.localtime(stamp)) if stamp else "-"
 
 
-def _table(title: str | None, columns: list[str], rows: list[list[str]]) -> None:
+def _console() -> Any:
     from rich.console import Console
+
+    width = None if sys.stdout.isatty() else 200  # piped: never truncate ids
+    return Console(no_color="NO_COLOR" in os.environ, width=width)
+
+
+def _make_table(title: str | None, columns: list[str], rows: list[list[str]], right: int = 99) -> Any:
+    """A rich table; columns from index ``right`` on are right-aligned (numbers)."""
     from rich.table import Table
 
     table = Table(title=title, title_justify="left", header_style="bold")
-    for column in columns:
-        table.add_column(column)
+    for k, column in enumerate(columns):
+        table.add_column(column, justify="right" if k >= right else "left")
     for row in rows:
         table.add_row(*row)
-    width = None if sys.stdout.isatty() else 200  # piped: never truncate ids
-    Console(no_color="NO_COLOR" in os.environ, width=width).print(table)
+    return table
+
+
+def _table(title: str | None, columns: list[str], rows: list[list[str]], right: int = 99) -> None:
+    _console().print(_make_table(title, columns, rows, right))
 
 
 _STATUS_STYLE = {"running": "blue", "finished": "green", "stopped": "yellow", "failed": "red"}
@@ -462,36 +472,186 @@ def list_(status: str | None, sort_by: str, output: str, **opts: Any) -> None:
     _table(None, ["NAME", "ID", "STATUS", "NODES", "MACHINE", "STARTED"], rows)
 
 
+def _show(value: Any, fmt: str = "{}") -> str:
+    return "-" if value is None else fmt.format(value)
+
+
+def _memory(value: int | None) -> str:
+    return "-" if value is None else f"{value / 2**20:.1f} MiB"
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}/s"
+
+
+def _latency(us: float | None) -> str:
+    """``123 µs``, ``4.56 ms`` or ``1.23 s``.
+
+    Example:
+        >>> _latency(250.0), _latency(4560.0), _latency(None)
+        ('250 µs', '4.56 ms', '-')
+    """
+    if us is None:
+        return "-"
+    if us < 1000:
+        return f"{us:.0f} µs"
+    if us < 1_000_000:
+        return f"{us / 1000:.2f} ms"
+    return f"{us / 1_000_000:.2f} s"
+
+
+def _node_state(node: dict[str, Any]) -> str:
+    state = _styled(str(node["state"]))
+    code = node.get("exit_code")
+    return state if code is None else f"{state} (exit {code})"
+
+
+STATUS_COLUMNS = [
+    "Node",
+    "Status",
+    "PID",
+    "CPU",
+    "Memory",
+    "Input rate",
+    "Output rate",
+    "p50 latency",
+    "Dropped",
+    "Restarts",
+    "Errors",
+]
+
+
+def _status_rows(flow: dict[str, Any]) -> list[list[str]]:
+    return [
+        [
+            node_id,
+            _node_state(n),
+            _show(n.get("pid")),
+            _show(n.get("cpu_percent"), "{:.1f}%"),
+            _memory(n.get("memory_bytes")),
+            _rate(n.get("input_rate")),
+            _rate(n.get("output_rate")),
+            _latency(n.get("p50_latency_us")),
+            _show(n.get("dropped")),
+            _show(n.get("restarts")),
+            _show(n.get("errors")),
+        ]
+        for node_id, n in flow["nodes"].items()
+    ]
+
+
 @click.command(context_settings=CONTEXT)
 @click.argument("name_or_id")
 @output_option
 @connection_options
 def status(name_or_id: str, output: str, **opts: Any) -> None:
-    """One dataflow and each node's state, pid, CPU, memory, exit code and restarts."""
+    """One dataflow and each node's state, pid, CPU, memory, rates, p50 latency, dropped, restarts, errors.
+
+    Rates are messages/s over the last second; nodes report every second.
+    """
     reporter = Reporter(color=False if opts["no_color"] else None)
     with _failures(reporter):
         flow = _client(opts).get(f"/dataflows/{name_or_id}")
     if output != "table":
         _emit(flow, output)
         return
+    title = f"{flow['name']} ({flow['id']}): {flow['status']}"
+    _table(title, STATUS_COLUMNS, _status_rows(flow), right=2)
 
-    def show(value: Any, fmt: str = "{}") -> str:
-        return "-" if value is None else fmt.format(value)
 
+TOP_COLUMNS = ["Dataflow", "Node", "Status", "PID", "CPU", "Memory", "Input rate", "Output rate", "Dropped"]
+
+
+def _top_snapshot(client: ControlClient, name_or_id: str | None) -> list[dict[str, Any]]:
+    """One object per node of the running dataflows (or of NAME_OR_ID), sorted."""
+    if name_or_id:
+        flows = [client.get(f"/dataflows/{name_or_id}")]
+    else:
+        running = [d["id"] for d in client.get("/dataflows") if d["status"] == "running"]
+        flows = []
+        for run_id in running:
+            try:
+                flows.append(client.get(f"/dataflows/{run_id}"))
+            except ApiError:
+                continue  # ended and forgotten between the two calls
+    nodes = [
+        {"dataflow": f["name"], "dataflow_id": f["id"], "node": node_id, **node}
+        for f in flows
+        for node_id, node in f["nodes"].items()
+    ]
+    return sorted(nodes, key=lambda n: (n["dataflow"], n["dataflow_id"], n["node"]))
+
+
+def _top_table(nodes: list[dict[str, Any]]) -> Any:
     rows = [
         [
-            node_id,
-            _styled(n["state"]),
-            show(n["pid"]),
-            show(n["cpu_percent"], "{:.1f}%"),
-            show(None if n["memory_bytes"] is None else n["memory_bytes"] / 2**20, "{:.1f} MiB"),
-            show(n["exit_code"]),
-            str(n["restarts"]),
+            n["dataflow"],
+            n["node"],
+            _node_state(n),
+            _show(n.get("pid")),
+            _show(n.get("cpu_percent"), "{:.1f}%"),
+            _memory(n.get("memory_bytes")),
+            _rate(n.get("input_rate")),
+            _rate(n.get("output_rate")),
+            _show(n.get("dropped")),
         ]
-        for node_id, n in flow["nodes"].items()
+        for n in nodes
     ]
-    title = f"{flow['name']} ({flow['id']}): {flow['status']}"
-    _table(title, ["NODE", "STATE", "PID", "CPU", "MEMORY", "EXIT", "RESTARTS"], rows)
+    flows = len({n["dataflow_id"] for n in nodes})
+    title = f"doradus top: {flows} dataflow(s), {len(nodes)} node(s) at {_when(time.time())}"
+    return _make_table(title, TOP_COLUMNS, rows, right=3)
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("name_or_id", required=False)
+@click.option("--once", is_flag=True, help="Print one snapshot and exit.")
+@click.option(
+    "--interval", metavar="DURATION", default="1s", show_default=True, help="Time between refreshes."
+)
+@output_option
+@connection_options
+def top(name_or_id: str | None, once: bool, interval: str, output: str, **opts: Any) -> None:
+    """Live CPU, memory and message rates of each node of the running dataflows (or of NAME_OR_ID).
+
+    The table refreshes every --interval until Ctrl-C. With --output json or
+    yaml, each refresh prints one snapshot (a list of node objects, one JSON
+    line each refresh); --once prints a single snapshot and exits.
+    """
+    reporter = Reporter(color=False if opts["no_color"] else None)
+    period = max(0.1, parse_duration(interval, "--interval"))
+    client = _client(opts)
+    with _failures(reporter):
+        try:
+            if once:
+                nodes = _top_snapshot(client, name_or_id)
+                if output == "table":
+                    _console().print(_top_table(nodes))
+                else:
+                    _emit(nodes, output)
+                return
+            if output != "table":
+                while True:
+                    nodes = _top_snapshot(client, name_or_id)
+                    if output == "json":
+                        click.echo(json.dumps(nodes, sort_keys=True))
+                    else:
+                        click.echo("---")
+                        _emit(nodes, output)
+                    time.sleep(period)
+            if not sys.stdout.isatty():  # piped: one table per refresh, no cursor tricks
+                while True:
+                    _console().print(_top_table(_top_snapshot(client, name_or_id)))
+                    time.sleep(period)
+            from rich.live import Live
+
+            with Live(
+                _top_table(_top_snapshot(client, name_or_id)), console=_console(), auto_refresh=False
+            ) as live:
+                while True:
+                    time.sleep(period)
+                    live.update(_top_table(_top_snapshot(client, name_or_id)), refresh=True)
+        except KeyboardInterrupt:
+            return
 
 
 @click.command(context_settings=CONTEXT)
@@ -532,6 +692,7 @@ ALL_COMMANDS = {
     "stop": stop,
     "list": list_,
     "status": status,
+    "top": top,
     "logs": logs,
 }
 """Command name → command, for ``cli/_main.py`` to register."""

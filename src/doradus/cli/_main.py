@@ -8,15 +8,54 @@ from typing import Any
 
 import click
 
-from doradus.cli._render import Reporter, parse_duration, parse_env
+from doradus.cli._render import Reporter, StageDisplay, parse_duration, parse_env
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 @click.group(context_settings=CONTEXT)
 @click.version_option(package_name="doradus", prog_name="doradus")
-def cli() -> None:
+@click.option(
+    "--profile",
+    envvar="DORADUS_PROFILE",
+    metavar="NAME",
+    help="Use [profiles.NAME] of doradus.toml (project, then user config) [env: DORADUS_PROFILE].",
+)
+@click.pass_context
+def cli(ctx: click.Context, profile: str | None) -> None:
     """Doradus: run dora-style dataflows of Python nodes, fast."""
+    if profile:
+        _use_profile(ctx, profile)
+
+
+def _use_profile(ctx: click.Context, name: str) -> None:
+    """Activate a profile: coordinator for address discovery, defaults for every command."""
+    import os
+
+    from doradus import _profiles
+    from doradus.cli._profile import profile_errors
+
+    reporter = Reporter()
+    with profile_errors(reporter):
+        found = _profiles.load_profile(name)
+    _profiles.activate(found)
+    if found.log_level and "DORADUS_LOG_LEVEL" not in os.environ:
+        os.environ["DORADUS_LOG_LEVEL"] = found.log_level.upper()
+    defaults: dict[str, Any] = {}
+    for command_name, command in cli.commands.items():
+        names = {param.name for param in command.params}
+        values: dict[str, Any] = {}
+        if found.output and "output" in names:
+            values["output"] = found.output
+        if found.token_file and "token_file" in names:
+            token = Path(found.token_file).expanduser()
+            values["token_file"] = str(token if token.is_absolute() else found.source.parent / token)
+        if found.backend and "backend" in names:
+            values["backend"] = found.backend
+        if values:
+            defaults[command_name] = values
+    ctx.default_map = {**(ctx.default_map or {}), **defaults}
+    reporter.info(f"Loaded profile: {name}")
 
 
 @cli.command(context_settings=CONTEXT)
@@ -52,24 +91,44 @@ def run(
     extra_env = parse_env(env)
     stop_seconds = parse_duration(stop_after, "--stop-after") if stop_after else None
     grace = parse_duration(grace_duration, "--grace-duration")
+    stages = StageDisplay(color=reporter.color)
+    stages.begin("Loading dataflow")
+    try:
+        dataflow.read_bytes()
+    except OSError:
+        pass  # load_dataflow below reports why, with the file's name
+    stages.end()
+    stages.begin("Validating")
     try:
         flow = load_dataflow(dataflow, extra_env=extra_env)
     except DescriptorError as exc:
+        stages.end(ok=False)
         reporter.problems(exc.problems)
         sys.exit(2)
+    stages.end()
     reporter.problems(flow.warnings)
     for note in _not_yet_supported(flow):
         reporter.warning(note)
     printer = LinePrinter([n.id for n in flow.nodes], color=reporter.color)
     reporter.info(f"Running dataflow {flow.name!r}: {len(flow.nodes)} nodes")
-    outcome = run_dataflow(
-        flow,
-        stop_after=stop_seconds,
-        extra_env=extra_env,
-        grace=grace,
-        on_line=printer,
-        on_info=reporter.info,
-    )
+    stages.begin(f"Spawning {len(flow.nodes)} nodes")
+
+    def spawned() -> None:
+        stages.end()
+
+    try:
+        outcome = run_dataflow(
+            flow,
+            stop_after=stop_seconds,
+            extra_env=extra_env,
+            grace=grace,
+            on_line=printer,
+            on_info=reporter.info,
+            on_spawned=spawned,
+        )
+    except BaseException:
+        stages.end(ok=False)
+        raise
     reporter.outcome(outcome)
     sys.exit(outcome.exit_code)
 
@@ -124,7 +183,16 @@ def _add_graph_command() -> None:
     cli.add_command(graph)
 
 
+def _add_build_and_profile_commands() -> None:
+    from doradus.cli._build import build
+    from doradus.cli._profile import profile
+
+    cli.add_command(build)
+    cli.add_command(profile)
+
+
 _add_graph_command()
+_add_build_and_profile_commands()
 
 
 def _not_yet_supported(flow: Any) -> list[str]:
@@ -133,7 +201,8 @@ def _not_yet_supported(flow: Any) -> list[str]:
     for node in flow.nodes:
         if node.build:
             notes.append(
-                f"node {node.id!r} has a `build` command; `doradus run` does not build: run it first"
+                f"node {node.id!r} has a `build` command; `doradus run` does not build: "
+                "run `doradus build` first"
             )
         if node.restart_policy != "never":
             notes.append(f"node {node.id!r}: `restart_policy: {node.restart_policy}` is not applied yet")

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable
-from typing import Any
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, TextIO
 
 import click
 
@@ -86,3 +89,129 @@ class Reporter:
             for line in result.tail[-10:]:
                 self._say(f"    {line}", "red")
         self.info(f"full logs: {outcome.out_dir}")
+
+
+SPINNER_FRAMES = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+
+
+class StageDisplay:
+    """Stages of long work on stderr: ``Loading dataflow… ✓ done in 0.01s``.
+
+    On a colour terminal a spinner turns while a stage runs (a small thread,
+    no rich import, so ``doradus run`` starts fast); otherwise each stage is
+    one plain line printed when it ends.
+
+    Example:
+        >>> import io
+        >>> out = io.StringIO()
+        >>> stages = StageDisplay(color=False, stream=out)
+        >>> with stages.stage("Validating"):
+        ...     pass
+        >>> out.getvalue().startswith("Validating… ✓ done in ")
+        True
+    """
+
+    def __init__(self, color: bool, stream: TextIO | None = None) -> None:
+        self.color = color
+        self.stream = stream or sys.stderr
+        self._label = ""
+        self._started = 0.0
+        self._stop: threading.Event | None = None
+        self._thread: threading.Thread | None = None
+
+    def begin(self, label: str) -> None:
+        """Start a stage (ends any stage still running, as successful)."""
+        if self._label:
+            self.end()
+        self._label = label
+        self._started = time.monotonic()
+        if self.color:
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._spin, args=(self._stop, label), daemon=True)
+            self._thread.start()
+
+    def end(self, ok: bool = True) -> float:
+        """End the current stage with ✓ (or ✗); returns its duration in seconds."""
+        seconds = time.monotonic() - self._started
+        if not self._label:
+            return 0.0
+        if self._stop and self._thread:
+            self._stop.set()
+            self._thread.join()
+            self._stop = self._thread = None
+            self.stream.write("\r\x1b[2K")
+        if ok:
+            mark, tail = self._paint("✓", 32), f"done in {seconds:.2f}s"
+        else:
+            mark, tail = self._paint("✗", 31), f"failed after {seconds:.2f}s"
+        self.stream.write(f"{self._label}… {mark} {tail}\n")
+        self.stream.flush()
+        self._label = ""
+        return seconds
+
+    @contextmanager
+    def stage(self, label: str) -> Iterator[None]:
+        """A stage around a block: ✗ if the block raises (or exits), ✓ otherwise.
+
+        Example::
+
+            with stages.stage("Loading dataflow"):
+                text = path.read_text()
+        """
+        self.begin(label)
+        try:
+            yield
+        except BaseException:
+            self.end(ok=False)
+            raise
+        if self._label == label:
+            self.end()
+
+    def _paint(self, text: str, code: int) -> str:
+        return f"\x1b[{code}m{text}\x1b[0m" if self.color else text
+
+    def _spin(self, stop: threading.Event, label: str) -> None:
+        frame = 0
+        while True:
+            self.stream.write(f"\r\x1b[2K{self._paint(SPINNER_FRAMES[frame], 34)} {label}…")
+            self.stream.flush()
+            frame = (frame + 1) % len(SPINNER_FRAMES)
+            if stop.wait(0.08):
+                return
+
+
+def emit_data(data: Any, output: str) -> None:
+    """Machine output on stdout: ``json`` (indented, sorted keys) or ``yaml``.
+
+    Example:
+        >>> emit_data({"b": 1, "a": 2}, "json")
+        {
+          "a": 2,
+          "b": 1
+        }
+    """
+    if output == "json":
+        import json
+
+        click.echo(json.dumps(data, indent=2, sort_keys=True))
+    else:
+        import yaml
+
+        click.echo(yaml.safe_dump(data, sort_keys=True), nl=False)
+
+
+def plain_table(columns: list[str], rows: list[list[str]]) -> str:
+    """Left-aligned columns separated by two spaces, for terminals and pipes alike.
+
+    Example:
+        >>> print(plain_table(["NAME", "X"], [["a", "1"], ["long", "22"]]))
+        NAME  X
+        a     1
+        long  22
+    """
+    widths = [max(len(str(cell)) for cell in column) for column in zip(columns, *rows, strict=False)]
+    lines = [
+        "  ".join(f"{cell:<{w}}" for cell, w in zip(row, widths, strict=False)).rstrip()
+        for row in [columns, *rows]
+    ]
+    return "\n".join(lines)
