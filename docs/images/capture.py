@@ -24,10 +24,12 @@ SESSION = "doradus-capture"
 
 
 def tmux(*args: str) -> str:
+    """Run a tmux command and return what it printed."""
     return subprocess.run(["tmux", *args], check=True, capture_output=True, text=True).stdout
 
 
 def capture(commands: list[str], name: str, title: str, settle: float) -> None:
+    """Type ``commands`` into a fresh pane, wait ``settle`` s after each, save the screen as SVG."""
     subprocess.run(["tmux", "kill-session", "-t", SESSION], capture_output=True)
     tmux("new-session", "-d", "-s", SESSION, "-x", "118", "-y", "40", "-c", str(ROOT))
     tmux("send-keys", "-t", SESSION, f"export PATH={shlex.quote(str(BIN))}:$PATH PS1='$ '; clear", "Enter")
@@ -47,6 +49,7 @@ def capture(commands: list[str], name: str, title: str, settle: float) -> None:
 
 
 def main() -> None:
+    """Capture every image the docs use."""
     capture(["doradus run examples/hello-world/dataflow.yml"], "run", "doradus run", settle=4.0)
     capture(
         [
