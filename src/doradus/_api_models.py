@@ -10,12 +10,13 @@ Example:
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 DataflowStatus = Literal["running", "finished", "failed", "stopped"]
-NodeState = Literal["pending", "running", "finished", "failed", "stopped"]
+NodeState = Literal["pending", "running", "finished", "failed", "stopped", "lost"]
+DaemonStatus = Literal["connected", "lost", "disconnected"]
 
 
 class Health(BaseModel):
@@ -36,6 +37,12 @@ class DaemonInfo(BaseModel):
     pid: int
     connected_at: float
     last_heartbeat: float
+    last_seen: float = Field(description="When the last message from this daemon arrived.")
+    status: DaemonStatus = Field(
+        default="connected",
+        description="connected; lost (no heartbeat for 2 intervals, or the connection dropped); "
+        "disconnected (left after a shutdown).",
+    )
 
 
 class NodeStatus(BaseModel):
@@ -72,6 +79,8 @@ class _DataflowBase(BaseModel):
     path: str
     started_at: float
     finished_at: float | None = None
+    reason: str | None = Field(default=None, description="Why it failed, when known.")
+    external: bool = Field(default=False, description="Registered by `doradus run`, not started here.")
 
 
 class DataflowSummary(_DataflowBase):
@@ -94,19 +103,60 @@ class StartRequest(BaseModel):
     env: dict[str, str] = Field(default_factory=dict)
 
 
-class StopRequest(BaseModel):
-    """``POST /api/v1/dataflows/{name_or_id}/stop``."""
-
-    grace_seconds: float = 5.0
-    force: bool = False
-
-
 class LogLine(BaseModel):
     """One line a node printed; ``time`` is seconds since the epoch."""
 
     node: str
     line: str
     time: float
+
+
+class RestartRequest(BaseModel):
+    """``POST /api/v1/dataflows/{name_or_id}/restart``: stop it, then start its file again."""
+
+    grace_seconds: float = 5.0
+
+
+class CleanRequest(BaseModel):
+    """``POST /api/v1/dataflows/clean``: forget ended dataflows (finished longer ago than ``older_than``)."""
+
+    older_than: float | None = Field(default=None, ge=0, description="Seconds; null: every ended one.")
+
+
+class CleanResult(BaseModel):
+    """How many ended dataflows ``clean`` removed, and their ids."""
+
+    removed: int
+    ids: list[str]
+
+
+class ExternalDataflow(BaseModel):
+    """``POST /api/v1/dataflows/external``: a dataflow `doradus run` runs itself, registered to be seen."""
+
+    name: str
+    id: str
+    nodes: list[str]
+    machine: str
+    path: str
+
+
+class ExternalReport(BaseModel):
+    """``POST /api/v1/dataflows/{name_or_id}/report``: news of an external dataflow.
+
+    ``nodes`` maps node ids to the `NodeStatus` fields that changed.
+    """
+
+    status: DataflowStatus | None = None
+    reason: str | None = None
+    nodes: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    logs: list[LogLine] = Field(default_factory=list)
+
+
+class StopRequest(BaseModel):
+    """``POST /api/v1/dataflows/{name_or_id}/stop``."""
+
+    grace_seconds: float = 5.0
+    force: bool = False
 
 
 class ErrorBody(BaseModel):

@@ -4,11 +4,18 @@ It keeps what daemons report (dataflows, node states, log lines) in memory
 and forwards commands (spawn, stop, shutdown) to the daemon that runs them.
 Daemons speak JSON text messages over ``/api/v1/daemon``::
 
-    daemon → coordinator: register, heartbeat, spawned, spawn_failed, node, log, dataflow
+    daemon → coordinator: register, heartbeat, spawned, spawn_failed, node, log, dataflow, goodbye
 
 A ``node`` message carries any `NodeStatus` fields: its state changes, and
 each second its metrics (CPU, memory, rates, dropped, queued, latency, errors).
-    coordinator → daemon: spawn, stop, shutdown
+    coordinator → daemon: welcome (the heartbeat interval), spawn, stop, shutdown
+
+A daemon that sends nothing for two heartbeat intervals (or whose
+connection drops without a ``goodbye``) is marked ``lost``: its running
+dataflows fail with the reason ``daemon <machine> lost`` and their nodes
+become ``lost``. ``doradus run`` registers the dataflows it runs itself
+through ``POST /dataflows/external`` and reports on them, so they are
+listed too.
 
 Example::
 
@@ -28,21 +35,26 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, HTTPException, Query, WebSocket, WebSocketDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from doradus._api_models import (
     Accepted,
+    CleanRequest,
+    CleanResult,
     DaemonInfo,
     DataflowDetail,
     DataflowStatus,
     DataflowSummary,
     ErrorBody,
+    ExternalDataflow,
+    ExternalReport,
     Health,
     LogLine,
     NodeStatus,
+    RestartRequest,
     StartRequest,
     StopRequest,
 )
@@ -52,6 +64,11 @@ LOG_BACKLOG = 10_000
 NODE_FIELDS = tuple(NodeStatus.model_fields)
 """What a daemon's ``node`` message may set: state changes and heartbeat metrics."""
 SPAWN_TIMEOUT = 30.0
+HEARTBEAT_INTERVAL = 1.0
+MISSED_HEARTBEATS = 2
+"""A daemon silent for this many heartbeat intervals is lost."""
+RESTART_STOP_TIMEOUT = 10.0
+"""``restart`` waits the grace period plus this long for the old run to end."""
 ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody},
     409: {"model": ErrorBody},
@@ -73,6 +90,8 @@ class _Daemon:
     connected_at: float = field(default_factory=time.time)
     last_heartbeat: float = field(default_factory=time.time)
     pending: dict[str, tuple[asyncio.Future[dict[str, Any]], StartRequest]] = field(default_factory=dict)
+    status: Literal["connected", "lost", "disconnected"] = "connected"
+    said_goodbye: bool = False
 
     def info(self) -> DaemonInfo:
         return DaemonInfo(
@@ -81,6 +100,8 @@ class _Daemon:
             pid=self.pid,
             connected_at=self.connected_at,
             last_heartbeat=self.last_heartbeat,
+            last_seen=self.last_heartbeat,
+            status=self.status,
         )
 
 
@@ -94,6 +115,10 @@ class _Dataflow:
     started_at: float = field(default_factory=time.time)
     finished_at: float | None = None
     stop_requested: bool = False
+    reason: str | None = None
+    external: bool = False
+    env: dict[str, str] = field(default_factory=dict)
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
     nodes: dict[str, NodeStatus] = field(default_factory=dict)
     logs: deque[LogLine] = field(default_factory=lambda: deque(maxlen=LOG_BACKLOG))
     followers: set[asyncio.Queue[LogLine | None]] = field(default_factory=set)
@@ -108,6 +133,8 @@ class _Dataflow:
             path=self.path,
             started_at=self.started_at,
             finished_at=self.finished_at,
+            reason=self.reason,
+            external=self.external,
         )
 
     def detail(self) -> DataflowDetail:
@@ -117,8 +144,11 @@ class _Dataflow:
 class CoordinatorState:
     """Everything the coordinator knows; touched only from its event loop."""
 
-    def __init__(self) -> None:
+    def __init__(self, heartbeat_interval: float = HEARTBEAT_INTERVAL) -> None:
+        self.heartbeat_interval = heartbeat_interval
         self.daemons: dict[str, _Daemon] = {}
+        self.gone: dict[str, _Daemon] = {}
+        """Daemons that were lost or left, by machine id, until one registers again."""
         self.dataflows: dict[str, _Dataflow] = {}
         self.shutdown: asyncio.Event | None = None
         self.no_daemons = asyncio.Event()
@@ -146,19 +176,50 @@ class CoordinatorState:
             name = f"{base}-{k}"
         return name
 
-    def end(self, flow: _Dataflow, status: DataflowStatus) -> None:
+    def end(self, flow: _Dataflow, status: DataflowStatus, reason: str | None = None) -> None:
         """Mark a dataflow ended and close its followers."""
         if flow.status != "running":
             return
         flow.status = status
+        flow.reason = reason
         flow.finished_at = time.time()
+        flow.ended.set()
         for queue in flow.followers:
             queue.put_nowait(None)
+
+    def clean(self, older_than: float | None) -> list[str]:
+        """Forget ended dataflows (finished at least ``older_than`` seconds ago); their ids."""
+        now = time.time()
+        ids = [
+            d.id
+            for d in self.dataflows.values()
+            if d.status != "running"
+            and (older_than is None or now - (d.finished_at or d.started_at) >= older_than)
+        ]
+        for run_id in ids:
+            del self.dataflows[run_id]
+        return ids
+
+    def add_log(self, flow: _Dataflow, line: LogLine) -> None:
+        """Keep a line and pass it to every follower."""
+        flow.logs.append(line)
+        for queue in flow.followers:
+            queue.put_nowait(line)
+
+    def set_node(self, flow: _Dataflow, node_id: str, values: dict[str, Any]) -> None:
+        """Apply the `NodeStatus` fields in ``values`` to one node."""
+        node = flow.nodes.setdefault(node_id, NodeStatus())
+        for key in NODE_FIELDS:
+            if key in values:
+                setattr(node, key, values[key])
 
     def handle(self, daemon: _Daemon, message: dict[str, Any]) -> None:
         """Apply one message from a daemon."""
         kind = message.get("type")
         daemon.last_heartbeat = time.time()
+        if kind == "goodbye":
+            daemon.said_goodbye = True
+            return
         flow = self.dataflows.get(str(message.get("id")))
         if kind in ("spawned", "spawn_failed"):
             pending = daemon.pending.pop(str(message.get("id")), None)
@@ -170,14 +231,9 @@ class CoordinatorState:
             return
         elif kind == "log":
             line = LogLine(node=str(message["node"]), line=str(message["line"]), time=float(message["time"]))
-            flow.logs.append(line)
-            for queue in flow.followers:
-                queue.put_nowait(line)
+            self.add_log(flow, line)
         elif kind == "node":
-            node = flow.nodes.setdefault(str(message["node"]), NodeStatus())
-            for key in NODE_FIELDS:
-                if key in message:
-                    setattr(node, key, message[key])
+            self.set_node(flow, str(message["node"]), message)
         elif kind == "dataflow":
             status = message.get("status")
             if status == "failed":
@@ -192,23 +248,39 @@ class CoordinatorState:
             name=request.name or self.unique_name(str(reply.get("name") or Path(request.path).stem)),
             path=request.path,
             machine=daemon.machine_id,
+            env=dict(request.env),
             nodes={str(n): NodeStatus() for n in reply.get("nodes", [])},
         )
         for message in reply.get("early", []):
             self.handle(daemon, message)
 
     def lost(self, daemon: _Daemon) -> None:
-        """A daemon disconnected: its running dataflows are failed."""
+        """A daemon disconnected or went silent: its running dataflows fail and their nodes are lost.
+
+        Idempotent; a daemon that said ``goodbye`` is ``disconnected``, any other ``lost``.
+        """
+        if daemon.status != "connected":
+            return
+        daemon.status = "disconnected" if daemon.said_goodbye else "lost"
         if self.daemons.get(daemon.machine_id) is daemon:
             del self.daemons[daemon.machine_id]
+            self.gone[daemon.machine_id] = daemon
         if not self.daemons:
             self.no_daemons.set()
         for future, _request in daemon.pending.values():
             if not future.done():
                 future.set_result({"type": "spawn_failed", "error": "the daemon disconnected"})
+        reason = f"daemon {daemon.machine_id} lost"
         for flow in self.dataflows.values():
-            if flow.machine == daemon.machine_id and flow.status == "running":
-                self.end(flow, "failed")
+            if flow.machine == daemon.machine_id and flow.status == "running" and not flow.external:
+                for node in flow.nodes.values():
+                    if node.state in ("pending", "running"):
+                        node.state = "lost"
+                self.end(flow, "failed", reason)
+
+    def silent(self, daemon: _Daemon) -> bool:
+        """Whether no message came from ``daemon`` for `MISSED_HEARTBEATS` intervals."""
+        return time.time() - daemon.last_heartbeat > MISSED_HEARTBEATS * self.heartbeat_interval
 
 
 class _TokenGuard:
@@ -238,11 +310,12 @@ class _TokenGuard:
         await self.app(scope, receive, send)
 
 
-def create_app(token: str | None = None) -> FastAPI:
+def create_app(token: str | None = None, heartbeat_interval: float = HEARTBEAT_INTERVAL) -> FastAPI:
     """The coordinator's FastAPI application.
 
     Args:
         token: When set, every request must send ``Authorization: Bearer <token>``.
+        heartbeat_interval: Seconds between daemon heartbeats; two missed ones mark a daemon lost.
 
     Example:
         >>> create_app().title
@@ -255,7 +328,7 @@ def create_app(token: str | None = None) -> FastAPI:
         version=__version__,
         description="Control API of Doradus: start, stop, list and watch dataflows.",
     )
-    state = CoordinatorState()
+    state = CoordinatorState(heartbeat_interval)
     app.state.coordinator = state
     if token:
         app.add_middleware(_TokenGuard, token=token)
@@ -269,8 +342,8 @@ def create_app(token: str | None = None) -> FastAPI:
 
     @app.get("/api/v1/daemons", response_model=list[DaemonInfo])
     async def daemons() -> list[DaemonInfo]:
-        """The connected daemons."""
-        return [d.info() for d in state.daemons.values()]
+        """The daemons: connected ones, and those lost or gone (until they register again)."""
+        return [d.info() for d in [*state.daemons.values(), *state.gone.values()]]
 
     @app.get("/api/v1/dataflows", response_model=list[DataflowSummary])
     async def list_dataflows() -> list[DataflowSummary]:
@@ -285,6 +358,9 @@ def create_app(token: str | None = None) -> FastAPI:
     @app.post("/api/v1/dataflows", response_model=DataflowSummary, status_code=201, responses=ERRORS)
     async def start_dataflow(request: StartRequest) -> DataflowSummary:
         """Start a dataflow file on a connected daemon."""
+        return await _start(request)
+
+    async def _start(request: StartRequest) -> DataflowSummary:
         if not state.daemons:
             raise _fail(503, "no daemon is connected", "start one with `doradus up` or `doradus daemon`")
         if request.name and any(
@@ -309,6 +385,66 @@ def create_app(token: str | None = None) -> FastAPI:
         if reply.get("type") != "spawned":
             raise _fail(422, str(reply.get("error")), reply.get("fix"))
         return state.dataflows[run_id].summary()
+
+    @app.post("/api/v1/dataflows/clean", response_model=CleanResult, responses=ERRORS)
+    async def clean(request: CleanRequest) -> CleanResult:
+        """Forget ended dataflows (finished, failed, stopped); running ones are kept."""
+        ids = state.clean(request.older_than)
+        return CleanResult(removed=len(ids), ids=ids)
+
+    @app.post("/api/v1/dataflows/external", response_model=DataflowSummary, status_code=201, responses=ERRORS)
+    async def register_external(request: ExternalDataflow) -> DataflowSummary:
+        """Register a dataflow that `doradus run` runs itself, so list, status and logs see it."""
+        if request.id in state.dataflows:
+            raise _fail(409, f"a dataflow with id {request.id!r} is already registered")
+        flow = _Dataflow(
+            id=request.id,
+            name=state.unique_name(request.name),
+            path=request.path,
+            machine=request.machine,
+            external=True,
+            nodes={n: NodeStatus() for n in request.nodes},
+        )
+        state.dataflows[flow.id] = flow
+        return flow.summary()
+
+    @app.post("/api/v1/dataflows/{name_or_id}/report", response_model=DataflowSummary, responses=ERRORS)
+    async def report_external(name_or_id: str, report: ExternalReport) -> DataflowSummary:
+        """News of an external dataflow: node fields, output lines, and its end."""
+        flow = state.find(name_or_id)
+        if not flow.external:
+            raise _fail(409, f"dataflow {flow.name!r} is run by a daemon, not by `doradus run`")
+        for line in report.logs:
+            state.add_log(flow, line)
+        for node_id, values in report.nodes.items():
+            state.set_node(flow, node_id, values)
+        if report.status is not None and report.status != "running":
+            state.end(flow, report.status, report.reason)
+        return flow.summary()
+
+    @app.post("/api/v1/dataflows/{name_or_id}/restart", response_model=DataflowSummary, responses=ERRORS)
+    async def restart_dataflow(name_or_id: str, request: RestartRequest) -> DataflowSummary:
+        """Stop the dataflow (Stop, SIGTERM after the grace period), then start its file again.
+
+        The new run keeps the name and environment; its id is new.
+        """
+        flow = state.find(name_or_id)
+        if flow.external:
+            raise _fail(409, f"dataflow {flow.name!r} was run by `doradus run`", "run it again yourself")
+        if flow.status == "running":
+            flow.stop_requested = True
+            daemon = state.daemons.get(flow.machine)
+            if daemon is not None:
+                await daemon.ws.send_json(
+                    {"type": "stop", "id": flow.id, "grace_seconds": request.grace_seconds}
+                )
+            try:
+                await asyncio.wait_for(flow.ended.wait(), request.grace_seconds + RESTART_STOP_TIMEOUT)
+            except TimeoutError as exc:
+                raise _fail(
+                    503, f"dataflow {flow.name!r} did not stop in time", "try `doradus stop --force`"
+                ) from exc
+        return await _start(StartRequest(path=flow.path, name=flow.name, env=flow.env))
 
     @app.post("/api/v1/dataflows/{name_or_id}/stop", response_model=DataflowSummary, responses=ERRORS)
     async def stop_dataflow(name_or_id: str, request: StopRequest) -> DataflowSummary:
@@ -370,13 +506,17 @@ def create_app(token: str | None = None) -> FastAPI:
             websocket, str(first["machine_id"]), str(first.get("hostname")), int(first.get("pid", 0))
         )
         state.daemons[daemon.machine_id] = daemon
+        state.gone.pop(daemon.machine_id, None)
         state.no_daemons.clear()
+        await websocket.send_json({"type": "welcome", "heartbeat_interval": state.heartbeat_interval})
+        watchdog = asyncio.get_running_loop().create_task(_watch_heartbeats(state, daemon))
         try:
             while True:
                 state.handle(daemon, await websocket.receive_json())
         except (WebSocketDisconnect, RuntimeError):
             pass
         finally:
+            watchdog.cancel()
             state.lost(daemon)
 
     @app.post("/api/v1/destroy", response_model=Accepted)
@@ -394,6 +534,19 @@ def create_app(token: str | None = None) -> FastAPI:
         return Accepted(message=f"stopping {len(state.daemons)} daemon(s) and the coordinator")
 
     return app
+
+
+async def _watch_heartbeats(state: CoordinatorState, daemon: _Daemon) -> None:
+    """Mark ``daemon`` lost and close its socket once it has been silent too long."""
+    while daemon.status == "connected":
+        await asyncio.sleep(state.heartbeat_interval / 4)
+        if state.silent(daemon):
+            state.lost(daemon)
+            try:
+                await asyncio.wait_for(daemon.ws.close(code=1001), 1.0)
+            except (TimeoutError, RuntimeError, OSError):
+                pass
+            return
 
 
 async def _exit_when_daemons_gone(state: CoordinatorState, limit: float = 15.0) -> None:

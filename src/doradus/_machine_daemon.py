@@ -150,6 +150,8 @@ class MachineDaemon:
         self._send_lock = threading.Lock()
         self._closed = threading.Event()
         self._ws: Any = None
+        self.heartbeat = HEARTBEAT
+        """Seconds between heartbeats; the coordinator's ``welcome`` may change it."""
 
     def connect(self) -> None:
         """Open the WebSocket to the coordinator, retrying a bounded number of times.
@@ -206,6 +208,7 @@ class MachineDaemon:
                 if message.get("type") == "shutdown":
                     self.say("shutdown requested by the coordinator")
                     self._stop_all(SHUTDOWN_GRACE)
+                    self.send({"type": "goodbye"})
                     return 0
                 self._handle(message)
         except (ConnectionClosed, OSError):
@@ -221,7 +224,10 @@ class MachineDaemon:
 
     def _handle(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
-        if kind == "spawn":
+        if kind == "welcome":
+            interval = float(message.get("heartbeat_interval") or HEARTBEAT)
+            self.heartbeat = min(HEARTBEAT, max(0.05, interval))
+        elif kind == "spawn":
             self._spawn(message)
         elif kind == "stop":
             running = self.dataflows.get(str(message.get("id")))
@@ -278,7 +284,7 @@ class MachineDaemon:
         running.thread.start()
 
     def _heartbeat(self) -> None:
-        while not self._closed.wait(HEARTBEAT):
+        while not self._closed.wait(self.heartbeat):
             self.send({"type": "heartbeat"})
             for running in list(self.dataflows.values()):
                 if running.thread.is_alive():

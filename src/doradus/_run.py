@@ -88,6 +88,7 @@ def run_dataflow(
     on_line: Callable[[str, str], None] | None = None,
     on_info: Callable[[str], None] | None = None,
     on_spawned: Callable[[], None] | None = None,
+    run_id: str | None = None,
 ) -> RunOutcome:
     """Run ``dataflow`` until every node has ended.
 
@@ -95,13 +96,15 @@ def run_dataflow(
     Stop to every node; nodes still running ``grace`` seconds later get
     SIGTERM, then SIGKILL. A second Ctrl-C forces the kill at once.
     ``on_spawned`` is called once every node process has been started.
+    ``run_id`` is the run's id (a new one when None), for callers that must
+    know it before the run starts.
 
     Example::
 
         outcome = run_dataflow(load_dataflow(Path("dataflow.yml")))
         sys.exit(outcome.exit_code)
     """
-    run_id = new_run_id()
+    run_id = run_id or new_run_id()
     out_dir = dataflow.working_dir / "out" / run_id
     daemon = LocalDaemon(dataflow, run_id=run_id, out_dir=out_dir, extra_env=extra_env, on_line=on_line)
     info = on_info or (lambda _text: None)

@@ -1,4 +1,4 @@
-"""Control-plane commands: coordinator, daemon, up, destroy, start, stop, list, status, top, logs.
+"""Control-plane commands: services, dataflows (start, stop, restart, clean, list, status, top, logs).
 
 Each parses its options, calls the coordinator through `ControlClient`, and
 renders: tables on a terminal, ``--output json|yaml`` on stdout for scripts.
@@ -173,7 +173,16 @@ def _styled(status: str) -> str:
     help="File holding the API token clients must send (required for a non-loopback --bind).",
 )
 @click.option("--generate-token", is_flag=True, help="Create a token file (0600) in the runtime folder.")
-def coordinator(bind: str, port: int, token_file: str | None, generate_token: bool) -> None:
+@click.option(
+    "--heartbeat-interval",
+    type=click.FloatRange(min=0.05),
+    default=1.0,
+    show_default=True,
+    help="Seconds between daemon heartbeats; a daemon silent for 2 intervals is marked lost.",
+)
+def coordinator(
+    bind: str, port: int, token_file: str | None, generate_token: bool, heartbeat_interval: float
+) -> None:
     """Run the coordinator in the foreground (`doradus up` starts it in the background)."""
     from doradus._coordinator import create_app, is_loopback, new_token_file, serve
 
@@ -188,7 +197,7 @@ def coordinator(bind: str, port: int, token_file: str | None, generate_token: bo
     token = Path(token_file).read_text().strip() if token_file else None
     reporter.info(f"coordinator listening on http://{bind}:{port}/api/v1 (pid {os.getpid()})")
     try:
-        serve(create_app(token), bind, port)
+        serve(create_app(token, heartbeat_interval=heartbeat_interval), bind, port)
     except OSError as exc:
         reporter.error(f"cannot listen on {bind}:{port}: {exc.strerror or exc}")
         reporter.info("Suggested fix: is a coordinator already running? see `doradus list`, or pick --port")
@@ -258,7 +267,7 @@ def up(port: int | None, **opts: Any) -> None:
                 _up_failed(reporter, procs, f"the {name} exited with code {proc.returncode}", name)
         try:
             probe = ControlClient(client.address, retries=1, token=client.token, timeout=2.0)
-            if probe.get("/daemons"):
+            if any(d.get("status", "connected") == "connected" for d in probe.get("/daemons")):
                 reporter.success(
                     f"coordinator and daemon running at {address} "
                     f"(done in {time.monotonic() - started:.1f}s; state: {state_path()})"
@@ -442,6 +451,51 @@ def stop(name_or_id: str | None, all_: bool, grace_duration: str, force: bool, *
         for target in targets:
             done = client.post(f"/dataflows/{target}/stop", {"grace_seconds": grace, "force": force})
             reporter.success(f"stop requested for {done['name']!r} ({done['id']})")
+
+
+@click.command(context_settings=CONTEXT)
+@click.argument("name_or_id")
+@click.option("--grace-duration", metavar="DURATION", default="5s", show_default=True,
+              help="After Stop, how long nodes get before SIGTERM.")  # fmt: skip
+@output_option
+@connection_options
+def restart(name_or_id: str, grace_duration: str, output: str, **opts: Any) -> None:
+    """Stop NAME_OR_ID gracefully, then start its file again with the same name and env.
+
+    Prints the new id (or, with --output json|yaml, the new dataflow).
+    """
+    reporter = Reporter(color=False if opts["no_color"] else None)
+    grace = parse_duration(grace_duration, "--grace-duration")
+    client = _client(opts)
+    client.timeout = max(client.timeout, grace + 45.0)  # stop, then a spawn
+    with _failures(reporter):
+        started = client.post(f"/dataflows/{name_or_id}/restart", {"grace_seconds": grace})
+    reporter.success(f"restarted {started['name']!r} (new id {started['id']}, {started['nodes']} nodes)")
+    if output == "table":
+        click.echo(started["id"])
+    else:
+        _emit(started, output)
+
+
+@click.command(context_settings=CONTEXT)
+@click.option("--older-than", metavar="DURATION",
+              help="Only those that ended at least this long ago (e.g. 10m, 1h).")  # fmt: skip
+@output_option
+@connection_options
+def clean(older_than: str | None, output: str, **opts: Any) -> None:
+    """Remove ended dataflows (finished, failed, stopped) from the coordinator's list.
+
+    Running dataflows are never touched. Prints how many were removed
+    (with --output json|yaml: ``{"removed": N, "ids": [...]}``).
+    """
+    reporter = Reporter(color=False if opts["no_color"] else None)
+    age = parse_duration(older_than, "--older-than") if older_than else None
+    with _failures(reporter):
+        result = _client(opts).post("/dataflows/clean", {"older_than": age})
+    if output == "table":
+        reporter.success(f"removed {result['removed']} ended dataflow(s)")
+    else:
+        _emit(result, output)
 
 
 _SORT_KEYS: dict[str, Callable[[dict[str, Any]], Any]] = {
@@ -682,6 +736,143 @@ def logs(name_or_id: str, node: str | None, tail: int | None, follow: bool, outp
                 click.echo(f"{entry['node']} | {entry['line']}")
 
 
+# ------------------------------------------------------- run beside up
+REGISTER_CONNECT_TIMEOUT = 0.05
+"""One quick attempt: `doradus run` must not wait when no coordinator runs."""
+REPORT_EVERY = 0.5
+REPORT_MAX_LINES = 2_000
+
+
+class RunRegistration:
+    """Tells a running coordinator about a dataflow `doradus run` runs itself (best effort).
+
+    Every failure to report silently ends the reporting: the run never
+    depends on the coordinator.
+
+    Example::
+
+        registration = RunRegistration.open(flow, run_id, Path("dataflow.yml"))
+        if registration:
+            registration.line("talker", "hello")
+            registration.finish(outcome)
+    """
+
+    def __init__(self, client: Any, run_id: str, name: str, address: str) -> None:
+        import threading
+
+        self.client = client
+        self.run_id = run_id
+        self.name = name
+        self.address = address
+        self._lock = threading.Lock()
+        self._lines: list[dict[str, Any]] = []
+        self._nodes: dict[str, dict[str, Any]] = {}
+        self._broken = False
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="run-registration", daemon=True)
+        self._thread.start()
+
+    @classmethod
+    def open(cls, flow: Any, run_id: str, path: Path) -> RunRegistration | None:
+        """Register with the coordinator at the discovered address, if one answers at once.
+
+        One TCP connect of at most 50 ms and no retry; None when there is no coordinator.
+
+        Example::
+
+            registration = RunRegistration.open(flow, "01a2...", Path("dataflow.yml"))
+        """
+        import socket
+
+        try:
+            address = resolve_address(None)
+            with socket.create_connection((address.host, address.port), timeout=REGISTER_CONNECT_TIMEOUT):
+                pass
+            token = resolve_token(None)
+        except (OSError, ValueError):
+            return None
+        import httpx
+
+        client = httpx.Client(
+            base_url=address.http,
+            headers={"Authorization": f"Bearer {token}"} if token else {},
+            timeout=httpx.Timeout(2.0, connect=REGISTER_CONNECT_TIMEOUT * 4),
+        )
+        body = {
+            "name": flow.name,
+            "id": run_id,
+            "nodes": [n.id for n in flow.nodes],
+            "machine": socket.gethostname(),
+            "path": str(path.resolve()),
+        }
+        try:
+            response = client.post("/dataflows/external", json=body)
+            response.raise_for_status()
+            name = str(response.json()["name"])
+        except (httpx.HTTPError, ValueError, KeyError):
+            client.close()
+            return None
+        return cls(client, run_id, name, str(address))
+
+    def line(self, node_id: str, text: str) -> None:
+        """Queue one output line of a node (sent with the next report)."""
+        with self._lock:
+            if len(self._lines) < 10 * REPORT_MAX_LINES:
+                self._lines.append({"node": node_id, "line": text, "time": time.time()})
+
+    def spawned(self, pids: dict[str, int | None] | None = None) -> None:
+        """Every node was started: report them running."""
+        with self._lock:
+            for node_id, pid in (pids or {}).items():
+                self._nodes.setdefault(node_id, {}).update(state="running", pid=pid)
+
+    def finish(self, outcome: Any) -> None:
+        """Report the end: each node's state and exit code, and the dataflow's status.
+
+        ``outcome`` is the `RunOutcome`, or None when the run crashed.
+
+        Example::
+
+            registration.finish(run_dataflow(flow, run_id=registration.run_id))
+        """
+        self._done.set()
+        self._thread.join(timeout=3.0)
+        status = "failed"
+        reason: str | None = "doradus run crashed"
+        if outcome is not None:
+            with self._lock:
+                for result in outcome.results:
+                    state = "finished" if result.ok else "stopped" if outcome.stopped else "failed"
+                    self._nodes[result.node_id] = {"state": state, "exit_code": result.returncode}
+            status = "failed" if outcome.failed else ("stopped" if outcome.stopped else "finished")
+            reason = None
+        self._flush(status, reason)
+        self.client.close()
+
+    def _loop(self) -> None:
+        while not self._done.wait(REPORT_EVERY):
+            self._flush(None, None)
+
+    def _flush(self, status: str | None, reason: str | None) -> None:
+        with self._lock:
+            lines, self._lines = self._lines, []
+            nodes, self._nodes = self._nodes, {}
+        if self._broken or not (lines or nodes or status):
+            return
+        while True:
+            batch, lines = lines[:REPORT_MAX_LINES], lines[REPORT_MAX_LINES:]
+            body = {"logs": batch, "nodes": nodes, "status": None if lines else status, "reason": reason}
+            try:
+                response = self.client.post(f"/dataflows/{self.run_id}/report", json=body)
+                response.raise_for_status()
+            except Exception:
+                self._broken = True
+                return
+            nodes = {}
+            if not lines:
+                return
+
+
 ALL_COMMANDS = {
     "coordinator": coordinator,
     "daemon": daemon,
@@ -690,6 +881,8 @@ ALL_COMMANDS = {
     "down": destroy,
     "start": start,
     "stop": stop,
+    "restart": restart,
+    "clean": clean,
     "list": list_,
     "status": status,
     "top": top,

@@ -85,7 +85,9 @@ def run(
     """
     from doradus._descriptor import load_dataflow
     from doradus._exceptions import DescriptorError
+    from doradus._ids import new_run_id
     from doradus._run import LinePrinter, run_dataflow
+    from doradus.cli._control import RunRegistration
 
     reporter = Reporter(color=False if no_color else None)
     extra_env = parse_env(env)
@@ -110,11 +112,22 @@ def run(
     for note in _not_yet_supported(flow):
         reporter.warning(note)
     printer = LinePrinter([n.id for n in flow.nodes], color=reporter.color)
+    run_id = new_run_id()
+    registration = RunRegistration.open(flow, run_id, dataflow)  # only when `up` (a coordinator) runs
+    if registration is not None:
+        reporter.info(f"Registered as {registration.name!r} with the coordinator at {registration.address}")
     reporter.info(f"Running dataflow {flow.name!r}: {len(flow.nodes)} nodes")
     stages.begin(f"Spawning {len(flow.nodes)} nodes")
 
     def spawned() -> None:
         stages.end()
+        if registration is not None:
+            registration.spawned({n.id: None for n in flow.nodes})
+
+    def on_line(node_id: str, line: str) -> None:
+        printer(node_id, line)
+        if registration is not None:
+            registration.line(node_id, line)
 
     try:
         outcome = run_dataflow(
@@ -122,13 +135,18 @@ def run(
             stop_after=stop_seconds,
             extra_env=extra_env,
             grace=grace,
-            on_line=printer,
+            on_line=on_line,
             on_info=reporter.info,
             on_spawned=spawned,
+            run_id=run_id,
         )
     except BaseException:
         stages.end(ok=False)
+        if registration is not None:
+            registration.finish(None)
         raise
+    if registration is not None:
+        registration.finish(outcome)
     reporter.outcome(outcome)
     sys.exit(outcome.exit_code)
 
