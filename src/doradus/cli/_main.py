@@ -154,18 +154,52 @@ def run(
 @cli.command(context_settings=CONTEXT)
 @click.argument("dataflow", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--no-color", is_flag=True, help="Plain output.")
-def check(dataflow: Path, no_color: bool) -> None:
+@click.option(
+    "--output",
+    "--format",
+    "output",
+    type=click.Choice(["table", "json", "yaml"]),
+    default="table",
+    show_default=True,
+    help="table for people; json or yaml (on stdout, stable keys) for scripts and editors.",
+)
+def check(dataflow: Path, no_color: bool, output: str) -> None:
     """Validate DATAFLOW and report every problem with file:line:column and a fix.
 
-    Exits 0 when the file is valid (warnings allowed), 2 otherwise.
+    Exits 0 when the file is valid (warnings allowed), 2 otherwise. With
+    ``--output json|yaml`` the problems go to stdout as records
+    (``file, line, column, severity, message, fix``).
     """
     from doradus._descriptor import check_dataflow
+    from doradus.cli._render import emit_data
 
     reporter = Reporter(color=False if no_color else None)
     flow, problems = check_dataflow(dataflow)
-    reporter.problems(problems)
     errors = [p for p in problems if p.severity == "error"]
-    if errors or flow is None:
+    valid = not errors and flow is not None
+    if output != "table":
+        emit_data(
+            {
+                "file": str(dataflow),
+                "valid": valid,
+                "nodes": len(flow.nodes) if flow is not None else None,
+                "problems": [
+                    {
+                        "file": str(p.location.file),
+                        "line": p.location.line,
+                        "column": p.location.column,
+                        "severity": p.severity,
+                        "message": p.message,
+                        "fix": p.fix,
+                    }
+                    for p in problems
+                ],
+            },
+            output,
+        )
+        sys.exit(0 if valid else 2)
+    reporter.problems(problems)
+    if not valid or flow is None:
         reporter.error(f"{dataflow}: {len(errors)} error(s)")
         sys.exit(2)
     reporter.success(f"{dataflow}: valid ({len(flow.nodes)} nodes)")
