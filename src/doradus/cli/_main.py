@@ -13,7 +13,50 @@ from doradus.cli._render import Reporter, StageDisplay, parse_duration, parse_en
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-@click.group(context_settings=CONTEXT)
+_CONTROL = "doradus.cli._control"
+_LAZY_COMMANDS = {
+    **dict.fromkeys(
+        [
+            "coordinator", "daemon", "up", "destroy", "down", "start", "stop",
+            "restart", "clean", "list", "status", "top", "logs",
+        ],
+        _CONTROL,
+    ),
+    "init": "doradus.cli._project",
+    "new": "doradus.cli._project",
+    "version": "doradus.cli._tools",
+    "completion": "doradus.cli._tools",
+    "doctor": "doradus.cli._tools",
+    "graph": "doradus.cli._graph",
+    "build": "doradus.cli._build",
+    "profile": "doradus.cli._profile",
+}  # fmt: skip
+"""Command name → module defining it (in ``ALL_COMMANDS`` or under its own name)."""
+
+
+class _LazyGroup(click.Group):
+    """Loads a command's module only when that command is used.
+
+    ``doradus run`` is felt on every run: it should not pay for importing the
+    control plane, the project templates or the graph code.
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None or cmd_name not in _LAZY_COMMANDS:
+            return command
+        import importlib
+
+        module = importlib.import_module(_LAZY_COMMANDS[cmd_name])
+        table: dict[str, click.Command] = getattr(module, "ALL_COMMANDS", {})
+        found: click.Command = table[cmd_name] if cmd_name in table else getattr(module, cmd_name)
+        return found
+
+
+@click.group(cls=_LazyGroup, context_settings=CONTEXT)
 @click.version_option(package_name="doradus", prog_name="doradus")
 @click.option(
     "--profile",
@@ -206,45 +249,6 @@ def check(dataflow: Path, no_color: bool, output: str) -> None:
 
 
 cli.add_command(check, name="validate")
-
-
-def _add_control_commands() -> None:
-    from doradus.cli._control import ALL_COMMANDS
-
-    for name, command in ALL_COMMANDS.items():
-        cli.add_command(command, name=name)
-
-
-_add_control_commands()
-
-
-def _add_project_and_tool_commands() -> None:
-    from doradus.cli._project import ALL_COMMANDS as PROJECT_COMMANDS
-    from doradus.cli._tools import ALL_COMMANDS as TOOL_COMMANDS
-
-    for name, command in {**PROJECT_COMMANDS, **TOOL_COMMANDS}.items():
-        cli.add_command(command, name=name)
-
-
-_add_project_and_tool_commands()
-
-
-def _add_graph_command() -> None:
-    from doradus.cli._graph import graph
-
-    cli.add_command(graph)
-
-
-def _add_build_and_profile_commands() -> None:
-    from doradus.cli._build import build
-    from doradus.cli._profile import profile
-
-    cli.add_command(build)
-    cli.add_command(profile)
-
-
-_add_graph_command()
-_add_build_and_profile_commands()
 
 
 def _not_yet_supported(flow: Any) -> list[str]:
