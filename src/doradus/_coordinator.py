@@ -563,8 +563,8 @@ def is_loopback(host: str) -> bool:
     """Whether ``host`` only accepts connections from this machine.
 
     Example:
-        >>> is_loopback("127.0.0.1"), is_loopback("0.0.0.0")
-        (True, False)
+        >>> is_loopback("127.0.0.1"), is_loopback("::1"), is_loopback("192.0.2.7")
+        (True, True, False)
     """
     if host == "localhost":
         return True

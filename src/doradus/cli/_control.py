@@ -35,7 +35,7 @@ from doradus._control_client import (
     write_state,
 )
 from doradus._paths import runtime_base
-from doradus.cli._render import Reporter, parse_duration, parse_env
+from doradus.cli._render import Reporter, output_option, parse_duration, parse_env
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 UP_TIMEOUT = 20.0
@@ -75,19 +75,6 @@ def connection_options(func: F) -> F:
     for option in reversed(options):
         func = option(func)
     return func
-
-
-def output_option(func: F) -> F:
-    """Add ``--output table|json|yaml`` (``--format`` is dora's alias)."""
-    return click.option(
-        "--output",
-        "--format",
-        "output",
-        type=click.Choice(["table", "json", "yaml"]),
-        default="table",
-        show_default=True,
-        help="table for people; json or yaml (on stdout, stable keys) for scripts.",
-    )(func)
 
 
 def _client(opts: dict[str, Any]) -> ControlClient:

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from doradus.cli._render import Reporter, StageDisplay, parse_duration, parse_env
+from doradus.cli._render import Reporter, StageDisplay, output_option, parse_duration, parse_env
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -197,15 +197,7 @@ def run(
 @cli.command(context_settings=CONTEXT)
 @click.argument("dataflow", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--no-color", is_flag=True, help="Plain output.")
-@click.option(
-    "--output",
-    "--format",
-    "output",
-    type=click.Choice(["table", "json", "yaml"]),
-    default="table",
-    show_default=True,
-    help="table for people; json or yaml (on stdout, stable keys) for scripts and editors.",
-)
+@output_option
 def check(dataflow: Path, no_color: bool, output: str) -> None:
     """Validate DATAFLOW and report every problem with file:line:column and a fix.
 

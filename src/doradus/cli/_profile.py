@@ -15,10 +15,9 @@ from contextlib import contextmanager
 import click
 
 from doradus._profiles import PROFILE_KEYS, ProfileError, config_files, load_profile, load_profiles
-from doradus.cli._render import Reporter, emit_data, plain_table
+from doradus.cli._render import Reporter, emit_data, output_option, plain_table
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-_OUTPUT = click.Choice(["table", "json", "yaml"])
 
 
 @contextmanager
@@ -44,7 +43,7 @@ def profile() -> None:
 
 
 @profile.command("list", context_settings=CONTEXT)
-@click.option("--output", "--format", "output", type=_OUTPUT, default="table", show_default=True)
+@output_option
 @click.option("--no-color", is_flag=True, help="Plain output.")
 def list_profiles(output: str, no_color: bool) -> None:
     """Every profile, from the project's doradus.toml and the user's."""
@@ -64,7 +63,7 @@ def list_profiles(output: str, no_color: bool) -> None:
 
 @profile.command("show", context_settings=CONTEXT)
 @click.argument("name")
-@click.option("--output", "--format", "output", type=_OUTPUT, default="table", show_default=True)
+@output_option
 @click.option("--no-color", is_flag=True, help="Plain output.")
 def show_profile(name: str, output: str, no_color: bool) -> None:
     """The settings of profile NAME and the file it comes from."""

@@ -180,6 +180,18 @@ class StageDisplay:
                 return
 
 
+output_option = click.option(
+    "--output",
+    "--format",
+    "output",
+    type=click.Choice(["table", "json", "yaml"]),
+    default="table",
+    show_default=True,
+    help="table for people; json or yaml (on stdout, stable keys) for scripts.",
+)
+"""``--output table|json|yaml`` (``--format`` is dora's alias), shared by every data command."""
+
+
 def emit_data(data: Any, output: str) -> None:
     """Machine output on stdout: ``json`` (indented, sorted keys) or ``yaml``.
 

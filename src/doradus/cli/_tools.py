@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from doradus.cli._render import Reporter
+from doradus.cli._render import Reporter, output_option
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 SHELLS = ("bash", "zsh", "fish")
@@ -25,16 +25,6 @@ _INSTALL = {
     "fish": "run:  doradus completion fish > ~/.config/fish/completions/doradus.fish",
 }
 _ICONS = {"ok": ("✓", "green"), "warn": ("!", "yellow"), "fail": ("✗", "red")}
-
-output_option = click.option(
-    "--output",
-    "--format",
-    "output",
-    type=click.Choice(["table", "json", "yaml"]),
-    default="table",
-    show_default=True,
-    help="table for people; json or yaml (on stdout, stable keys) for scripts.",
-)
 
 
 def _emit(data: Any, output: str) -> None:
