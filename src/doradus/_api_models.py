@@ -45,6 +45,31 @@ class DaemonInfo(BaseModel):
     )
 
 
+class InputStats(BaseModel):
+    """One input of a node: what arrived on it, what was dropped, and its latency histogram.
+
+    ``latency_buckets`` counts messages per bucket (not cumulative): bucket
+    ``i`` holds latencies at most ``latency_bounds_us[i]`` and above the
+    previous bound; the last bucket holds the rest (``+Inf``).
+    """
+
+    source: str | None = Field(default=None, description="`node/output`, or the timer/logs source.")
+    received: int = 0
+    dropped: int = 0
+    queued: int = 0
+    latency_bounds_us: list[float] = Field(default_factory=list)
+    latency_buckets: list[int] = Field(default_factory=list)
+    latency_sum_us: float = 0.0
+    latency_count: int = 0
+
+
+class OutputStats(BaseModel):
+    """One output of a node: messages and payload bytes sent."""
+
+    sent: int = 0
+    bytes: int = 0
+
+
 class NodeStatus(BaseModel):
     """One node of a dataflow, as ``status`` shows it. Metrics not measured yet are null.
 
@@ -69,6 +94,8 @@ class NodeStatus(BaseModel):
     p50_latency_us: float | None = None
     dropped: int | None = None
     queued: int | None = None
+    inputs: dict[str, InputStats] = Field(default_factory=dict, description="Per input (edge) counters.")
+    outputs: dict[str, OutputStats] = Field(default_factory=dict, description="Per output counters.")
 
 
 class _DataflowBase(BaseModel):
@@ -101,14 +128,27 @@ class StartRequest(BaseModel):
     path: str
     name: str | None = None
     env: dict[str, str] = Field(default_factory=dict)
+    log_level: Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"] = "INFO"
 
 
-class LogLine(BaseModel):
-    """One line a node printed; ``time`` is seconds since the epoch."""
+class LogRecord(BaseModel):
+    """One structured log record (see ``doradus._logrecord``).
 
-    node: str
-    line: str
-    time: float
+    A node's log call or output line, or the runtime's own news (``source: runtime``,
+    ``node`` null or the node it is about).
+    """
+
+    timestamp: str = Field(description="ISO 8601 UTC with microseconds and Z.")
+    level: Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"] = "INFO"
+    dataflow: str | None = None
+    run_id: str | None = None
+    node: str | None = None
+    machine: str | None = None
+    message: str = ""
+    trace_id: str | None = None
+    span_id: str | None = None
+    source: Literal["log", "stdout", "stderr", "runtime"] = "log"
+    fields: dict[str, Any] = Field(default_factory=dict)
 
 
 class RestartRequest(BaseModel):
@@ -149,7 +189,7 @@ class ExternalReport(BaseModel):
     status: DataflowStatus | None = None
     reason: str | None = None
     nodes: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    logs: list[LogLine] = Field(default_factory=list)
+    logs: list[LogRecord] = Field(default_factory=list)
 
 
 class StopRequest(BaseModel):

@@ -35,7 +35,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, HTTPException, Query, WebSocket, WebSocketDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -52,13 +52,17 @@ from doradus._api_models import (
     ExternalDataflow,
     ExternalReport,
     Health,
-    LogLine,
+    InputStats,
+    LogRecord,
     NodeStatus,
+    OutputStats,
     RestartRequest,
     StartRequest,
     StopRequest,
 )
 from doradus._ids import new_run_id
+from doradus._logquery import QueryError, build_query
+from doradus._prometheus import mount_metrics
 
 LOG_BACKLOG = 10_000
 NODE_FIELDS = tuple(NodeStatus.model_fields)
@@ -120,8 +124,8 @@ class _Dataflow:
     env: dict[str, str] = field(default_factory=dict)
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     nodes: dict[str, NodeStatus] = field(default_factory=dict)
-    logs: deque[LogLine] = field(default_factory=lambda: deque(maxlen=LOG_BACKLOG))
-    followers: set[asyncio.Queue[LogLine | None]] = field(default_factory=set)
+    logs: deque[LogRecord] = field(default_factory=lambda: deque(maxlen=LOG_BACKLOG))
+    followers: set[asyncio.Queue[LogRecord | None]] = field(default_factory=set)
 
     def summary(self) -> DataflowSummary:
         return DataflowSummary(
@@ -200,7 +204,7 @@ class CoordinatorState:
             del self.dataflows[run_id]
         return ids
 
-    def add_log(self, flow: _Dataflow, line: LogLine) -> None:
+    def add_log(self, flow: _Dataflow, line: LogRecord) -> None:
         """Keep a line and pass it to every follower."""
         flow.logs.append(line)
         for queue in flow.followers:
@@ -211,7 +215,12 @@ class CoordinatorState:
         node = flow.nodes.setdefault(node_id, NodeStatus())
         for key in NODE_FIELDS:
             if key in values:
-                setattr(node, key, values[key])
+                value = values[key]
+                if key == "inputs":
+                    value = {str(k): InputStats.model_validate(v) for k, v in dict(value or {}).items()}
+                elif key == "outputs":
+                    value = {str(k): OutputStats.model_validate(v) for k, v in dict(value or {}).items()}
+                setattr(node, key, value)
 
     def handle(self, daemon: _Daemon, message: dict[str, Any]) -> None:
         """Apply one message from a daemon."""
@@ -230,8 +239,7 @@ class CoordinatorState:
         elif flow is None:
             return
         elif kind == "log":
-            line = LogLine(node=str(message["node"]), line=str(message["line"]), time=float(message["time"]))
-            self.add_log(flow, line)
+            self.add_log(flow, LogRecord.model_validate(message["record"]))
         elif kind == "node":
             self.set_node(flow, str(message["node"]), message)
         elif kind == "dataflow":
@@ -375,7 +383,15 @@ def create_app(token: str | None = None, heartbeat_interval: float = HEARTBEAT_I
         run_id = new_run_id()
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         daemon.pending[run_id] = (future, request)
-        await daemon.ws.send_json({"type": "spawn", "id": run_id, "path": request.path, "env": request.env})
+        await daemon.ws.send_json(
+            {
+                "type": "spawn",
+                "id": run_id,
+                "path": request.path,
+                "env": request.env,
+                "log_level": request.log_level,
+            }
+        )
         try:
             reply = await asyncio.wait_for(future, SPAWN_TIMEOUT)
         except TimeoutError as exc:
@@ -457,27 +473,67 @@ def create_app(token: str | None = None, heartbeat_interval: float = HEARTBEAT_I
                 await daemon.ws.send_json({"type": "stop", "id": flow.id, **request.model_dump()})
         return flow.summary()
 
-    @app.get("/api/v1/dataflows/{name_or_id}/logs", response_model=list[LogLine], responses=ERRORS)
+    @app.get("/api/v1/dataflows/{name_or_id}/logs", response_model=list[LogRecord], responses=ERRORS)
     async def logs(
         name_or_id: str,
-        tail: int | None = Query(None, ge=0, description="Only the last N lines."),
-        node: str | None = Query(None, description="Only this node's lines."),
-    ) -> list[LogLine]:
-        """Lines the dataflow's nodes printed (the last 10 000 are kept)."""
-        lines = [x for x in state.find(name_or_id).logs if node is None or x.node == node]
-        return lines[-tail:] if tail else ([] if tail == 0 else lines)
+        tail: int | None = Query(None, ge=0, description="Only the last N matching records."),
+        node: Annotated[
+            list[str] | None, Query(description="Only these nodes' records (repeat: node=a&node=b).")
+        ] = None,
+        level: str | None = Query(
+            None, description="Minimum level: TRACE, DEBUG, INFO, WARN, ERROR or FATAL (any case)."
+        ),
+        filter: str | None = Query(None, description="Only these exact levels, comma separated: WARN,ERROR."),
+        grep: str | None = Query(
+            None, description="Python regular expression searched in the message and in str(fields)."
+        ),
+        since: float | None = Query(None, description="Only records at or after this time (epoch seconds)."),
+        until: float | None = Query(None, description="Only records at or before this time (epoch seconds)."),
+    ) -> list[LogRecord]:
+        """The dataflow's log records, oldest first (the last 10 000 are kept), filtered.
+
+        Every given filter must hold; ``tail`` then keeps the last N. An unknown
+        level or an invalid regular expression is a 422 naming the parameter.
+        """
+        try:
+            query = build_query(node=node, level=level, levels=filter, grep=grep, since=since, until=until)
+        except QueryError as exc:
+            raise _fail(422, str(exc), exc.fix) from exc
+        flow = state.find(name_or_id)
+        records = [x for x in flow.logs if query.matches(dict(x))] if query.filters else list(flow.logs)
+        return records[-tail:] if tail else ([] if tail == 0 else records)
 
     @app.websocket("/api/v1/dataflows/{name_or_id}/logs/follow")
-    async def follow(websocket: WebSocket, name_or_id: str, tail: int = 0, node: str | None = None) -> None:
-        """Stream log lines as JSON objects (the last ``tail`` first); closes when the dataflow ends."""
+    async def follow(
+        websocket: WebSocket,
+        name_or_id: str,
+        tail: int = Query(0, ge=0, description="Send the last N matching records first."),
+        node: Annotated[list[str] | None, Query(description="Only these nodes (repeatable).")] = None,
+        level: str | None = Query(None, description="Minimum level."),
+        filter: str | None = Query(None, description="Only these exact levels, comma separated."),
+        grep: str | None = Query(None, description="Regular expression searched in message and fields."),
+        since: float | None = Query(None, description="Only records at or after this time (epoch seconds)."),
+        until: float | None = Query(None, description="Only records at or before this time (epoch seconds)."),
+    ) -> None:
+        """Stream log records as JSON objects (the last ``tail`` matching first) until the dataflow ends.
+
+        The filters are those of ``GET .../logs`` and apply to the backlog and to
+        live records. Unknown dataflow: closed with code 4404; a bad filter: 4422.
+        """
+        try:
+            query = build_query(node=node, level=level, levels=filter, grep=grep, since=since, until=until)
+        except QueryError:
+            await websocket.close(code=4422)
+            return
         try:
             flow = state.find(name_or_id)
         except HTTPException:
             await websocket.close(code=4404)
             return
         await websocket.accept()
-        queue: asyncio.Queue[LogLine | None] = asyncio.Queue()
-        backlog = [x for x in flow.logs if node is None or x.node == node][-tail:] if tail else []
+        queue: asyncio.Queue[LogRecord | None] = asyncio.Queue()
+        matching = [x for x in flow.logs if query.matches(dict(x))] if query.filters else list(flow.logs)
+        backlog = matching[-tail:] if tail else []
         if flow.status == "running":
             flow.followers.add(queue)
         else:
@@ -486,7 +542,7 @@ def create_app(token: str | None = None, heartbeat_interval: float = HEARTBEAT_I
             for line in backlog:
                 await websocket.send_json(line.model_dump())
             while (item := await queue.get()) is not None:
-                if node is None or item.node == node:
+                if query.matches(dict(item)):
                     await websocket.send_json(item.model_dump())
             await websocket.close()
         except WebSocketDisconnect:
@@ -533,6 +589,7 @@ def create_app(token: str | None = None, heartbeat_interval: float = HEARTBEAT_I
         asyncio.get_running_loop().create_task(_exit_when_daemons_gone(state))
         return Accepted(message=f"stopping {len(state.daemons)} daemon(s) and the coordinator")
 
+    mount_metrics(app, state)
     return app
 
 

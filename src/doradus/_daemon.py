@@ -32,15 +32,20 @@ from pathlib import Path
 from typing import IO, Any
 
 from doradus._dataflow import Dataflow, LogSource, NodeSource, NodeSpec, TimerSource
+from doradus._logrecord import LEVEL_RANK, at_least, classify_line, make_record, normalize_level
+from doradus._logstore import LogStore
+from doradus._otel_env import enabled_signals
 from doradus._paths import runs_dir
-from doradus._protocol import ENV_CONFIG, recv_control, send_control
+from doradus._protocol import ENV_CONFIG, LATENCY_BOUNDS_US, recv_control, send_control
 
 LINK_BUFFER = 4 * 1024 * 1024
 MAX_SOCKET_PATH = 100
 TAIL_LINES = 20
 COMPAT_PATH = str(Path(__file__).parent / "_compat")
 
-LineSink = Callable[[str, str], None]
+RecordSink = Callable[[dict[str, Any]], None]
+EARLY_LOG_RECORDS = 1_000
+"""Records kept for log inputs until the dataflow starts."""
 
 
 @dataclass(eq=False)
@@ -68,7 +73,8 @@ class NodeProcess:
     killed: bool = False
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_LINES))
     log: IO[str] | None = None
-    reader: threading.Thread | None = None
+    log_lock: threading.Lock = field(default_factory=threading.Lock)
+    readers: list[threading.Thread] = field(default_factory=list)
     links: list[tuple[dict[str, Any], socket.socket]] = field(default_factory=list)
     watched: bool = False
     """A reader thread owns ``conn`` (and closes it when the node has gone)."""
@@ -81,6 +87,14 @@ class NodeProcess:
         """Keep a ``stats`` report and derive the input and output rates since the previous one."""
         inputs = dict(message.get("inputs") or {})
         outputs = dict(message.get("outputs") or {})
+        for input_id, entry in inputs.items():
+            inp = self.spec.inputs.get(input_id)
+            if inp is not None:
+                entry["source"] = (
+                    inp.source.source if not isinstance(inp.source, NodeSource) else str(inp.source)
+                )
+            if "latency_buckets" in entry:
+                entry["latency_bounds_us"] = list(LATENCY_BOUNDS_US)
         received = sum(int(v.get("received", 0)) for v in inputs.values())
         sent = sum(int(v.get("sent", 0)) for v in outputs.values())
         now = time.monotonic()
@@ -137,13 +151,30 @@ class LocalDaemon:
         run_id: str,
         out_dir: Path,
         extra_env: dict[str, str] | None = None,
-        on_line: LineSink | None = None,
+        on_record: RecordSink | None = None,
+        log_level: str = "INFO",
+        machine: str | None = None,
+        dataflow_name: str | None = None,
     ) -> None:
         self.dataflow = dataflow
         self.run_id = run_id
         self.out_dir = out_dir
         self.extra_env = dict(extra_env or {})
-        self.on_line = on_line
+        self.on_record = on_record
+        self.log_level = normalize_level(log_level) or "INFO"
+        self.machine = machine or socket.gethostname()
+        self.dataflow_name = dataflow_name or dataflow.name
+        self.store = LogStore(out_dir)
+        self.telemetry: Any = None
+        self._subscribers = [
+            (spec.id, input_id, normalize_level(inp.source.level or "") or "TRACE", inp.source.node)
+            for spec in dataflow.nodes
+            for input_id, inp in spec.inputs.items()
+            if isinstance(inp.source, LogSource)
+        ]
+        self._early: deque[dict[str, Any]] = deque(maxlen=EARLY_LOG_RECORDS)
+        self._logs_closed: set[str] = set()
+        self._record_lock = threading.Lock()
         self.nodes = {spec.id: NodeProcess(spec) for spec in dataflow.nodes}
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
@@ -165,6 +196,8 @@ class LocalDaemon:
     def start(self) -> None:
         """Create the links, open the control socket and spawn every node."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        if enabled_signals():
+            self.telemetry = _runtime_telemetry(self)
         self._listener.bind(self.control_path)
         self._listener.listen(64)
         if any(n.spec.kind == "dynamic" for n in self.nodes.values()):
@@ -211,6 +244,8 @@ class LocalDaemon:
             "node_id": proc.spec.id,
             "run_id": self.run_id,
             "dataflow": str(self.dataflow.path),
+            "dataflow_name": self.dataflow_name,
+            "machine": self.machine,
             "inputs": inputs,
             "outputs": list(proc.spec.outputs),
             "links": [spec for spec, _sock in proc.links],
@@ -237,6 +272,7 @@ class LocalDaemon:
         env["PYTHONUNBUFFERED"] = "1"
         env["DORADUS_RUN_ID"] = self.run_id
         env["DORADUS_NODE_ID"] = spec.id
+        env["DORADUS_LOG_LEVEL"] = self.log_level
         return env
 
     def _spawn(self, proc: NodeProcess) -> None:
@@ -249,7 +285,7 @@ class LocalDaemon:
                 env=self._environment(spec),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
+                stderr=subprocess.PIPE,
                 start_new_session=True,
             )
         except OSError as exc:
@@ -257,42 +293,179 @@ class LocalDaemon:
             proc.tail.append(message)
             proc.log.write(message + "\n")
             proc.log.close()
-            self._emit(spec.id, message)
+            self.runtime_record("ERROR", message, spec.id, {"event": "failed"})
             with self._lock:
                 self._mark_exited(proc, 127)
             return
-        proc.reader = threading.Thread(target=self._pump, args=(proc,), name=f"out-{spec.id}", daemon=True)
-        proc.reader.start()
+        self.runtime_record("INFO", f"started (pid {proc.popen.pid})", spec.id, {"event": "started"})
+        if self.telemetry is not None:
+            self.telemetry.node_started(spec.id, proc.popen.pid)
+        for stream in ("stdout", "stderr"):
+            reader = threading.Thread(
+                target=self._pump, args=(proc, stream), name=f"{stream}-{spec.id}", daemon=True
+            )
+            proc.readers.append(reader)
+            reader.start()
         threading.Thread(target=self._watch, args=(proc,), name=f"wait-{spec.id}", daemon=True).start()
 
-    # --------------------------------------------------------------- watching
-    def _emit(self, node_id: str, line: str) -> None:
-        if self.on_line is not None:
-            self.on_line(node_id, line)
+    # ------------------------------------------------------------------ logs
+    def record(self, record: dict[str, Any]) -> None:
+        """Take one record of the run: fill in where it comes from, then store, pass on and export it.
 
-    def _pump(self, proc: NodeProcess) -> None:
+        Records below the run's log level are dropped. Each goes to
+        ``out/<run-id>/logs.jsonl``, to ``on_record``, to the OpenTelemetry
+        log export when it is on, and to the nodes whose log inputs match.
+
+        Example::
+
+            daemon.record(make_record("WARN", "slow", node="camera"))
+        """
+        if not at_least(record, self.log_level):
+            return
+        record["dataflow"] = self.dataflow_name
+        record["run_id"] = self.run_id
+        record["machine"] = self.machine
+        with self._record_lock:  # the store, the terminal and the coordinator see one order
+            self.store.write(record)
+            if self.on_record is not None:
+                self.on_record(record)
+        if self.telemetry is not None:
+            self.telemetry.emit(record)
+        if self._subscribers:
+            self._deliver(record)
+
+    def runtime_record(
+        self, level: str, message: str, node_id: str | None = None, fields: dict[str, Any] | None = None
+    ) -> None:
+        """A record of the runtime itself (``source: runtime``), e.g. a node started or failed.
+
+        Example::
+
+            daemon.runtime_record("ERROR", "failed: exit status 1", "camera")
+        """
+        self.record(make_record(level, message, node=node_id, source="runtime", fields=fields))
+
+    def _node_record(self, proc: NodeProcess, record: Any) -> None:
+        """A record a node sent over its control socket (its ``logging`` or ``node.log``)."""
+        if not isinstance(record, dict):
+            return
+        clean = make_record(
+            str(record.get("level") or "INFO"),
+            str(record.get("message", "")),
+            node=proc.spec.id,
+            source="log",
+            trace_id=record.get("trace_id") if isinstance(record.get("trace_id"), str) else None,
+            span_id=record.get("span_id") if isinstance(record.get("span_id"), str) else None,
+            fields=record.get("fields") if isinstance(record.get("fields"), dict) else None,
+            timestamp=str(record["timestamp"]) if isinstance(record.get("timestamp"), str) else None,
+        )
+        if LEVEL_RANK[clean["level"]] >= LEVEL_RANK["WARN"]:
+            proc.tail.append(f"{clean['level']} {clean['message']}")
+        self._write_raw(proc, f"[{clean['level']}] {clean['message']}")
+        self.record(clean)
+
+    def _deliver(self, record: dict[str, Any]) -> None:
+        with self._lock:
+            if not self._started:
+                self._early.append(record)
+                return
+            targets = [
+                (self.nodes[node_id].conn, input_id)
+                for node_id, input_id, level, only in self._subscribers
+                if node_id != record.get("node")
+                and input_id not in self._logs_closed
+                and (only is None or only == record.get("node"))
+                and at_least(record, level)
+                and self.nodes[node_id].conn is not None
+            ]
+        for conn, input_id in targets:
+            try:
+                assert conn is not None
+                send_control(conn, {"op": "log_input", "input": input_id, "record": record})
+            except (OSError, ValueError):
+                pass
+
+    def _close_log_inputs(self) -> None:
+        """Log inputs whose every possible writer has ended get closed (caller holds the lock)."""
+        if not self._started:
+            return
+        for node_id, input_id, _level, only in self._subscribers:
+            if input_id in self._logs_closed:
+                continue
+            proc = self.nodes[node_id]
+            writers = [p for nid, p in self.nodes.items() if nid != node_id and (only is None or nid == only)]
+            if all(p.exited for p in writers) and proc.conn is not None:
+                self._logs_closed.add(input_id)
+                try:
+                    send_control(proc.conn, {"op": "logs_closed", "inputs": [input_id]})
+                except OSError:
+                    pass
+
+    def _write_raw(self, proc: NodeProcess, line: str) -> None:
+        with proc.log_lock:
+            if proc.log is not None and not proc.log.closed:
+                proc.log.write(line + "\n")
+                proc.log.flush()
+
+    # --------------------------------------------------------------- watching
+    def _pump(self, proc: NodeProcess, stream: str) -> None:
         assert proc.popen is not None
-        assert proc.popen.stdout is not None
-        assert proc.log is not None
-        for raw in proc.popen.stdout:
+        pipe = proc.popen.stdout if stream == "stdout" else proc.popen.stderr
+        assert pipe is not None
+        traceback: list[str] = []
+        for raw in pipe:
             line = raw.decode("utf-8", "replace").rstrip("\n")
             proc.tail.append(line)
-            proc.log.write(line + "\n")
-            proc.log.flush()
-            self._emit(proc.spec.id, line)
-        proc.log.close()
+            self._write_raw(proc, line)
+            if traceback:  # a Python traceback becomes one ERROR record, ending at its exception line
+                traceback.append(line)
+                if line[:1] not in (" ", "\t", "") and not line.startswith("During handling"):
+                    self._emit_traceback(proc, stream, traceback)
+                    traceback = []
+                continue
+            if line.startswith("Traceback (most recent call last):"):
+                traceback = [line]
+                continue
+            level, message, fields = classify_line(line, stream)
+            self.record(make_record(level, message, node=proc.spec.id, source=stream, fields=fields))
+        if traceback:
+            self._emit_traceback(proc, stream, traceback)
+
+    def _emit_traceback(self, proc: NodeProcess, stream: str, lines: list[str]) -> None:
+        self.record(make_record("ERROR", "\n".join(lines), node=proc.spec.id, source=stream))
 
     def _watch(self, proc: NodeProcess) -> None:
         assert proc.popen is not None
         code = proc.popen.wait()
-        if proc.reader is not None:
-            proc.reader.join(timeout=5)
+        for reader in proc.readers:
+            reader.join(timeout=5)
+        with proc.log_lock:
+            if proc.log is not None:
+                proc.log.close()
+        self._report_exit(proc, code)
         with self._lock:
             self._mark_exited(proc, code)
+
+    def _report_exit(self, proc: NodeProcess, code: int) -> None:
+        node_id = proc.spec.id
+        if code == 0:
+            self.runtime_record("INFO", "exited (status 0)", node_id, {"event": "exited", "exit_code": 0})
+        elif code < 0:
+            name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
+            level = "WARN" if proc.killed else "ERROR"
+            why = "stopped" if proc.killed else "failed"
+            self.runtime_record(level, f"{why}: killed by {name}", node_id, {"event": why, "exit_code": code})
+        else:
+            self.runtime_record(
+                "ERROR", f"failed: exit status {code}", node_id, {"event": "failed", "exit_code": code}
+            )
+        if self.telemetry is not None:
+            self.telemetry.node_ended(node_id, code)
 
     def _mark_exited(self, proc: NodeProcess, code: int) -> None:
         proc.exited = True
         proc.returncode = code
+        self._close_log_inputs()
         for _spec, sock in proc.links:
             sock.close()  # peers of a node that never registered now see their inputs close
         proc.links.clear()
@@ -322,7 +495,10 @@ class LocalDaemon:
                 os.close(fd)
             if message is None:
                 break
-            if message.get("op") == "stats":
+            op = message.get("op")
+            if op == "log":
+                self._node_record(proc, message.get("record"))
+            elif op == "stats":
                 with self._lock:
                     proc.record_stats(message)
         conn.close()
@@ -403,6 +579,15 @@ class LocalDaemon:
             for proc in self.nodes.values():
                 if proc.conn is not None:
                     send_control(proc.conn, {"op": "stop" if self._stopping else "start"})
+            early = list(self._early)
+            self._early.clear()
+            if early:
+                threading.Thread(target=self._deliver_early, args=(early,), daemon=True).start()
+            self._close_log_inputs()
+
+    def _deliver_early(self, records: list[dict[str, Any]]) -> None:
+        for record in records:
+            self._deliver(record)
 
     # ------------------------------------------------------------ stop & wait
     def request_stop(self) -> None:
@@ -512,8 +697,11 @@ class LocalDaemon:
         return metrics
 
     def close(self) -> None:
-        """Release the control socket and the private runtime folder."""
+        """Release the control socket and the private runtime folder; flush logs and telemetry."""
         self._closed = True
+        self.store.close()
+        if self.telemetry is not None:
+            self.telemetry.shutdown()
         try:
             self._listener.close()
         except OSError:
@@ -589,3 +777,22 @@ def _grow_buffer(sock: socket.socket) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, LINK_BUFFER)
     except OSError:
         pass
+
+
+def _runtime_telemetry(daemon: LocalDaemon) -> Any:
+    """The run's OpenTelemetry export, or None with a warning when its packages are missing."""
+    try:
+        from doradus._telemetry import RuntimeTelemetry
+    except ImportError as exc:
+        daemon.runtime_record(
+            "WARN",
+            f"OpenTelemetry export is configured but its packages are missing ({exc}): "
+            "pip install 'doradus[telemetry]'",
+        )
+        return None
+    telemetry = RuntimeTelemetry.create(
+        dataflow=daemon.dataflow_name, run_id=daemon.run_id, machine=daemon.machine
+    )
+    if telemetry is not None:
+        telemetry.observe_nodes(daemon.node_metrics)
+    return telemetry

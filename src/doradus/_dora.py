@@ -145,13 +145,8 @@ class Node:
     def log(
         self, level: str, message: str, target: str | None = None, fields: dict[str, Any] | None = None
     ) -> None:
-        """Log ``message`` at ``level`` (error, warn, info, debug, trace)."""
-        number = {"error": 40, "warn": 30, "warning": 30, "info": 20, "debug": 10, "trace": 5}.get(
-            level.lower(), 20
-        )
-        extra = f" {fields}" if fields else ""
-        self._log.log(number, "%s%s", message, extra)
-        print(f"[{level.upper()}] {message}{extra}", flush=True)
+        """Log ``message`` at ``level`` (error, warn, info, debug, trace) into the run's records."""
+        self._node.log(level, message, target=target, fields=fields)
 
     def log_error(self, message: str) -> None:
         """Log at error level."""

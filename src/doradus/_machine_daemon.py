@@ -252,15 +252,23 @@ class MachineDaemon:
         ready = threading.Event()
         gate = threading.Lock()
 
-        def on_line(node_id: str, line: str) -> None:
-            entry = {"type": "log", "id": run_id, "node": node_id, "line": line, "time": time.time()}
+        def on_record(record: dict[str, Any]) -> None:
+            entry = {"type": "log", "id": run_id, "record": record}
             with gate:
                 if not ready.is_set():
                     early.append(entry)
                     return
             self.send(entry)
 
-        local = LocalDaemon(flow, run_id=run_id, out_dir=out_dir, extra_env=env, on_line=on_line)
+        local = LocalDaemon(
+            flow,
+            run_id=run_id,
+            out_dir=out_dir,
+            extra_env=env,
+            on_record=on_record,
+            log_level=str(message.get("log_level") or "INFO"),
+            machine=self.machine_id,
+        )
         running = _RunningDataflow(run_id, local, self.send)
         try:
             local.start()

@@ -16,12 +16,14 @@ import asyncio
 import atexit
 import heapq
 import json
+import logging
 import os
 import select
 import socket
 import threading
 import time
 import weakref
+from bisect import bisect_left
 from collections import deque
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
@@ -35,8 +37,18 @@ from doradus._events import STOP_ALL_INPUTS_CLOSED, STOP_MANUAL, Error, Event, I
 from doradus._exceptions import DecodeError, MetadataError, NodeError, UnknownOutputError
 from doradus._inbox import Inbox
 from doradus._metadata import datetime_from_ns, decode_metadata, encode_metadata
+from doradus._node_logging import install as install_log_handler
+from doradus._node_logging import log as log_at_level
+from doradus._otel_env import enabled_signals
 from doradus._paths import runs_dir
-from doradus._protocol import ENV_CONFIG, FLAG_IPC, MAX_METADATA, recv_control, send_control
+from doradus._protocol import (
+    ENV_CONFIG,
+    FLAG_IPC,
+    LATENCY_BOUNDS_US,
+    MAX_METADATA,
+    recv_control,
+    send_control,
+)
 from doradus._values import KIND_BUFFERS, KIND_IPC, decode_value, plan_value, to_arrow
 from doradus.backends import Backend, LinkSpec, Outgoing, get_backend
 
@@ -44,6 +56,8 @@ _TIMER = object()
 STATS_INTERVAL = 1.0
 """Seconds between two ``stats`` reports to the daemon."""
 LATENCY_WINDOW = 256
+LATENCY_BOUNDS_NS = tuple(b * 1000 for b in LATENCY_BOUNDS_US)
+_LOG = object()
 """How many recent one-way latencies the reported p50 is computed over."""
 
 
@@ -82,6 +96,8 @@ class Node:
         self._ended = False
         self._latencies: deque[int] = deque(maxlen=LATENCY_WINDOW)
         self._errors = 0
+        self._hist: dict[str, list[int]] = {k: [0] * (len(LATENCY_BOUNDS_NS) + 1) for k in config["inputs"]}
+        self._lat_sum: dict[str, int] = dict.fromkeys(config["inputs"], 0)
         self.sent: dict[str, int] = dict.fromkeys(config["outputs"], 0)
         self.sent_bytes: dict[str, int] = dict.fromkeys(config["outputs"], 0)
         inputs: dict[str, Any] = config["inputs"]
@@ -99,6 +115,11 @@ class Node:
         ]
         self._backend.open(links, fds)
         self._timer_stop = threading.Event()
+        self._log = logging.getLogger(f"doradus.node.{self.id}")
+        install_log_handler(self._send_record, self._current_ids)
+        self._telemetry: Any = None
+        if enabled_signals():
+            self._telemetry = self._start_telemetry()
         self._await_start()
         threading.Thread(target=self._watch_control, name="doradus-control", daemon=True).start()
         _report_at_exit(self)
@@ -109,6 +130,38 @@ class Node:
             self._inbox.push(None, Stop(STOP_ALL_INPUTS_CLOSED))
 
     # ----------------------------------------------------------------- setup
+    def _start_telemetry(self) -> Any:
+        try:
+            from doradus._telemetry import NodeTelemetry
+        except ImportError as exc:
+            self._log.warning(
+                "OpenTelemetry export is configured (OTEL_EXPORTER_OTLP_ENDPOINT) but its packages "
+                "are missing (%s): pip install 'doradus[telemetry]'",
+                exc,
+            )
+            return None
+        inputs = self._config["inputs"]
+        telemetry = NodeTelemetry.create(
+            node_id=self.id,
+            dataflow=str(self._config.get("dataflow_name") or Path(self._config["dataflow"]).stem),
+            run_id=str(self._config["run_id"]),
+            sources={k: str(v.get("source")) for k, v in inputs.items()},
+        )
+        if telemetry is not None:
+            inbox = self._inbox
+            telemetry.observe_inputs(
+                lambda: {k: inbox.dropped[k] for k in inputs},
+                lambda: {k: inbox.depth(k) for k in inputs},
+            )
+        return telemetry
+
+    def _send_record(self, record: dict[str, Any]) -> None:
+        send_control(self._control, {"op": "log", "record": record})
+
+    def _current_ids(self) -> tuple[str | None, str | None]:
+        telemetry = self._telemetry
+        return (None, None) if telemetry is None else telemetry.current_ids()
+
     def _await_start(self) -> None:
         while True:
             message, extra = recv_control(self._control)
@@ -121,6 +174,15 @@ class Node:
             if message.get("op") == "stop":
                 self._inbox.push(None, Stop(STOP_MANUAL))
                 return
+            self._on_control(message)
+
+    def _on_control(self, message: dict[str, Any]) -> None:
+        op = message.get("op")
+        if op == "log_input":
+            self._inbox.push(str(message["input"]), (_LOG, json.dumps(message["record"]), time.time_ns()))
+        elif op == "logs_closed":
+            for input_id in message.get("inputs", ()):
+                self._inbox.push(None, InputClosed(str(input_id)))
 
     def _watch_control(self) -> None:
         poller = select.poll()
@@ -151,6 +213,8 @@ class Node:
                 return
             if message.get("op") == "stop":
                 self._inbox.push(None, Stop(STOP_MANUAL))
+            else:
+                self._on_control(message)
 
     def _report_statistics(self) -> None:
         """Send ``{"op": "stats", ...}`` to the daemon (off the message path; errors ignored)."""
@@ -168,7 +232,14 @@ class Node:
             "op": "stats",
             "time": time.time(),
             "inputs": {
-                k: {"received": inbox.received[k], "dropped": inbox.dropped[k], "queued": inbox.depth(k)}
+                k: {
+                    "received": inbox.received[k],
+                    "dropped": inbox.dropped[k],
+                    "queued": inbox.depth(k),
+                    "latency_buckets": list(self._hist[k]),
+                    "latency_sum_us": self._lat_sum[k] / 1000,
+                    "latency_count": sum(self._hist[k]),
+                }
                 for k in self._config["inputs"]
             },
             "outputs": {k: {"sent": n, "bytes": self.sent_bytes[k]} for k, n in list(self.sent.items())},
@@ -210,15 +281,24 @@ class Node:
             return event
         if item[0] is _TIMER:
             return Input(input_id, pa.nulls(0), {"timestamp": datetime_from_ns(item[1])})
-        self._latencies.append(time.time_ns() - item[5])  # one-way latency: now - sender's stamp
+        if item[0] is _LOG:
+            return Input(input_id, pa.array([item[1]]), {"timestamp": datetime_from_ns(item[2])})
+        latency = time.time_ns() - item[5]  # one-way latency: now - sender's stamp
+        self._latencies.append(latency)
+        self._hist[input_id][bisect_left(LATENCY_BOUNDS_NS, latency)] += 1
+        self._lat_sum[input_id] += latency
         try:
-            return _decode_input(input_id, item)
+            event = _decode_input(input_id, item)
         except DecodeError as exc:
             self._errors += 1
             return Error(f"could not decode a message on input {input_id!r}: {exc}")
+        if self._telemetry is not None:
+            self._telemetry.on_receive(input_id, event.metadata, latency)
+        return event
 
     def _input_closed(self, input_id: str) -> None:
         self._open.discard(input_id)
+        self._lingering.discard(input_id)
         if not self._open and not self._timers and not self._lingering:
             self._inbox.push(None, Stop(STOP_ALL_INPUTS_CLOSED))
 
@@ -235,6 +315,8 @@ class Node:
         """
         if self._ended:
             return None
+        if self._telemetry is not None:
+            self._telemetry.end_processing()
         got = self._inbox.pop(0)
         if got is None:
             self._backend.idle()  # about to wait: housekeeping (e.g. releases) off the hot path
@@ -325,6 +407,9 @@ class Node:
         if out is None:
             raise UnknownOutputError(output_id, node_id=self.id, declared=list(self._out_ids))
         array = to_arrow(data)
+        plan = plan_value(array)
+        if self._telemetry is not None:
+            metadata = self._telemetry.on_send(output_id, metadata, plan.size)
         meta = encode_metadata(metadata)
         if len(meta) > MAX_METADATA:
             raise MetadataError(
@@ -332,7 +417,6 @@ class Node:
                 "send large data as the message value or on another output"
             )
         stamp = time.time_ns()
-        plan = plan_value(array)
         with self._send_lock:
             self._seq += 1
             self.sent[output_id] += 1
@@ -373,6 +457,82 @@ class Node:
         array = self.allocate(data_length)
         yield array.data
         self.send_output(output_id, array, metadata)
+
+    # ------------------------------------------------------------------- logs
+    def log(
+        self,
+        level: str,
+        message: str,
+        target: str | None = None,
+        fields: dict[str, Any] | None = None,
+        **extra: Any,
+    ) -> None:
+        """Write a structured log record of this node.
+
+        The same as logging through Python's ``logging`` (which the node also
+        routes into the run's logs), with the fields as extra key-values.
+
+        Args:
+            level: ``trace``, ``debug``, ``info``, ``warn``, ``error`` or ``fatal``.
+            message: the text.
+            target: the logger name (default ``doradus.node.<id>``).
+            fields: key-values stored with the record.
+            **extra: more key-values, merged into ``fields``.
+
+        Raises:
+            ValueError: an unknown level.
+
+        Example::
+
+            node.log("warn", "frame late", fields={"seq": 12}, late_ms=40)
+        """
+        logger = logging.getLogger(target) if target else self._log
+        log_at_level(logger, level, message, {**(fields or {}), **extra})
+
+    def log_error(self, message: str, **fields: Any) -> None:
+        """Log ``message`` at error level.
+
+        Example::
+
+            node.log_error("camera unplugged")
+        """
+        self.log("error", message, **fields)
+
+    def log_warn(self, message: str, **fields: Any) -> None:
+        """Log ``message`` at warn level.
+
+        Example::
+
+            node.log_warn("dropping frames")
+        """
+        self.log("warn", message, **fields)
+
+    def log_info(self, message: str, **fields: Any) -> None:
+        """Log ``message`` at info level.
+
+        Example::
+
+            node.log_info("model loaded", seconds=2.5)
+        """
+        self.log("info", message, **fields)
+
+    def log_debug(self, message: str, **fields: Any) -> None:
+        """Log ``message`` at debug level.
+
+        Example::
+
+            node.log_debug("queue depth", depth=3)
+        """
+        self.log("debug", message, **fields)
+
+    def log_trace(self, message: str, **fields: Any) -> None:
+        """Log ``message`` at trace level.
+
+        Example::
+
+            node.log_trace("tick")
+        """
+        self.log("trace", message, **fields)
 
     # ------------------------------------------------------------------- info
     def dataflow_id(self) -> str:
@@ -457,6 +617,8 @@ class Node:
         self._timer_stop.set()
         self._backend.close()
         self._report_statistics()  # the final counts, for `doradus status` after the node ended
+        if self._telemetry is not None:
+            self._telemetry.shutdown()
         try:
             self._control.close()
         except OSError:
@@ -496,6 +658,8 @@ def _report_at_exit(node: Node) -> None:
         alive = ref()
         if alive is not None:
             alive._report_statistics()
+            if alive._telemetry is not None:
+                alive._telemetry.shutdown()
 
     atexit.register(report)
 

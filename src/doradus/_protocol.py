@@ -50,6 +50,11 @@ RECV_BUFFER = INLINE_MAX + MAX_METADATA + 16 * 1024
 MAX_FDS = 250
 
 ENV_CONFIG = "DORADUS_NODE_CONFIG"
+LATENCY_BOUNDS_US = (
+    25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+    1_000_000, 2_500_000, 5_000_000,
+)  # fmt: skip
+"""Upper bounds (µs) of the per-input latency histogram buckets; one more bucket holds the rest."""
 
 
 def send_control(sock: socket.socket, message: dict[str, Any], fds: list[int] | None = None) -> None:

@@ -7,6 +7,7 @@ Example::
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import TextIO
+from typing import Any, TextIO
 
 from doradus._daemon import LocalDaemon, NodeResult
 from doradus._dataflow import Dataflow
@@ -25,6 +26,8 @@ from doradus._ids import new_run_id
 DEFAULT_GRACE = 5.0
 KILL_AFTER_TERM = 2.0
 _PALETTE = (36, 35, 33, 32, 34, 96, 95, 93, 92, 94)
+_LEVEL_COLORS = {"TRACE": 2, "DEBUG": 2, "INFO": 0, "WARN": 33, "ERROR": 31, "FATAL": 91}
+LOG_FORMATS = ("pretty", "compact", "json")
 
 
 @dataclass(frozen=True)
@@ -48,28 +51,75 @@ class RunOutcome:
         return 1 if self.failed else 0
 
 
-class LinePrinter:
-    """Prints node output prefixed by the node id, coloured on a terminal."""
+class RecordPrinter:
+    """Prints a run's log records on the terminal, in one of `LOG_FORMATS`.
 
-    def __init__(self, node_ids: list[str], stream: TextIO | None = None, color: bool | None = None) -> None:
+    - ``pretty``: ``node | message``, the level shown (and coloured) when it
+      is not INFO, extra fields appended as ``key=value``; the runtime's own
+      INFO records (node started, exited) are left to the progress display.
+    - ``compact``: ``12:00:01.234 W node: message``, every record.
+    - ``json``: each record as one JSON line.
+
+    Example::
+
+        printer = RecordPrinter(["camera", "detector"], fmt="compact")
+        printer(make_record("WARN", "no frame", node="camera"))
+    """
+
+    def __init__(
+        self,
+        node_ids: list[str],
+        stream: TextIO | None = None,
+        color: bool | None = None,
+        fmt: str = "pretty",
+    ) -> None:
         self.stream = stream or sys.stdout
         if color is None:
             color = self.stream.isatty() and "NO_COLOR" not in os.environ
         self.color = color
-        width = max((len(n) for n in node_ids), default=0)
+        self.fmt = fmt
+        self.width = max((len(n) for n in node_ids), default=0)
         self._prefix = {
-            node_id: self._paint(f"{node_id:<{width}}", _PALETTE[i % len(_PALETTE)])
+            node_id: self._paint(f"{node_id:<{self.width}}", _PALETTE[i % len(_PALETTE)])
             for i, node_id in enumerate(node_ids)
         }
         self._lock = threading.Lock()
 
     def _paint(self, text: str, code: int) -> str:
-        return f"\x1b[{code}m{text}\x1b[0m" if self.color else text
+        return f"\x1b[{code}m{text}\x1b[0m" if self.color and code else text
 
-    def __call__(self, node_id: str, line: str) -> None:
-        """Print one line of a node's output."""
+    def format(self, record: dict[str, Any]) -> str | None:
+        """The line for ``record`` (None when this format leaves it out).
+
+        Example::
+
+            printer.format(make_record("INFO", "hi", node="talker"))   # 'talker | hi'
+        """
+        if self.fmt == "json":
+            return json.dumps(record, ensure_ascii=False, default=str)
+        node = record.get("node") or "doradus"
+        level = str(record.get("level") or "INFO")
+        message = str(record.get("message", ""))
+        color = _LEVEL_COLORS.get(level, 0)
+        if self.fmt == "compact":
+            stamp = str(record.get("timestamp", ""))[11:23]
+            return f"{stamp} {self._paint(level[0], color)} {node}: {message}"
+        if record.get("source") == "runtime" and level in ("TRACE", "DEBUG", "INFO"):
+            return None
+        prefix = self._prefix.get(node) or self._paint(f"{node:<{self.width}}", 34)
+        text = message if level == "INFO" else f"{self._paint(f'{level:<5}', color)} {message}"
+        fields = {k: v for k, v in (record.get("fields") or {}).items() if k not in ("logger", "event")}
+        if fields and record.get("source") != "runtime":
+            text += self._paint("  " + " ".join(f"{k}={v}" for k, v in fields.items()), 2)
+        return "\n".join(f"{prefix} | {part}" for part in text.split("\n"))
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        """Print one record."""
+        line = self.format(record)
+        if line is None:
+            return
         with self._lock:
-            self.stream.write(f"{self._prefix.get(node_id, node_id)} | {line}\n")
+            self.stream.write(line + "\n")
             self.stream.flush()
 
     def info(self, text: str, code: int = 34) -> None:
@@ -85,10 +135,11 @@ def run_dataflow(
     stop_after: float | None = None,
     extra_env: dict[str, str] | None = None,
     grace: float = DEFAULT_GRACE,
-    on_line: Callable[[str, str], None] | None = None,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
     on_info: Callable[[str], None] | None = None,
     on_spawned: Callable[[], None] | None = None,
     run_id: str | None = None,
+    log_level: str = "INFO",
 ) -> RunOutcome:
     """Run ``dataflow`` until every node has ended.
 
@@ -97,7 +148,8 @@ def run_dataflow(
     SIGTERM, then SIGKILL. A second Ctrl-C forces the kill at once.
     ``on_spawned`` is called once every node process has been started.
     ``run_id`` is the run's id (a new one when None), for callers that must
-    know it before the run starts.
+    know it before the run starts. Every log record at ``log_level`` or above
+    is stored in ``out/<run-id>/logs.jsonl`` and passed to ``on_record``.
 
     Example::
 
@@ -106,7 +158,14 @@ def run_dataflow(
     """
     run_id = run_id or new_run_id()
     out_dir = dataflow.working_dir / "out" / run_id
-    daemon = LocalDaemon(dataflow, run_id=run_id, out_dir=out_dir, extra_env=extra_env, on_line=on_line)
+    daemon = LocalDaemon(
+        dataflow,
+        run_id=run_id,
+        out_dir=out_dir,
+        extra_env=extra_env,
+        on_record=on_record,
+        log_level=log_level,
+    )
     info = on_info or (lambda _text: None)
     stop = _StopState()
     restore = _install_signals(stop)

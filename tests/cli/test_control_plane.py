@@ -106,7 +106,7 @@ def test_full_cycle(control: Control) -> None:
     assert final["nodes"]["ticker"]["exit_code"] == 0
     assert final["finished_at"] is not None
     assert not pid_alive(node_pid)
-    assert "ticker | ticker stopped" in control("logs", "demo", "--tail", "1").stdout
+    assert "ticker | ticker stopped" in control("logs", "demo", "--tail", "2").stdout  # then: exited
 
     down = control("destroy")
     assert down.returncode == 0, down.stderr

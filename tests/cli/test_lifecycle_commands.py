@@ -154,9 +154,13 @@ def test_run_registers_with_a_running_coordinator(control: Control) -> None:
     status = _status(control, flow["name"])
     assert status["nodes"]["talker"]["state"] == "finished"
     assert status["nodes"]["talker"]["exit_code"] == 0
-    tail = control("logs", flow["name"], "--tail", "3")
+    tail = control("logs", flow["name"], "--tail", "3", "--grep", "^line")
     assert tail.returncode == 0, tail.stderr
-    assert tail.stdout.splitlines() == ["talker | line 3", "talker | line 4", "talker | line 5"]
+    assert [line.split("  ", 2)[2] for line in tail.stdout.splitlines()] == [
+        "talker | line 3",
+        "talker | line 4",
+        "talker | line 5",
+    ]
 
     assert control("destroy").returncode == 0
 

@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -341,8 +341,31 @@ def _alive(pid: int) -> bool:
 @click.option(
     "--env", "env", multiple=True, metavar="K=V", help="Set an environment variable for every node."
 )
+@click.option(
+    "--log-level",
+    type=click.Choice(["trace", "debug", "info", "warn", "error", "fatal"], case_sensitive=False),
+    envvar="DORADUS_LOG_LEVEL",
+    default="info",
+    show_default=True,
+    help="Minimum level of the records kept; nodes' Python logging gets it too [env: DORADUS_LOG_LEVEL].",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["pretty", "compact", "json"]),
+    default="pretty",
+    show_default=True,
+    help="How attached output prints records: node-prefixed lines, one-line records, or JSON lines.",
+)
 @connection_options
-def start(dataflow: Path, name: str | None, detach: bool, env: tuple[str, ...], **opts: Any) -> None:
+def start(
+    dataflow: Path,
+    name: str | None,
+    detach: bool,
+    env: tuple[str, ...],
+    log_level: str,
+    log_format: str,
+    **opts: Any,
+) -> None:
     """Start DATAFLOW on the running coordinator.
 
     Attached, its logs are printed prefixed by node id until it ends; Ctrl-C
@@ -358,7 +381,7 @@ def start(dataflow: Path, name: str | None, detach: bool, env: tuple[str, ...], 
         reporter.error(f"{dataflow}: {sum(p.severity == 'error' for p in problems)} error(s)")
         sys.exit(2)
     client = _client(opts)
-    body = {"path": str(dataflow.resolve()), "name": name, "env": extra_env}
+    body = {"path": str(dataflow.resolve()), "name": name, "env": extra_env, "log_level": log_level.upper()}
     with _failures(reporter):
         started = client.post("/dataflows", body)
         reporter.success(
@@ -367,17 +390,19 @@ def start(dataflow: Path, name: str | None, detach: bool, env: tuple[str, ...], 
         if detach:
             click.echo(started["id"])
             return
-        _attach(client, reporter, started["id"], [n.id for n in flow.nodes])
+        _attach(client, reporter, started["id"], [n.id for n in flow.nodes], log_format)
         final = client.get(f"/dataflows/{started['id']}")
     status = final["status"]
     (reporter.error if status == "failed" else reporter.success)(f"dataflow {final['name']!r} {status}")
     sys.exit(1 if status == "failed" else 0)
 
 
-def _attach(client: ControlClient, reporter: Reporter, run_id: str, node_ids: list[str]) -> None:
-    from doradus._run import LinePrinter
+def _attach(
+    client: ControlClient, reporter: Reporter, run_id: str, node_ids: list[str], log_format: str = "pretty"
+) -> None:
+    from doradus._run import RecordPrinter
 
-    printer = LinePrinter(node_ids)
+    printer = RecordPrinter(node_ids, color=reporter.color, fmt=log_format)
     presses = 0
 
     def on_interrupt(_signum: int, _frame: Any) -> None:
@@ -390,17 +415,39 @@ def _attach(client: ControlClient, reporter: Reporter, run_id: str, node_ids: li
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
         for entry in _follow(client, run_id, tail=10_000, node=None):
-            printer(entry["node"], entry["line"])
+            printer(entry)
     finally:
         signal.signal(signal.SIGINT, previous)
 
 
-def _follow(client: ControlClient, name_or_id: str, tail: int, node: str | None) -> Iterator[dict[str, Any]]:
+def _follow(
+    client: ControlClient,
+    name_or_id: str,
+    tail: int,
+    node: str | list[str] | None,
+    query: Any = None,
+) -> Iterator[dict[str, Any]]:
+    """Records of a dataflow as they come (the last ``tail`` matching first), until it ends.
+
+    ``query`` (a `doradus._logquery.LogQuery`) filters on the coordinator, on
+    the backlog and on live records alike.
+    """
+    from urllib.parse import urlencode
+
     from websockets.exceptions import ConnectionClosed
     from websockets.sync.client import connect
 
-    query = f"?tail={tail}" + (f"&node={node}" if node else "")
-    url = f"{client.address.ws}/dataflows/{name_or_id}/logs/follow{query}"
+    params: dict[str, Any] = {"tail": tail, "node": [node] if isinstance(node, str) else node}
+    if query is not None:
+        params.update(
+            level=query.min_level,
+            filter=",".join(sorted(query.levels)) if query.levels is not None else None,
+            grep=query.grep.pattern if query.grep is not None else None,
+            since=query.since,
+            until=query.until,
+        )
+    encoded = urlencode({k: v for k, v in params.items() if v is not None}, doseq=True)
+    url = f"{client.address.ws}/dataflows/{name_or_id}/logs/follow?{encoded}"
     with connect(url, additional_headers=client.headers or None) as ws:
         while True:
             try:
@@ -695,32 +742,167 @@ def top(name_or_id: str | None, once: bool, interval: str, output: str, **opts: 
             return
 
 
+logs_output_option = click.option(
+    "--output",
+    "--format",
+    "output",
+    type=click.Choice(["text", "json", "csv", "yaml"]),
+    default="text",
+    show_default=True,
+    help="text for people; json (one object per line), csv (header + rows) or yaml (a list) for scripts.",
+)
+"""``--output text|json|csv|yaml`` (``--format`` alias): the ``logs`` variant of `output_option`."""
+
+
 @click.command(context_settings=CONTEXT)
 @click.argument("name_or_id")
-@click.option("--node", metavar="ID", help="Only this node's lines.")
-@click.option("--tail", type=click.IntRange(min=0), help="Only the last N lines.")
-@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines until the dataflow ends.")
-@output_option
+@click.option("--node", "nodes", metavar="ID", multiple=True, help="Only this node's records (repeatable).")
+@click.option(
+    "--level", metavar="LEVEL", help="Only LEVEL and more severe (TRACE DEBUG INFO WARN ERROR FATAL)."
+)
+@click.option("--filter", "levels", metavar="LEVELS", help="Only these exact levels, comma separated.")
+@click.option("--grep", metavar="REGEX", help="Only records whose message or fields match REGEX.")
+@click.option(
+    "--since",
+    metavar="WHEN",
+    help="Only records at or after WHEN: 30s, 10m, 2h, 1d ago, or an ISO 8601 time.",
+)
+@click.option("--until", metavar="WHEN", help="Only records at or before WHEN (same forms as --since).")
+@click.option(
+    "--tail", type=click.IntRange(min=0), help="Only the last N matching records (--follow: of the backlog)."
+)
+@click.option(
+    "--follow", "-f", is_flag=True, help="Keep printing new matching records until the dataflow ends."
+)
+@click.option(
+    "--group-by",
+    type=click.Choice(["node", "level", "minute"]),
+    help="Count records per node, level or minute.",
+)
+@logs_output_option
 @connection_options
-def logs(name_or_id: str, node: str | None, tail: int | None, follow: bool, output: str, **opts: Any) -> None:
-    """Print the lines a dataflow's nodes wrote, prefixed by node id."""
+def logs(
+    name_or_id: str,
+    nodes: tuple[str, ...],
+    level: str | None,
+    levels: str | None,
+    grep: str | None,
+    since: str | None,
+    until: str | None,
+    tail: int | None,
+    follow: bool,
+    group_by: str | None,
+    output: str,
+    **opts: Any,
+) -> None:
+    """Search the log records of a dataflow, or of a run folder on disk.
+
+    NAME_OR_ID is a dataflow on the coordinator, or a run folder (out/<run-id>),
+    a logs.jsonl file, or a run id whose folder is under ./out/ (read from disk:
+    no coordinator needed). Every given filter must hold. Text lines are
+    TIME LEVEL NODE | message key=value..., coloured by level on a terminal.
+    """
+    from doradus import _logquery as lq
+
     reporter = Reporter(color=False if opts["no_color"] else None)
-    client = _client(opts)
-    with _failures(reporter):
-        params = {k: v for k, v in {"tail": tail, "node": node}.items() if v is not None}
-        if follow:
-            client.get(f"/dataflows/{name_or_id}")  # a clear error for an unknown name
-            entries: Any = _follow(client, name_or_id, tail if tail is not None else 10_000, node)
-        else:
-            entries = client.get(f"/dataflows/{name_or_id}/logs", params=params)
-        if output != "table" and not follow:
-            _emit(entries, output)
-            return
-        for entry in entries:
-            if output == "json":
-                click.echo(json.dumps(entry, sort_keys=True))
+    try:
+        query = lq.build_query(
+            node=nodes, level=level, levels=levels, grep=grep, since=since, until=until, tail=tail
+        )
+    except lq.QueryError as exc:
+        raise click.BadParameter(
+            f"{exc.message}. Suggested fix: {exc.fix}", param_hint=f"--{exc.param}"
+        ) from exc
+    if follow and group_by:
+        raise click.UsageError("--group-by counts records already there: drop --follow or --group-by")
+    color = (
+        output == "text"
+        and not opts["no_color"]
+        and "NO_COLOR" not in os.environ
+        and (sys.stdout.isatty() or bool(os.environ.get("FORCE_COLOR")))
+    )
+    source = lq.local_log_source(name_or_id, Path.cwd())
+    known: list[str] = list(nodes)
+    records: Iterable[dict[str, Any]]
+    if source is not None and not follow:
+        seen: set[str] = set()
+
+        def scan(found: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+            for record in found:
+                seen.add(str(record.get("node") or lq.NO_NODE))
+                yield record
+
+        records = query.apply(scan(lq.read_log_source(source)))
+        known = known or sorted(seen)  # the node column fits every node of the run
+    else:
+        if source is not None:  # a run `doradus run` registered: its id is the folder's name
+            name_or_id = (source if source.is_dir() else source.parent).name
+        client = _client(opts)
+        with _failures(reporter):
+            detail = client.get(f"/dataflows/{name_or_id}")  # a clear error for an unknown name
+            known = known or list(detail.get("nodes") or {})
+            if follow:
+                backlog = tail if tail is not None else 10_000
+                records = _follow(client, name_or_id, backlog, list(nodes) or None, query=query)
             else:
-                click.echo(f"{entry['node']} | {entry['line']}")
+                params: dict[str, Any] = {
+                    "node": list(nodes) or None,
+                    "level": query.min_level,
+                    "filter": ",".join(sorted(query.levels)) if query.levels is not None else None,
+                    "grep": grep,
+                    "since": query.since,
+                    "until": query.until,
+                    "tail": tail,
+                }
+                records = client.get(
+                    f"/dataflows/{name_or_id}/logs", params={k: v for k, v in params.items() if v is not None}
+                )
+    if group_by:
+        rows = lq.group_records(records, group_by)
+        if output == "text":
+            from doradus.cli._render import plain_table
+
+            table = [
+                [row["key"], str(row["count"]), lq.short_timestamp({"timestamp": row["first"]}),
+                 lq.short_timestamp({"timestamp": row["last"]}), row["sample"]]
+                for row in rows
+            ]  # fmt: skip
+            click.echo(plain_table([group_by.upper(), "COUNT", "FIRST", "LAST", "SAMPLE"], table))
+        elif output == "csv":
+            click.echo(lq.to_csv(rows, lq.GROUP_COLUMNS), nl=False)
+        elif output == "yaml":
+            import yaml
+
+            click.echo(yaml.safe_dump(rows, sort_keys=False), nl=False)
+        else:
+            for row in rows:
+                click.echo(json.dumps(row, sort_keys=False))
+        return
+    if output == "yaml" and not follow:
+        import yaml
+
+        click.echo(yaml.safe_dump(list(records), sort_keys=True), nl=False)
+        return
+    if output == "text" and not follow:
+        records = list(records)
+        known = [*known, *(str(r.get("node") or lq.NO_NODE) for r in records)]
+    width = lq.node_column_width([], known)
+    if output == "csv":
+        click.echo(lq.csv_header(), nl=False)
+    try:
+        for record in records:
+            if output == "text":
+                click.echo(lq.format_text(record, color, width), color=color)
+            elif output == "json":
+                click.echo(json.dumps(record, sort_keys=True, ensure_ascii=False))
+            elif output == "csv":
+                click.echo(lq.csv_row(record), nl=False)
+            else:
+                import yaml
+
+                click.echo(yaml.safe_dump([record], sort_keys=True), nl=False)
+    except KeyboardInterrupt:
+        return
 
 
 # ------------------------------------------------------- run beside up
@@ -740,7 +922,7 @@ class RunRegistration:
 
         registration = RunRegistration.open(flow, run_id, Path("dataflow.yml"))
         if registration:
-            registration.line("talker", "hello")
+            registration.record(make_record("INFO", "hello", node="talker"))
             registration.finish(outcome)
     """
 
@@ -801,11 +983,16 @@ class RunRegistration:
             return None
         return cls(client, run_id, name, str(address))
 
-    def line(self, node_id: str, text: str) -> None:
-        """Queue one output line of a node (sent with the next report)."""
+    def record(self, record: dict[str, Any]) -> None:
+        """Queue one log record of the run (sent with the next report).
+
+        Example::
+
+            registration.record(make_record("INFO", "hello", node="talker"))
+        """
         with self._lock:
             if len(self._lines) < 10 * REPORT_MAX_LINES:
-                self._lines.append({"node": node_id, "line": text, "time": time.time()})
+                self._lines.append(record)
 
     def spawned(self, pids: dict[str, int | None] | None = None) -> None:
         """Every node was started: report them running."""

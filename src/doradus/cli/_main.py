@@ -116,20 +116,43 @@ def _use_profile(ctx: click.Context, name: str) -> None:
     show_default=True,
     help="After Stop, how long nodes get to exit before they are terminated.",
 )
+@click.option(
+    "--log-level",
+    type=click.Choice(["trace", "debug", "info", "warn", "error", "fatal"], case_sensitive=False),
+    envvar="DORADUS_LOG_LEVEL",
+    default="info",
+    show_default=True,
+    help="Minimum level of the records kept and shown; nodes' Python logging gets it too "
+    "[env: DORADUS_LOG_LEVEL].",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["pretty", "compact", "json"]),
+    default="pretty",
+    show_default=True,
+    help="How records are printed: node-prefixed lines, one-line records with time, or JSON lines.",
+)
 @click.option("--no-color", is_flag=True, help="Plain output (also when NO_COLOR is set or not a terminal).")
 def run(
-    dataflow: Path, stop_after: str | None, env: tuple[str, ...], grace_duration: str, no_color: bool
+    dataflow: Path,
+    stop_after: str | None,
+    env: tuple[str, ...],
+    grace_duration: str,
+    log_level: str,
+    log_format: str,
+    no_color: bool,
 ) -> None:
     """Run DATAFLOW in the foreground until every node has exited.
 
-    Node output is printed prefixed by the node id and stored under
-    out/<run-id>/ next to the dataflow file. Ctrl-C stops every node
-    (a second Ctrl-C forces).
+    Node output and logs are printed prefixed by the node id and stored as
+    structured records in out/<run-id>/logs.jsonl next to the dataflow file
+    (search them with `doradus logs <run-id>`). Ctrl-C stops every node (a
+    second Ctrl-C forces).
     """
     from doradus._descriptor import load_dataflow
     from doradus._exceptions import DescriptorError
     from doradus._ids import new_run_id
-    from doradus._run import LinePrinter, run_dataflow
+    from doradus._run import RecordPrinter, run_dataflow
     from doradus.cli._control import RunRegistration
 
     reporter = Reporter(color=False if no_color else None)
@@ -154,7 +177,7 @@ def run(
     reporter.problems(flow.warnings)
     for note in _not_yet_supported(flow):
         reporter.warning(note)
-    printer = LinePrinter([n.id for n in flow.nodes], color=reporter.color)
+    printer = RecordPrinter([n.id for n in flow.nodes], color=reporter.color, fmt=log_format)
     run_id = new_run_id()
     registration = RunRegistration.open(flow, run_id, dataflow)  # only when `up` (a coordinator) runs
     if registration is not None:
@@ -167,10 +190,10 @@ def run(
         if registration is not None:
             registration.spawned({n.id: None for n in flow.nodes})
 
-    def on_line(node_id: str, line: str) -> None:
-        printer(node_id, line)
+    def on_record(record: dict[str, Any]) -> None:
+        printer(record)
         if registration is not None:
-            registration.line(node_id, line)
+            registration.record(record)
 
     try:
         outcome = run_dataflow(
@@ -178,10 +201,11 @@ def run(
             stop_after=stop_seconds,
             extra_env=extra_env,
             grace=grace,
-            on_line=on_line,
+            on_record=on_record,
             on_info=reporter.info,
             on_spawned=spawned,
             run_id=run_id,
+            log_level=log_level,
         )
     except BaseException:
         stages.end(ok=False)
