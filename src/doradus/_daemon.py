@@ -646,8 +646,10 @@ class LocalDaemon:
         over the last report interval, summed over inputs/outputs),
         ``dropped`` and ``queued`` (totals over inputs), ``p50_latency_us``,
         ``errors``, ``restarts`` (0), ``cpu_percent`` and ``memory_bytes`` (the
-        process and its children, via psutil). Values not measured yet are
-        ``None``. Rates come from the nodes' reports, sent every second.
+        process and its children, via psutil), and once the node has reported,
+        ``inputs`` and ``outputs`` (per input: source, received, dropped,
+        queued, latency histogram; per output: sent, bytes). Values not
+        measured yet are ``None``. Rates come from the nodes' reports, sent every second.
 
         Example::
 
@@ -688,6 +690,8 @@ class LocalDaemon:
             if stats is not None:
                 for key in ("input_rate", "output_rate", "dropped", "queued", "p50_latency_us", "errors"):
                     entry[key] = stats[key]
+                entry["inputs"] = stats["inputs"]
+                entry["outputs"] = stats["outputs"]
             if exited:
                 entry["input_rate"] = entry["output_rate"] = 0.0
                 entry["queued"] = 0 if stats is not None else None

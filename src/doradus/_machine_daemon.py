@@ -32,6 +32,8 @@ KILL_AFTER_TERM = 2.0
 SHUTDOWN_GRACE = 3.0
 METRIC_KEYS = frozenset(
     {
+        "inputs",
+        "outputs",
         "cpu_percent",
         "memory_bytes",
         "input_rate",

@@ -140,6 +140,7 @@ def run_dataflow(
     on_spawned: Callable[[], None] | None = None,
     run_id: str | None = None,
     log_level: str = "INFO",
+    on_daemon: Callable[[LocalDaemon], None] | None = None,
 ) -> RunOutcome:
     """Run ``dataflow`` until every node has ended.
 
@@ -150,6 +151,8 @@ def run_dataflow(
     ``run_id`` is the run's id (a new one when None), for callers that must
     know it before the run starts. Every log record at ``log_level`` or above
     is stored in ``out/<run-id>/logs.jsonl`` and passed to ``on_record``.
+    ``on_daemon`` receives the `LocalDaemon` once it runs (e.g. to read its
+    node metrics).
 
     Example::
 
@@ -172,6 +175,8 @@ def run_dataflow(
     started = time.monotonic()
     try:
         daemon.start()
+        if on_daemon:
+            on_daemon(daemon)
         if on_spawned:
             on_spawned()
         deadline = None if stop_after is None else started + stop_after

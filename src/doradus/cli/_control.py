@@ -937,6 +937,7 @@ class RunRegistration:
         self._lines: list[dict[str, Any]] = []
         self._nodes: dict[str, dict[str, Any]] = {}
         self._broken = False
+        self._daemon: Any = None
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="run-registration", daemon=True)
         self._thread.start()
@@ -994,6 +995,32 @@ class RunRegistration:
             if len(self._lines) < 10 * REPORT_MAX_LINES:
                 self._lines.append(record)
 
+    def watch(self, daemon: Any) -> None:
+        """Report ``daemon.node_metrics()`` (state, pid, CPU, memory, rates, per-edge counters) each report.
+
+        Example::
+
+            registration.watch(local_daemon)
+        """
+        self._daemon = daemon
+
+    def _sample(self) -> None:
+        daemon = self._daemon
+        if daemon is None:
+            return
+        try:
+            metrics = daemon.node_metrics()
+        except Exception:
+            return
+        states = {"starting": "pending", "running": "running", "exited": "finished", "failed": "failed"}
+        with self._lock:
+            for node_id, values in metrics.items():
+                entry = {k: v for k, v in values.items() if k != "state" and k != "exit_code"}
+                entry["state"] = states.get(str(values.get("state")), "running")
+                latency = values.get("p50_latency_us")
+                entry["latency_p50_ms"] = None if latency is None else round(latency / 1000, 3)
+                self._nodes.setdefault(node_id, {}).update(entry)
+
     def spawned(self, pids: dict[str, int | None] | None = None) -> None:
         """Every node was started: report them running."""
         with self._lock:
@@ -1014,10 +1041,12 @@ class RunRegistration:
         status = "failed"
         reason: str | None = "doradus run crashed"
         if outcome is not None:
+            self._sample()  # the final counters
             with self._lock:
                 for result in outcome.results:
                     state = "finished" if result.ok else "stopped" if outcome.stopped else "failed"
-                    self._nodes[result.node_id] = {"state": state, "exit_code": result.returncode}
+                    entry = self._nodes.setdefault(result.node_id, {})
+                    entry.update(state=state, exit_code=result.returncode)
             status = "failed" if outcome.failed else ("stopped" if outcome.stopped else "finished")
             reason = None
         self._flush(status, reason)
@@ -1025,6 +1054,7 @@ class RunRegistration:
 
     def _loop(self) -> None:
         while not self._done.wait(REPORT_EVERY):
+            self._sample()
             self._flush(None, None)
 
     def _flush(self, status: str | None, reason: str | None) -> None:

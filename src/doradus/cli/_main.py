@@ -206,6 +206,7 @@ def run(
             on_spawned=spawned,
             run_id=run_id,
             log_level=log_level,
+            on_daemon=registration.watch if registration is not None else None,
         )
     except BaseException:
         stages.end(ok=False)

@@ -1,0 +1,103 @@
+"""``/metrics`` fed by real dataflows: one started on the daemon, one run by ``doradus run``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+from tests.cli.conftest import Control
+
+FLOW = """
+nodes:
+  - id: source
+    path: source.py
+    inputs:
+      tick: dora/timer/millis/20
+    outputs: [out]
+  - id: sink
+    path: sink.py
+    inputs:
+      in: source/out
+"""
+SOURCE = """
+from doradus import Input, Node
+node = Node()
+for event in node:
+    if isinstance(event, Input):
+        node.send_output("out", [1, 2, 3])
+"""
+SINK = """
+from doradus import Node
+for event in Node():
+    pass
+"""
+
+
+def _samples(control: Control) -> list[tuple[str, dict[str, str], float]]:
+    url = "http://" + control.env["DORADUS_COORDINATOR"] + "/metrics"
+    text = httpx.get(url, timeout=10).text
+    return [(s.name, s.labels, s.value) for f in text_string_to_metric_families(text) for s in f.samples]
+
+
+def _value(samples: list[tuple[str, dict[str, str], float]], name: str, **labels: str) -> float | None:
+    for sample_name, sample_labels, value in samples:
+        if sample_name == name and all(sample_labels.get(k) == v for k, v in labels.items()):
+            return value
+    return None
+
+
+def _eventually(check: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_metrics_of_a_daemon_run_dataflow(control: Control) -> None:
+    control.write("flow.yml", FLOW)
+    control.write("source.py", SOURCE)
+    control.write("sink.py", SINK)
+    assert control("up").returncode == 0
+    started = control("start", "flow.yml", "--name", "live", "--detach")
+    assert started.returncode == 0, started.stderr
+
+    def edge_seen() -> bool:
+        count = _value(_samples(control), "doradus_message_latency_seconds_count", target="sink/in")
+        return count is not None and count >= 5
+
+    # Nodes report every second; five messages at 50 per second arrive within a few reports.
+    assert _eventually(edge_seen, 15)
+    samples = _samples(control)
+    assert _value(samples, "doradus_messages_sent_total", dataflow="live", node="source", output="out")
+    assert _value(samples, "doradus_messages_received_total", node="sink", input="in", source="source/out")
+    assert _value(samples, "doradus_message_latency_seconds_bucket", target="sink/in", le="+Inf")
+    assert _value(samples, "doradus_node_memory_bytes", node="sink")
+    assert _value(samples, "doradus_node_up", node="source") == 1.0
+    assert _value(samples, "doradus_dataflow_running", dataflow="live") == 1.0
+    assert control("stop", "live").returncode == 0
+    ended = lambda: _value(_samples(control), "doradus_dataflow_running", dataflow="live") == 0.0  # noqa: E731
+    assert _eventually(ended, 15)
+    assert control("destroy").returncode == 0
+
+
+def test_metrics_of_a_registered_doradus_run(control: Control) -> None:
+    control.write("flow.yml", FLOW)
+    control.write("source.py", SOURCE)
+    control.write("sink.py", SINK)
+    assert control("up").returncode == 0
+    ran = control("run", "flow.yml", "--stop-after", "3s")
+    assert ran.returncode == 0, ran.stderr
+    samples = _samples(control)
+    sent = _value(samples, "doradus_messages_sent_total", node="source", output="out")
+    assert sent is not None
+    assert sent >= 20
+    count = _value(samples, "doradus_message_latency_seconds_count", target="sink/in", source="source/out")
+    assert count is not None
+    assert count >= 20
+    listed = control("status", "flow", "--output", "json")
+    assert listed.returncode == 0, listed.stderr
+    assert control("destroy").returncode == 0
