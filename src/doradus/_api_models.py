@@ -128,7 +128,11 @@ class StartRequest(BaseModel):
     path: str
     name: str | None = None
     env: dict[str, str] = Field(default_factory=dict)
-    log_level: Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"] = "INFO"
+    log_level: Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"] | None = Field(
+        default=None,
+        description="Minimum level of the records kept; null: DORADUS_LOG_LEVEL of the dataflow's env, "
+        "else INFO.",
+    )
 
 
 class LogRecord(BaseModel):

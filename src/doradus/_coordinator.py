@@ -122,6 +122,7 @@ class _Dataflow:
     reason: str | None = None
     external: bool = False
     env: dict[str, str] = field(default_factory=dict)
+    log_level: str | None = None
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     nodes: dict[str, NodeStatus] = field(default_factory=dict)
     logs: deque[LogRecord] = field(default_factory=lambda: deque(maxlen=LOG_BACKLOG))
@@ -257,6 +258,7 @@ class CoordinatorState:
             path=request.path,
             machine=daemon.machine_id,
             env=dict(request.env),
+            log_level=request.log_level,
             nodes={str(n): NodeStatus() for n in reply.get("nodes", [])},
         )
         for message in reply.get("early", []):
@@ -442,7 +444,7 @@ def create_app(token: str | None = None, heartbeat_interval: float = HEARTBEAT_I
     async def restart_dataflow(name_or_id: str, request: RestartRequest) -> DataflowSummary:
         """Stop the dataflow (Stop, SIGTERM after the grace period), then start its file again.
 
-        The new run keeps the name and environment; its id is new.
+        The new run keeps the name, environment and log level; its id is new.
         """
         flow = state.find(name_or_id)
         if flow.external:
@@ -460,7 +462,11 @@ def create_app(token: str | None = None, heartbeat_interval: float = HEARTBEAT_I
                 raise _fail(
                     503, f"dataflow {flow.name!r} did not stop in time", "try `doradus stop --force`"
                 ) from exc
-        return await _start(StartRequest(path=flow.path, name=flow.name, env=flow.env))
+        return await _start(
+            StartRequest.model_validate(
+                {"path": flow.path, "name": flow.name, "env": flow.env, "log_level": flow.log_level}
+            )
+        )
 
     @app.post("/api/v1/dataflows/{name_or_id}/stop", response_model=DataflowSummary, responses=ERRORS)
     async def stop_dataflow(name_or_id: str, request: StopRequest) -> DataflowSummary:

@@ -152,7 +152,7 @@ class LocalDaemon:
         out_dir: Path,
         extra_env: dict[str, str] | None = None,
         on_record: RecordSink | None = None,
-        log_level: str = "INFO",
+        log_level: str | None = None,
         machine: str | None = None,
         dataflow_name: str | None = None,
     ) -> None:
@@ -161,7 +161,13 @@ class LocalDaemon:
         self.out_dir = out_dir
         self.extra_env = dict(extra_env or {})
         self.on_record = on_record
-        self.log_level = normalize_level(log_level) or "INFO"
+        self.log_level = normalize_level(log_level or "") or "INFO"
+        # Without a level given, each node's comes from DORADUS_LOG_LEVEL in its dataflow env.
+        self._levels = {
+            spec.id: (None if log_level else normalize_level(spec.env.get("DORADUS_LOG_LEVEL", "")))
+            or self.log_level
+            for spec in dataflow.nodes
+        }
         self.machine = machine or socket.gethostname()
         self.dataflow_name = dataflow_name or dataflow.name
         self.store = LogStore(out_dir)
@@ -272,7 +278,7 @@ class LocalDaemon:
         env["PYTHONUNBUFFERED"] = "1"
         env["DORADUS_RUN_ID"] = self.run_id
         env["DORADUS_NODE_ID"] = spec.id
-        env["DORADUS_LOG_LEVEL"] = self.log_level
+        env["DORADUS_LOG_LEVEL"] = self._levels[spec.id]
         return env
 
     def _spawn(self, proc: NodeProcess) -> None:
@@ -312,7 +318,9 @@ class LocalDaemon:
     def record(self, record: dict[str, Any]) -> None:
         """Take one record of the run: fill in where it comes from, then store, pass on and export it.
 
-        Records below the run's log level are dropped. Each goes to
+        Records below their node's log level are dropped: the run's level
+        when one was given, else ``DORADUS_LOG_LEVEL`` of the node's ``env``
+        in the dataflow file, else INFO. Each goes to
         ``out/<run-id>/logs.jsonl``, to ``on_record``, to the OpenTelemetry
         log export when it is on, and to the nodes whose log inputs match.
 
@@ -320,7 +328,7 @@ class LocalDaemon:
 
             daemon.record(make_record("WARN", "slow", node="camera"))
         """
-        if not at_least(record, self.log_level):
+        if not at_least(record, self._levels.get(record.get("node") or "", self.log_level)):
             return
         record["dataflow"] = self.dataflow_name
         record["run_id"] = self.run_id

@@ -268,7 +268,7 @@ class MachineDaemon:
             out_dir=out_dir,
             extra_env=env,
             on_record=on_record,
-            log_level=str(message.get("log_level") or "INFO"),
+            log_level=message.get("log_level") or None,
             machine=self.machine_id,
         )
         running = _RunningDataflow(run_id, local, self.send)

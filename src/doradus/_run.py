@@ -139,7 +139,7 @@ def run_dataflow(
     on_info: Callable[[str], None] | None = None,
     on_spawned: Callable[[], None] | None = None,
     run_id: str | None = None,
-    log_level: str = "INFO",
+    log_level: str | None = None,
     on_daemon: Callable[[LocalDaemon], None] | None = None,
 ) -> RunOutcome:
     """Run ``dataflow`` until every node has ended.

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -113,6 +115,21 @@ def test_log_level_filters_at_the_source_and_in_the_store(
     assert levels <= {"WARN", "ERROR", "FATAL"}, levels
     assert _find(records, "via node.log")
     assert "plain stdout line" not in ran.stdout
+
+
+def test_the_dataflow_env_sets_the_level_unless_the_command_line_does(
+    dataflow: Callable[..., Ran], tmp_path: Path
+) -> None:
+    files = dict(CHATTY)
+    files["dataflow.yml"] = "env:\n  DORADUS_LOG_LEVEL: error\n" + textwrap.dedent(CHATTY["dataflow.yml"])
+    ran = dataflow(files)
+    assert ran.returncode == 0, ran.output
+    assert {r["level"] for r in _records(tmp_path) if r["node"] == "chatty"} == {"ERROR"}
+    for old in (tmp_path / "out").iterdir():
+        shutil.rmtree(old)
+    ran = dataflow(files, "--log-level", "info")
+    assert ran.returncode == 0, ran.output
+    assert _find(_records(tmp_path), "frame 3")["level"] == "INFO"
 
 
 def test_debug_level_reaches_the_nodes_logging(dataflow: Callable[..., Ran], tmp_path: Path) -> None:

@@ -345,9 +345,8 @@ def _alive(pid: int) -> bool:
     "--log-level",
     type=click.Choice(["trace", "debug", "info", "warn", "error", "fatal"], case_sensitive=False),
     envvar="DORADUS_LOG_LEVEL",
-    default="info",
-    show_default=True,
-    help="Minimum level of the records kept; nodes' Python logging gets it too [env: DORADUS_LOG_LEVEL].",
+    help="Minimum level of the records kept; nodes' Python logging gets it too "
+    "(default: DORADUS_LOG_LEVEL of the dataflow's env, else info) [env: DORADUS_LOG_LEVEL].",
 )
 @click.option(
     "--log-format",
@@ -362,7 +361,7 @@ def start(
     name: str | None,
     detach: bool,
     env: tuple[str, ...],
-    log_level: str,
+    log_level: str | None,
     log_format: str,
     **opts: Any,
 ) -> None:
@@ -381,7 +380,7 @@ def start(
         reporter.error(f"{dataflow}: {sum(p.severity == 'error' for p in problems)} error(s)")
         sys.exit(2)
     client = _client(opts)
-    body = {"path": str(dataflow.resolve()), "name": name, "env": extra_env, "log_level": log_level.upper()}
+    body = {"path": str(dataflow.resolve()), "name": name, "env": extra_env, "log_level": log_level.upper() if log_level else None}
     with _failures(reporter):
         started = client.post("/dataflows", body)
         reporter.success(

@@ -120,10 +120,8 @@ def _use_profile(ctx: click.Context, name: str) -> None:
     "--log-level",
     type=click.Choice(["trace", "debug", "info", "warn", "error", "fatal"], case_sensitive=False),
     envvar="DORADUS_LOG_LEVEL",
-    default="info",
-    show_default=True,
     help="Minimum level of the records kept and shown; nodes' Python logging gets it too "
-    "[env: DORADUS_LOG_LEVEL].",
+    "(default: DORADUS_LOG_LEVEL of the dataflow's env, else info) [env: DORADUS_LOG_LEVEL].",
 )
 @click.option(
     "--log-format",
@@ -138,7 +136,7 @@ def run(
     stop_after: str | None,
     env: tuple[str, ...],
     grace_duration: str,
-    log_level: str,
+    log_level: str | None,
     log_format: str,
     no_color: bool,
 ) -> None:
