@@ -2,7 +2,7 @@
 PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
-SYSTEM_PACKAGES := chromium
+SYSTEM_PACKAGES := chromium flatbuffers-compiler
 
 .PHONY: demo test lint typecheck system-deps bench bench-quick bench-dora-venv clean help
 

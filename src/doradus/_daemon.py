@@ -245,6 +245,9 @@ class LocalDaemon:
                 entry.update(kind="logs", source=inp.source.source)
             else:
                 entry.update(kind="node", source=str(inp.source))
+                fmt = proc.spec.input_formats.get(input_id)
+                if fmt is not None and fmt.name != "arrow":
+                    entry["format"] = fmt.to_json()
             inputs[input_id] = entry
         return {
             "node_id": proc.spec.id,
@@ -254,6 +257,9 @@ class LocalDaemon:
             "machine": self.machine,
             "inputs": inputs,
             "outputs": list(proc.spec.outputs),
+            "output_formats": {
+                o: f.to_json() for o, f in proc.spec.output_formats.items() if f.name != "arrow"
+            },
             "links": [spec for spec, _sock in proc.links],
             "restart_count": 0,
         }

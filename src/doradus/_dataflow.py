@@ -169,6 +169,10 @@ class NodeSpec:
     cpu_affinity: tuple[int, ...] = ()
     machine: str | None = None
     data_format: str | None = None
+    output_formats: dict[str, Any] = field(default_factory=dict)
+    """Output id → its `doradus.codecs.FormatSpec` (every output; Arrow unless declared)."""
+    input_formats: dict[str, Any] = field(default_factory=dict)
+    """Node-fed input id → the `FormatSpec` it decodes with (its source's, plus an Avro reader schema)."""
     communication: Any = None
     location: Location | None = None
     raw: dict[str, Any] = field(default_factory=dict)

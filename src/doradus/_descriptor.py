@@ -30,6 +30,7 @@ from typing import Any
 from doradus._dataflow import Dataflow, InputSource, Location, LogSource, NodeSource
 from doradus._exceptions import DescriptorError
 from doradus._fields import FieldReader
+from doradus._format_fields import apply_formats
 from doradus._node_io import read_env
 from doradus._node_spec import DATA_FORMATS, NodeContext, NodeDraft, read_deploy, read_node
 from doradus._problems import Problem, closest, shorten, sort_problems
@@ -251,7 +252,7 @@ def _read_nodes(reader: FieldReader, context: NodeContext, top: dict[Any, Any]) 
     unique = _unique(reader, [draft for draft in drafts if draft is not None])
     written = {node_id for item in items if isinstance(node_id := _written_id(item), str)}
     _check_sources(reader, unique, written)
-    return unique
+    return apply_formats(reader, unique)
 
 
 def _written_id(item: object) -> object:

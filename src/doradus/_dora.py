@@ -18,6 +18,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from doradus._events import STOP_ALL_INPUTS_CLOSED, Error, Event, Input, InputClosed, Stop
+from doradus._exceptions import DecodeError
 from doradus._node import Node as _NativeNode
 
 
@@ -42,13 +43,22 @@ def to_dora_event(event: Event) -> dict[str, Any]:
         'INPUT_CLOSED'
     """
     if isinstance(event, Input):
-        return {
+        # dora code expects Arrow: other formats arrive converted (to_arrow), their reader kept aside.
+        try:
+            value = event.value if event.codec is None else event.to_arrow()
+        except DecodeError as exc:
+            return {"kind": "dora", "type": "ERROR", "error": f"input {event.id!r}: {exc}"}
+        dora_event = {
             "kind": "dora",
             "type": "INPUT",
             "id": event.id,
-            "value": event.value,
+            "value": value,
             "metadata": event.metadata,
         }
+        if event.codec is not None:
+            dora_event["data_format"] = event.data_format
+            dora_event["reader"] = event.value
+        return dora_event
     if isinstance(event, InputClosed):
         return {"kind": "dora", "type": "INPUT_CLOSED", "id": event.id}
     if isinstance(event, Stop):

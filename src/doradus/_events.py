@@ -31,9 +31,13 @@ STOP_ALL_INPUTS_CLOSED = "all-inputs-closed"
 class Input:
     """A message arrived on input ``id``.
 
-    ``value`` is an immutable Arrow array (backed by read-only shared memory
-    for large messages); ``metadata`` always holds ``timestamp`` (send time,
-    UTC) besides the sender's own keys.
+    ``value`` is the natural reader of the message's ``data_format``: an
+    immutable Arrow array for ``arrow`` (backed by read-only shared memory for
+    large messages), a pycapnp struct reader for ``capnp``, the generated
+    FlatBuffers table for ``flatbuffers``, a ``dict`` for ``avro``.
+    `to_python` and `to_arrow` give every format in the same shapes.
+    ``metadata`` always holds ``timestamp`` (send time, UTC) besides the
+    sender's own keys.
 
     Example:
         >>> Input("tick", pa.nulls(0), {}).id
@@ -41,8 +45,41 @@ class Input:
     """
 
     id: str
-    value: pa.Array
+    value: Any
     metadata: dict[str, Any] = field(default_factory=dict)
+    data_format: str = "arrow"
+    codec: Any = field(default=None, repr=False, compare=False)
+    """The `doradus.codecs.Codec` that decoded ``value`` (None for Arrow)."""
+
+    def to_python(self) -> Any:
+        """The value as plain Python: a list for Arrow, a dict for a record.
+
+        Raises:
+            DecodeError: the message turned out invalid while reading it.
+
+        Example:
+            >>> Input("x", pa.array([1, 2])).to_python()
+            [1, 2]
+        """
+        if self.codec is None:
+            return self.value.to_pylist()
+        return self.codec.to_python(self.value)
+
+    def to_arrow(self) -> pa.Array:
+        """The value as Arrow (the array itself, or a one-row StructArray for a record).
+
+        Raises:
+            DecodeError: the value does not map to Arrow.
+
+        Example:
+            >>> Input("x", pa.array([1])).to_arrow().type
+            DataType(int64)
+        """
+        if self.codec is None:
+            array: pa.Array = self.value
+            return array
+        converted: pa.Array = self.codec.to_arrow(self.value)
+        return converted
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,8 +12,9 @@
     │   ├── TransportTimeout   an operation exceeded its deadline
     │   └── ClosedError        the link was closed (by us or the peer)
     └── CodecError             encoding or decoding a value failed
-        ├── EncodeError
-        └── DecodeError
+        ├── EncodeError        a value does not fit the output's format or schema
+        ├── DecodeError        received bytes are not a valid message of the input's format
+        └── SchemaError        a schema is missing, invalid, or lacks the named type
 
 Example:
     >>> issubclass(DecodeError, DoradusError)
@@ -96,3 +97,12 @@ class EncodeError(CodecError):
 
 class DecodeError(CodecError):
     """Bytes could not be decoded into a value."""
+
+
+class SchemaError(CodecError):
+    """A schema file is missing or invalid, has no such type, or two schemas cannot be reconciled.
+
+    Example:
+        >>> issubclass(SchemaError, CodecError)
+        True
+    """

@@ -34,7 +34,7 @@ import numpy as np
 import pyarrow as pa
 
 from doradus._events import STOP_ALL_INPUTS_CLOSED, STOP_MANUAL, Error, Event, Input, InputClosed, Stop
-from doradus._exceptions import DecodeError, MetadataError, NodeError, UnknownOutputError
+from doradus._exceptions import DecodeError, EncodeError, MetadataError, NodeError, UnknownOutputError
 from doradus._inbox import Inbox
 from doradus._metadata import datetime_from_ns, decode_metadata, encode_metadata
 from doradus._node_logging import install as install_log_handler
@@ -42,6 +42,8 @@ from doradus._node_logging import log as log_at_level
 from doradus._otel_env import enabled_signals
 from doradus._paths import runs_dir
 from doradus._protocol import (
+    CODEC_MASK,
+    CODEC_SHIFT,
     ENV_CONFIG,
     FLAG_IPC,
     LATENCY_BOUNDS_US,
@@ -106,6 +108,10 @@ class Node:
         self._open: set[str] = {k for k, v in inputs.items() if v["kind"] == "node"}
         self._lingering: set[str] = {k for k, v in inputs.items() if v["kind"] == "logs"}
         self._out_ids: dict[str, bytes] = {o: o.encode() for o in config["outputs"]}
+        self._out_codecs: dict[str, Any] = {}
+        self._in_codecs: dict[str, Any] = {}
+        if config.get("output_formats") or any(v.get("format") for v in inputs.values()):
+            self._load_codecs(config)
         backend_class = get_backend(config.get("backend", "shm"))
         self._backend: Backend = backend_class(self.id, _NodeReceiver(self._inbox))
         self._inbox.waiter = self._backend.wait
@@ -154,6 +160,19 @@ class Node:
                 lambda: {k: inbox.depth(k) for k in inputs},
             )
         return telemetry
+
+    def _load_codecs(self, config: dict[str, Any]) -> None:
+        """Codecs of the outputs and inputs that are not Arrow (loading validates their schemas)."""
+        from doradus.codecs import FormatSpec, get_codec
+
+        self._out_codecs = {
+            o: get_codec(FormatSpec.from_json(f)) for o, f in config["output_formats"].items()
+        }
+        self._in_codecs = {
+            k: get_codec(FormatSpec.from_json(v["format"]))
+            for k, v in config["inputs"].items()
+            if v.get("format")
+        }
 
     def _send_record(self, record: dict[str, Any]) -> None:
         send_control(self._control, {"op": "log", "record": record})
@@ -288,7 +307,7 @@ class Node:
         self._hist[input_id][bisect_left(LATENCY_BOUNDS_NS, latency)] += 1
         self._lat_sum[input_id] += latency
         try:
-            event = _decode_input(input_id, item)
+            event = _decode_input(input_id, item, self._in_codecs.get(input_id) if self._in_codecs else None)
         except DecodeError as exc:
             self._errors += 1
             return Error(f"could not decode a message on input {input_id!r}: {exc}")
@@ -406,6 +425,12 @@ class Node:
         out = self._out_ids.get(output_id)
         if out is None:
             raise UnknownOutputError(output_id, node_id=self.id, declared=list(self._out_ids))
+        tag = 0
+        if self._out_codecs:
+            codec = self._out_codecs.get(output_id)
+            if codec is not None:
+                data = _encoded_array(codec, output_id, data)
+                tag = codec.tag
         array = to_arrow(data)
         plan = plan_value(array)
         if self._telemetry is not None:
@@ -421,7 +446,7 @@ class Node:
             self._seq += 1
             self.sent[output_id] += 1
             self.sent_bytes[output_id] += plan.size
-            self._backend.send(Outgoing(out, array, plan, meta, self._seq, stamp))
+            self._backend.send(Outgoing(out, array, plan, meta, self._seq, stamp, tag))
 
     def allocate(self, nbytes: int) -> np.ndarray:
         """A writable ``uint8`` numpy array of ``nbytes`` in shared memory.
@@ -664,8 +689,31 @@ def _report_at_exit(node: Node) -> None:
     atexit.register(report)
 
 
-def _decode_input(input_id: str, item: tuple[Any, ...]) -> Input:
+def _encoded_array(codec: Any, output_id: str, data: Any) -> pa.Array:
+    """``data`` encoded by the output's codec, as a ``UInt8Array`` over the encoded bytes."""
+    try:
+        encoded = codec.encode(data)
+    except EncodeError as exc:
+        raise EncodeError(f"output {output_id!r} ({codec.spec}): {exc}") from exc
+    if isinstance(encoded, pa.Buffer):
+        return pa.Array.from_buffers(pa.uint8(), encoded.size, [None, encoded])
+    return to_arrow(encoded)
+
+
+def _format_name(tag: int) -> str:
+    from doradus.codecs import TAG_NAMES
+
+    return TAG_NAMES.get(tag, f"format #{tag}")
+
+
+def _decode_input(input_id: str, item: tuple[Any, ...], codec: Any = None) -> Input:
     data, pos, type_len, layout_len, meta_len, stamp, lease, seg_off, flags = item
+    tag = (flags & CODEC_MASK) >> CODEC_SHIFT
+    expected = 0 if codec is None else codec.tag
+    if tag != expected:
+        raise DecodeError(
+            f"the message is {_format_name(tag)} but input {input_id!r} reads {_format_name(expected)}"
+        )
     blob = data[pos : pos + type_len]
     pos += type_len
     layout = data[pos : pos + layout_len]
@@ -679,7 +727,13 @@ def _decode_input(input_id: str, item: tuple[Any, ...]) -> Input:
     else:
         payload = pa.py_buffer(data).slice(pos + (-pos % 8))
     kind = KIND_IPC if flags & FLAG_IPC else KIND_BUFFERS
-    return Input(input_id, decode_value(kind, blob, layout, payload), metadata)
+    value = decode_value(kind, blob, layout, payload)
+    if codec is None:
+        return Input(input_id, value, metadata)
+    body = value.buffers()[1]
+    if body is None or value.type != pa.uint8():
+        raise DecodeError(f"a {codec.name} message on input {input_id!r} carries no bytes")
+    return Input(input_id, codec.decode(body.slice(value.offset, len(value))), metadata, codec.name, codec)
 
 
 def _attach(node_id: str | None) -> tuple[socket.socket, dict[str, Any], list[int]]:

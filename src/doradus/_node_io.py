@@ -28,7 +28,7 @@ from doradus._problems import shorten
 from doradus._sources import SourceError, parse_source
 from doradus._yamlpos import KeyPath
 
-INPUT_KEYS = frozenset({"source", "queue_size", "queue_policy", "input_timeout"})
+INPUT_KEYS = frozenset({"source", "queue_size", "queue_policy", "input_timeout", "schema", "data_format"})
 QUEUE_POLICIES: tuple[QueuePolicy, ...] = ("drop_oldest", "backpressure")
 
 _VARIABLE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")

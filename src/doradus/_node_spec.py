@@ -42,7 +42,7 @@ NODE_KEYS = frozenset(
         *("inputs", "outputs", "send_stdout_as", "restart_policy", "max_restarts", "restart_delay"),
         *("max_restart_delay", "restart_window", "health_check_timeout", "finish_grace_secs"),
         *("startup_timeout", "shared_memory_pool_size", "cpu_affinity", "deploy", "_unstable_deploy"),
-        *("data_format", "communication"),
+        *("data_format", "schema", "output_formats", "communication"),
     }
 )
 CUSTOM_KEYS = frozenset({"source", "args", "envs", "inputs", "outputs", "build", "send_stdout_as"})

@@ -33,6 +33,9 @@ KIND_RELEASE = 2
 FLAG_SHM = 1
 FLAG_FD = 2
 FLAG_IPC = 4
+CODEC_SHIFT = 3
+CODEC_MASK = 7 << CODEC_SHIFT
+"""Bits 3-5 of the flags: the data format's tag (0 Arrow, 1 Cap'n Proto, 2 FlatBuffers, 3 Avro)."""
 
 # kind, flags, output-id len, type len, layout len, metadata len, seq, timestamp ns,
 # segment id, segment size, payload offset in segment

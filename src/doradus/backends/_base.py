@@ -49,6 +49,8 @@ class Outgoing(NamedTuple):
     metadata: bytes
     seq: int
     stamp_ns: int
+    codec: int = 0
+    """The data format's tag (``doradus.codecs.TAGS``); 0 is Arrow."""
 
 
 @dataclass(frozen=True)

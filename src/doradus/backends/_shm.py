@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from doradus._protocol import DATA, FLAG_FD, FLAG_IPC, FLAG_SHM, INLINE_MAX, KIND_DATA
+from doradus._protocol import CODEC_SHIFT, DATA, FLAG_FD, FLAG_IPC, FLAG_SHM, INLINE_MAX, KIND_DATA
 from doradus._values import KIND_BUFFERS, KIND_IPC, PLAIN_OFFSETS, ValuePlan, layout_struct
 from doradus.backends._base import Backend, BackendStatistics, LinkSpec, Outgoing, Receiver
 from doradus.backends._segments import Mapping, Segment, SegmentPool
@@ -135,7 +135,7 @@ class ShmBackend(Backend):
         plan = message.plan
         return DATA.pack(
             KIND_DATA,
-            flags | (FLAG_IPC if plan.kind == KIND_IPC else 0),
+            flags | (FLAG_IPC if plan.kind == KIND_IPC else 0) | (message.codec << CODEC_SHIFT),
             len(message.output),
             len(plan.type_blob),
             len(plan.layout),
@@ -207,7 +207,10 @@ class ShmBackend(Backend):
         plan = message.plan
         header = DATA.pack(
             KIND_DATA,
-            FLAG_SHM | (FLAG_FD if fd is not None else 0) | (FLAG_IPC if plan.kind == KIND_IPC else 0),
+            FLAG_SHM
+            | (FLAG_FD if fd is not None else 0)
+            | (FLAG_IPC if plan.kind == KIND_IPC else 0)
+            | (message.codec << CODEC_SHIFT),
             len(message.output),
             len(plan.type_blob),
             len(layout),

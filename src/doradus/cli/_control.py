@@ -380,7 +380,12 @@ def start(
         reporter.error(f"{dataflow}: {sum(p.severity == 'error' for p in problems)} error(s)")
         sys.exit(2)
     client = _client(opts)
-    body = {"path": str(dataflow.resolve()), "name": name, "env": extra_env, "log_level": log_level.upper() if log_level else None}
+    body = {
+        "path": str(dataflow.resolve()),
+        "name": name,
+        "env": extra_env,
+        "log_level": log_level.upper() if log_level else None,
+    }
     with _failures(reporter):
         started = client.post("/dataflows", body)
         reporter.success(
