@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 SYSTEM_PACKAGES := chromium flatbuffers-compiler
 
-.PHONY: demo test lint typecheck system-deps bench bench-quick bench-dora-venv clean help
+.PHONY: demo test lint typecheck system-deps bench bench-quick bench-formats bench-dora-venv clean help
 
 help:
 	@echo "make demo         create .venv with every extra and run the camera pipeline example"
@@ -12,6 +12,7 @@ help:
 	@echo "make system-deps  install the Debian packages the tests need"
 	@echo "make bench        Doradus against dora-rs 1.1.0, full suite (benchmarks/results/latest.md)"
 	@echo "make bench-quick  the same, reduced to under two minutes (benchmarks/results/quick.md)"
+	@echo "make bench-formats  Arrow, Cap'n Proto, FlatBuffers, Avro measured (docs/data-formats.md)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -70,3 +71,7 @@ bench-quick: $(VENV)/.installed-all
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# Encode/decode/size/memory per data format and latency through real dataflows (a few minutes).
+bench-formats: $(VENV)/.installed-all
+	$(BIN)/python benchmarks/formats.py

@@ -115,13 +115,15 @@ def type_blob(type_: pa.DataType) -> bytes:
     return blob
 
 
-def type_from_blob(blob: bytes) -> pa.DataType:
+def type_from_blob(blob: bytes | bytearray | memoryview) -> pa.DataType:
     """Decode (cached) an Arrow type encoded by :func:`type_blob`.
 
     Example:
         >>> type_from_blob(type_blob(pa.string()))
         DataType(string)
     """
+    if not isinstance(blob, bytes):  # frames read into a bytearray: the cache needs a hashable key
+        blob = bytes(blob)
     type_ = _types.get(blob)
     if type_ is None:
         try:

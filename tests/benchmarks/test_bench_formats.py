@@ -64,7 +64,9 @@ def test_bench_formats_quick(tmp_path: Path) -> None:
                 where = f"{fmt}/{record}/{metric}: {figure}"
                 assert figure["unit"] == unit, where
                 value = figure["value"]
-                assert isinstance(value, int | float) and math.isfinite(value) and value > 0, where
+                assert isinstance(value, int | float), where
+                assert math.isfinite(value), where
+                assert value > 0, where
                 assert TEXT_UNIT[unit].match(figure["text"]), where
             assert row["e2e_p50"]["value"] <= row["e2e_p99"]["value"]
             assert row["e2e_n"] >= 1

@@ -19,6 +19,7 @@ from doradus.backends._base import Backend, BackendStatistics, LinkSpec, Outgoin
 _BUILTIN: dict[str, tuple[str, str, str | None]] = {
     # name: (module, class, extra to install when its imports fail)
     "shm": ("doradus.backends._shm", "ShmBackend", None),
+    "tcp": ("doradus.backends._tcp", "TcpBackend", None),
 }
 
 

@@ -1,0 +1,184 @@
+"""The ``tcp`` backend: plain TCP connections, on one machine or across machines.
+
+A receiving node listens on its ``listen`` address (default a free port on
+127.0.0.1); each sending node connects to it (``connect``), says who it is,
+then writes length-prefixed frames. The kernel's TCP buffers bound what is
+in flight; a slow receiver slows its senders (no loss), and the node's
+input queue policy applies on arrival.
+
+Delivery guarantee: every message in order, as long as the connection lives
+(TCP's guarantee); a sender that cannot connect within ``connect_retries``
+× ``retry_interval`` (default 50 × 0.1 s) raises `ConnectError`.
+
+Example::
+
+    backend = TcpBackend("camera", receiver)
+    backend.open([LinkSpec("detector", "out", ("image",), options={"connect": "127.0.0.1:7000"})], [])
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+import time
+from typing import Any
+
+from doradus._exceptions import ConnectError
+from doradus.backends._network import NetLink, NetworkBackend
+
+LENGTH = struct.Struct("<Q")
+HELLO_MAX = 4096
+DEFAULT_RETRIES = 50
+DEFAULT_INTERVAL = 0.1
+
+
+def parse_host_port(text: str) -> tuple[str, int]:
+    """``host:port`` (``[v6]:port`` too) as a tuple.
+
+    Example:
+        >>> parse_host_port("127.0.0.1:7000"), parse_host_port("[::1]:80")
+        (('127.0.0.1', 7000), ('::1', 80))
+    """
+    host, _, port = text.rpartition(":")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _recv_exact(sock: socket.socket, size: int) -> bytearray | None:
+    buffer = bytearray(size)
+    view = memoryview(buffer)
+    got = 0
+    while got < size:
+        n = sock.recv_into(view[got:], size - got)
+        if n == 0:
+            return None
+        got += n
+    return buffer
+
+
+class TcpBackend(NetworkBackend):
+    """Length-prefixed frames over one TCP connection per (sender, receiver) pair."""
+
+    name = "tcp"
+    topics = False
+
+    def __init__(self, node_id: str, receiver: Any) -> None:
+        super().__init__(node_id, receiver)
+        self._server: socket.socket | None = None
+        self._threads: list[threading.Thread] = []
+        self._conns: list[socket.socket] = []
+        self.address: tuple[str, int] | None = None
+        """Where this node listens, once open (``None`` without inbound links)."""
+
+    def _open_transport(self) -> None:
+        if self.in_links:
+            given = [
+                str(link.options["listen"]) for link in self.in_links.values() if link.options.get("listen")
+            ]
+            listen = given[0] if given else "127.0.0.1:0"
+            host, port = parse_host_port(listen)
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            try:
+                self._server = socket.create_server((host, port), family=family, backlog=64)
+            except OSError as exc:
+                raise ConnectError(f"cannot listen on {listen}: {exc}") from exc
+            self.address = self._server.getsockname()[:2]
+            self._spawn(self._accept_loop)
+        for link in self.out_links:
+            link.handle = self._connect(link)
+            link.options["lock"] = threading.Lock()
+
+    def _connect(self, link: NetLink) -> socket.socket:
+        target = str(link.options.get("connect") or "")
+        if not target:
+            raise ConnectError(f"link to {link.peer!r} has no `connect` address")
+        host, port = parse_host_port(target)
+        retries = int(link.options.get("connect_retries", DEFAULT_RETRIES))
+        interval = float(link.options.get("retry_interval", DEFAULT_INTERVAL))
+        last: OSError | None = None
+        for _attempt in range(max(1, retries)):
+            try:
+                sock = socket.create_connection((host, port), timeout=max(interval, 1.0))
+            except OSError as exc:
+                last = exc
+                time.sleep(interval)
+                continue
+            sock.settimeout(None)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            hello = self.node_id.encode()
+            sock.sendall(LENGTH.pack(len(hello)) + hello)
+            return sock
+        raise ConnectError(
+            f"node {self.node_id!r} could not reach {link.peer!r} at {target} after {retries} attempts: {last}"
+        )
+
+    def _spawn(self, target: Any, *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, name=f"tcp-{self.node_id}", daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _accept_loop(self) -> None:
+        assert self._server is not None
+        while True:
+            try:
+                conn, _addr = self._server.accept()
+            except OSError:
+                return
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._conns.append(conn)
+            self._spawn(self._read_loop, conn)
+
+    def _read_loop(self, conn: socket.socket) -> None:
+        peer = None
+        try:
+            head = _recv_exact(conn, LENGTH.size)
+            size = LENGTH.unpack(head)[0] if head else 0
+            if not head or size > HELLO_MAX:
+                return
+            raw = _recv_exact(conn, size)
+            if raw is None:
+                return
+            peer = raw.decode()
+            while True:
+                head = _recv_exact(conn, LENGTH.size)
+                if head is None:
+                    break
+                frame = _recv_exact(conn, LENGTH.unpack(head)[0])
+                if frame is None:
+                    break
+                self._frame(peer, frame)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+            if peer is not None:
+                self.peer_gone(peer)  # no-op when an END frame already closed its inputs
+
+    def _send_link(self, link: NetLink, parts: list[bytes | memoryview]) -> None:
+        sock: socket.socket = link.handle
+        size = sum(len(p) for p in parts)
+        try:
+            with link.options["lock"]:
+                sock.sendall(LENGTH.pack(size))
+                for part in parts:
+                    sock.sendall(part)
+        except OSError as exc:
+            self._link_failed(link)  # like a receiver that exited: later messages skip it
+            if not self._closing:
+                self.receiver.error(f"link to {link.peer!r} broke: {exc}")
+
+    def _close_transport(self) -> None:
+        for link in self.out_links:
+            if link.handle is not None:
+                try:
+                    link.handle.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+                link.handle.close()
+        if self._server is not None:
+            self._server.close()
+        for conn in self._conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
