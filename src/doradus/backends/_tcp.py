@@ -8,7 +8,7 @@ input queue policy applies on arrival.
 
 Delivery guarantee: every message in order, as long as the connection lives
 (TCP's guarantee); a sender that cannot connect within ``connect_retries``
-× ``retry_interval`` (default 50 × 0.1 s) raises `ConnectError`.
+x ``retry_interval`` (default 50 x 0.1 s) raises `ConnectError`.
 
 Example::
 
@@ -108,9 +108,8 @@ class TcpBackend(NetworkBackend):
             hello = self.node_id.encode()
             sock.sendall(LENGTH.pack(len(hello)) + hello)
             return sock
-        raise ConnectError(
-            f"node {self.node_id!r} could not reach {link.peer!r} at {target} after {retries} attempts: {last}"
-        )
+        message = f"node {self.node_id!r} could not reach {link.peer!r} at {target} after {retries} attempts"
+        raise ConnectError(f"{message}: {last}")
 
     def _spawn(self, target: Any, *args: Any) -> None:
         thread = threading.Thread(target=target, args=args, name=f"tcp-{self.node_id}", daemon=True)
