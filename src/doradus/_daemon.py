@@ -75,7 +75,8 @@ class NodeProcess:
     log: IO[str] | None = None
     log_lock: threading.Lock = field(default_factory=threading.Lock)
     readers: list[threading.Thread] = field(default_factory=list)
-    links: list[tuple[dict[str, Any], socket.socket]] = field(default_factory=list)
+    links: list[tuple[dict[str, Any], socket.socket | None]] = field(default_factory=list)
+    """(link description for the node, its socket end for ``shm`` links, else None)."""
     watched: bool = False
     """A reader thread owns ``conn`` (and closes it when the node has gone)."""
     stats: dict[str, Any] | None = None
@@ -181,6 +182,10 @@ class LocalDaemon:
         self._early: deque[dict[str, Any]] = deque(maxlen=EARLY_LOG_RECORDS)
         self._logs_closed: set[str] = set()
         self._record_lock = threading.Lock()
+        self.edge_backends: dict[tuple[str, str], str] = {}
+        """(sender, output) → the backend carrying its edges."""
+        self._listen: dict[tuple[str, str], int] = {}
+        self._net_readers: dict[str, list[str]] = {}
         self.nodes = {spec.id: NodeProcess(spec) for spec in dataflow.nodes}
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
@@ -225,15 +230,48 @@ class LocalDaemon:
                     link = links.setdefault(key, Link(*key))
                     link.routes.setdefault(inp.source.output, []).append(input_id)
         for link in links.values():
-            a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-            for sock in (a, b):
-                _grow_buffer(sock)
-            self.nodes[link.sender].links.append(
-                ({"peer": link.receiver, "dir": "out", "outputs": sorted(link.routes)}, a)
-            )
-            self.nodes[link.receiver].links.append(
-                ({"peer": link.sender, "dir": "in", "routes": link.routes}, b)
-            )
+            backend = self.link_backend(self.nodes[link.sender].spec)
+            out = {"peer": link.receiver, "dir": "out", "outputs": sorted(link.routes), "backend": backend}
+            inbound = {"peer": link.sender, "dir": "in", "routes": link.routes, "backend": backend}
+            self.edge_backends.update({(link.sender, o): backend for o in link.routes})
+            if backend == "shm":
+                a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+                for sock in (a, b):
+                    _grow_buffer(sock)
+                self.nodes[link.sender].links.append((out, a))
+                self.nodes[link.receiver].links.append((inbound, b))
+                continue
+            out_options, in_options = self._network_options(backend, link.receiver)
+            self.nodes[link.sender].links.append(({**out, "options": out_options}, None))
+            self.nodes[link.receiver].links.append(({**inbound, "options": in_options}, None))
+
+    def link_backend(self, sender: NodeSpec) -> str:
+        """The backend of a sender's edges: its node's ``communication``, else the dataflow's ``local``.
+
+        Example::
+
+            daemon.link_backend(flow.node("camera"))   # 'shm'
+        """
+        if isinstance(sender.communication, str) and sender.communication:
+            return sender.communication
+        local = self.dataflow.communication.get("local")
+        return str(local) if isinstance(local, str) and local else "shm"
+
+    def _network_options(self, backend: str, receiver: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Options of a network link: the dataflow's settings for the backend, the run's topic
+        prefix, and for listening transports the receiver's address (one per receiver and backend)."""
+        settings = self.dataflow.communication.get(backend)
+        common = dict(settings) if isinstance(settings, dict) else {}
+        common["prefix"] = f"doradus/{self.run_id}/"
+        key = (receiver, backend)
+        if key not in self._listen:
+            self._listen[key] = _free_loopback_port()
+        port = self._listen[key]
+        if backend == "zenoh":
+            endpoint = f"tcp/127.0.0.1:{port}"
+            return {**common, "connect": [endpoint]}, {**common, "listen": [endpoint]}
+        address = f"127.0.0.1:{port}"
+        return {**common, "connect": address}, {**common, "listen": address}
 
     def _config(self, proc: NodeProcess) -> dict[str, Any]:
         inputs: dict[str, Any] = {}
@@ -261,6 +299,7 @@ class LocalDaemon:
                 o: f.to_json() for o, f in proc.spec.output_formats.items() if f.name != "arrow"
             },
             "links": [spec for spec, _sock in proc.links],
+            "backends": sorted({str(spec.get("backend", "shm")) for spec, _sock in proc.links}),
             "restart_count": 0,
         }
 
@@ -481,8 +520,10 @@ class LocalDaemon:
         proc.returncode = code
         self._close_log_inputs()
         for _spec, sock in proc.links:
-            sock.close()  # peers of a node that never registered now see their inputs close
+            if sock is not None:
+                sock.close()  # peers of a node that never registered now see their inputs close
         proc.links.clear()
+        self._tell_peers_gone(proc)
         if proc.conn is not None:
             try:
                 proc.conn.shutdown(socket.SHUT_RDWR)
@@ -493,6 +534,25 @@ class LocalDaemon:
             proc.conn = None
         self._check_barrier()
         self._changed.notify_all()
+
+    def _tell_peers_gone(self, proc: NodeProcess) -> None:
+        """Receivers reading ``proc`` over a network backend learn that it ended (caller holds the lock).
+
+        Shared-memory receivers see their socket close; a broker or a topic does not say it.
+        """
+        for other in self.nodes.values():
+            if other is proc or other.conn is None or other.exited:
+                continue
+            if any(
+                isinstance(inp.source, NodeSource)
+                and inp.source.node == proc.spec.id
+                and self.edge_backends.get((proc.spec.id, inp.source.output), "shm") != "shm"
+                for inp in other.spec.inputs.values()
+            ):
+                try:
+                    send_control(other.conn, {"op": "peer_gone", "peer": proc.spec.id})
+                except OSError:
+                    pass
 
     def _watch_conn(self, proc: NodeProcess, conn: socket.socket) -> None:
         """Read a node's control messages (its ``stats`` reports) until the connection ends.
@@ -549,7 +609,7 @@ class LocalDaemon:
                 send_control(conn, {"op": "error", "message": problem})
                 conn.close()
                 return
-            socks = [sock for _spec, sock in proc.links]
+            socks = [sock for _spec, sock in proc.links if sock is not None]
             send_control(conn, {"op": "config", "config": self._config(proc)}, [s.fileno() for s in socks])
             for sock in socks:
                 sock.close()
@@ -714,8 +774,68 @@ class LocalDaemon:
             metrics[node_id] = entry
         return metrics
 
+    def edges(self) -> list[dict[str, Any]]:
+        """One record per edge: which backend carried it and what went through.
+
+        ``source`` is ``node/output`` (or the timer or log source), ``target``
+        ``node/input``; ``messages`` and ``dropped`` are what the receiving
+        input counted (arrivals, and drops by its queue policy), ``bytes`` what
+        the source output sent (every message goes to each of its edges).
+
+        Example::
+
+            daemon.edges()[0]   # {'source': 'camera/image', 'target': 'detector/image', 'backend': 'shm', ...}
+        """
+        with self._lock:
+            stats = {node_id: dict(p.stats) if p.stats else {} for node_id, p in self.nodes.items()}
+        result = []
+        for spec in self.dataflow.nodes:
+            inputs = stats[spec.id].get("inputs") or {}
+            for input_id, inp in spec.inputs.items():
+                counters = inputs.get(input_id) or {}
+                source = inp.source
+                if isinstance(source, NodeSource):
+                    backend = self.edge_backends.get(
+                        (source.node, source.output), self.link_backend(self.nodes[source.node].spec)
+                    )
+                    sent = (stats.get(source.node, {}).get("outputs") or {}).get(source.output) or {}
+                    size = int(sent.get("bytes", 0))
+                else:
+                    backend = "timer" if isinstance(source, TimerSource) else "logs"
+                    size = 0
+                result.append(
+                    {
+                        "source": str(source) if isinstance(source, NodeSource) else source.source,
+                        "target": f"{spec.id}/{input_id}",
+                        "backend": backend,
+                        "messages": int(counters.get("received", 0)),
+                        "bytes": size,
+                        "dropped": int(counters.get("dropped", 0)),
+                    }
+                )
+        return result
+
+    def write_edges(self) -> Path:
+        """Write `edges` to ``out/<run-id>/edges.json``; returns the file.
+
+        Example::
+
+            daemon.write_edges()   # PosixPath('out/01J.../edges.json')
+        """
+        path = self.out_dir / "edges.json"
+        path.write_text(json.dumps(self.edges(), indent=2) + "\n")
+        return path
+
     def close(self) -> None:
-        """Release the control socket and the private runtime folder; flush logs and telemetry."""
+        """Release the control socket and the private runtime folder; flush logs and telemetry.
+
+        Writes ``out/<run-id>/edges.json`` first.
+        """
+        if not self._closed:
+            try:
+                self.write_edges()
+            except OSError:
+                pass
         self._closed = True
         self.store.close()
         if self.telemetry is not None:
@@ -726,7 +846,8 @@ class LocalDaemon:
             pass
         for proc in self.nodes.values():
             for _spec, sock in proc.links:
-                sock.close()
+                if sock is not None:
+                    sock.close()
             if proc.conn is not None:
                 try:
                     proc.conn.shutdown(socket.SHUT_RDWR)  # wakes its reader thread
@@ -814,3 +935,10 @@ def _runtime_telemetry(daemon: LocalDaemon) -> Any:
     if telemetry is not None:
         telemetry.observe_nodes(daemon.node_metrics)
     return telemetry
+
+
+def _free_loopback_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (the receiving node binds it a moment later)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

@@ -222,6 +222,9 @@ def _read_communication(reader: FieldReader, path: KeyPath, value: object) -> di
         name = _backend_name(reader, (*path, old), mapping[old])
         if name is not None and result.get(new) is None:
             result[new] = name
+    from doradus._communication import check_communication
+
+    check_communication(reader, path, mapping)
     return result
 
 

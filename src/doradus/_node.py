@@ -112,11 +112,16 @@ class Node:
         self._in_codecs: dict[str, Any] = {}
         if config.get("output_formats") or any(v.get("format") for v in inputs.values()):
             self._load_codecs(config)
-        backend_class = get_backend(config.get("backend", "shm"))
-        self._backend: Backend = backend_class(self.id, _NodeReceiver(self._inbox))
+        self._backend: Backend = _make_backend(self.id, _NodeReceiver(self._inbox), config)
         self._inbox.waiter = self._backend.wait
         links = [
-            LinkSpec(spec["peer"], spec["dir"], tuple(spec.get("outputs", ())), spec.get("routes", {}))
+            LinkSpec(
+                spec["peer"],
+                spec["dir"],
+                tuple(spec.get("outputs", ())),
+                spec.get("routes", {}),
+                {**spec.get("options", {}), "backend": spec.get("backend", "shm")},
+            )
             for spec in config["links"]
         ]
         self._backend.open(links, fds)
@@ -197,7 +202,11 @@ class Node:
 
     def _on_control(self, message: dict[str, Any]) -> None:
         op = message.get("op")
-        if op == "log_input":
+        if op == "peer_gone":
+            gone = getattr(self._backend, "peer_gone", None)
+            if gone is not None:
+                gone(str(message.get("peer")))
+        elif op == "log_input":
             self._inbox.push(str(message["input"]), (_LOG, json.dumps(message["record"]), time.time_ns()))
         elif op == "logs_closed":
             for input_id in message.get("inputs", ()):
@@ -687,6 +696,16 @@ def _report_at_exit(node: Node) -> None:
                 alive._telemetry.shutdown()
 
     atexit.register(report)
+
+
+def _make_backend(node_id: str, receiver: _NodeReceiver, config: dict[str, Any]) -> Backend:
+    """The node's backend: ``shm`` alone (the fast path), or one per backend its links use."""
+    names = config.get("backends") or [config.get("backend", "shm")]
+    if list(names) == ["shm"]:
+        return get_backend("shm")(node_id, receiver)
+    from doradus.backends._mux import MultiBackend
+
+    return MultiBackend(node_id, receiver, {name: get_backend(name) for name in names})
 
 
 def _encoded_array(codec: Any, output_id: str, data: Any) -> pa.Array:

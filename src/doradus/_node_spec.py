@@ -351,7 +351,11 @@ def _read_cpu_affinity(reader: FieldReader, path: KeyPath, value: object) -> tup
 
 
 def _read_communication(reader: FieldReader, path: KeyPath, value: object) -> Any:
-    if value is None or isinstance(value, (str, dict)):
+    if isinstance(value, str):
+        from doradus._communication import check_backend_name
+
+        return value if check_backend_name(reader, path, value) else None
+    if value is None or isinstance(value, dict):
         return value
     reader.type_error(path, value, "a backend name or a mapping", "write e.g. `communication: zenoh`")
     return None

@@ -20,6 +20,9 @@ _BUILTIN: dict[str, tuple[str, str, str | None]] = {
     # name: (module, class, extra to install when its imports fail)
     "shm": ("doradus.backends._shm", "ShmBackend", None),
     "tcp": ("doradus.backends._tcp", "TcpBackend", None),
+    "websocket": ("doradus.backends._websocket", "WebSocketBackend", None),
+    "grpc": ("doradus.backends._grpc", "GrpcBackend", "grpc"),
+    "quic": ("doradus.backends._quic", "QuicBackend", "quic"),
 }
 
 
