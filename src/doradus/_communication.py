@@ -39,8 +39,9 @@ def check_backend_name(reader: FieldReader, path: KeyPath, name: object, *, at_k
 
 
 def check_communication(reader: FieldReader, path: KeyPath, mapping: dict[Any, Any]) -> None:
-    """Check a dataflow's ``communication`` mapping: ``local``/``remote`` name backends, other keys
-    are option blocks of known backends (mappings).
+    """Check a dataflow's ``communication`` mapping.
+
+    ``local``/``remote`` name backends; other keys are option blocks of known backends (mappings).
 
     Example::
 

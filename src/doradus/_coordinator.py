@@ -93,9 +93,13 @@ class _Daemon:
     pid: int
     connected_at: float = field(default_factory=time.time)
     last_heartbeat: float = field(default_factory=time.time)
-    pending: dict[str, tuple[asyncio.Future[dict[str, Any]], StartRequest]] = field(default_factory=dict)
+    pending: dict[str, tuple[asyncio.Future[dict[str, Any]], StartRequest | None]] = field(
+        default_factory=dict
+    )
     status: Literal["connected", "lost", "disconnected"] = "connected"
     said_goodbye: bool = False
+    address: str | None = None
+    """The IP other machines reach this daemon at (as it connected to us)."""
 
     def info(self) -> DaemonInfo:
         return DaemonInfo(
@@ -123,6 +127,12 @@ class _Dataflow:
     external: bool = False
     env: dict[str, str] = field(default_factory=dict)
     log_level: str | None = None
+    machines: list[str] = field(default_factory=list)
+    """Every machine running a part of it (one for most dataflows)."""
+    placement: dict[str, str] = field(default_factory=dict)
+    """Node id → machine, for dataflows placed on several machines."""
+    parts_running: set[str] = field(default_factory=set)
+    failed_parts: set[str] = field(default_factory=set)
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     nodes: dict[str, NodeStatus] = field(default_factory=dict)
     logs: deque[LogRecord] = field(default_factory=lambda: deque(maxlen=LOG_BACKLOG))
@@ -157,6 +167,7 @@ class CoordinatorState:
         self.dataflows: dict[str, _Dataflow] = {}
         self.shutdown: asyncio.Event | None = None
         self.no_daemons = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def find(self, name_or_id: str) -> _Dataflow:
         """The dataflow with this id, id prefix or name (a running one first, else the latest)."""
@@ -231,10 +242,10 @@ class CoordinatorState:
             daemon.said_goodbye = True
             return
         flow = self.dataflows.get(str(message.get("id")))
-        if kind in ("spawned", "spawn_failed"):
+        if kind in ("spawned", "spawn_failed", "prepared"):
             pending = daemon.pending.pop(str(message.get("id")), None)
             if pending is not None and not pending[0].done():
-                if kind == "spawned":
+                if kind == "spawned" and pending[1] is not None:
                     self._add(daemon, message, pending[1])
                 pending[0].set_result(message)
         elif flow is None:
@@ -243,11 +254,20 @@ class CoordinatorState:
             self.add_log(flow, LogRecord.model_validate(message["record"]))
         elif kind == "node":
             self.set_node(flow, str(message["node"]), message)
+            if len(flow.machines) > 1 and message.get("state") in ("finished", "failed", "stopped"):
+                self.relay(
+                    flow, daemon.machine_id, {"type": "peer_gone", "id": flow.id, "node": message["node"]}
+                )
         elif kind == "dataflow":
             status = message.get("status")
+            flow.parts_running.discard(daemon.machine_id)
             if status == "failed":
+                flow.failed_parts.add(daemon.machine_id)
+            if flow.parts_running:
+                return  # other machines still run parts of it
+            if flow.failed_parts:
                 self.end(flow, "failed")
-            elif status == "finished":
+            elif status in ("failed", "finished"):
                 self.end(flow, "stopped" if flow.stop_requested else "finished")
 
     def _add(self, daemon: _Daemon, reply: dict[str, Any], request: StartRequest) -> None:
@@ -259,6 +279,8 @@ class CoordinatorState:
             machine=daemon.machine_id,
             env=dict(request.env),
             log_level=request.log_level,
+            machines=[daemon.machine_id],
+            parts_running={daemon.machine_id},
             nodes={str(n): NodeStatus() for n in reply.get("nodes", [])},
         )
         for message in reply.get("early", []):
@@ -282,11 +304,28 @@ class CoordinatorState:
                 future.set_result({"type": "spawn_failed", "error": "the daemon disconnected"})
         reason = f"daemon {daemon.machine_id} lost"
         for flow in self.dataflows.values():
-            if flow.machine == daemon.machine_id and flow.status == "running" and not flow.external:
-                for node in flow.nodes.values():
-                    if node.state in ("pending", "running"):
-                        node.state = "lost"
-                self.end(flow, "failed", reason)
+            if daemon.machine_id not in flow.machines or flow.status != "running" or flow.external:
+                continue
+            gone = [n for n, m in flow.placement.items() if m == daemon.machine_id] or list(flow.nodes)
+            for node_id in gone:
+                node = flow.nodes.get(node_id)
+                if node is not None and node.state in ("pending", "running"):
+                    node.state = "lost"
+            lost_nodes = ", ".join(sorted(gone))
+            self.end(flow, "failed", f"{reason} (nodes lost: {lost_nodes})" if flow.placement else reason)
+            flow.parts_running.discard(daemon.machine_id)
+            self.relay(flow, daemon.machine_id, {"type": "stop", "id": flow.id, "grace_seconds": 2.0})
+
+    def relay(self, flow: _Dataflow, origin: str, message: dict[str, Any]) -> None:
+        """Send ``message`` to the daemons of ``flow``'s other machines (in the background)."""
+        targets = [self.daemons[m] for m in flow.machines if m != origin and m in self.daemons]
+        if not targets:
+            return
+        loop = asyncio.get_running_loop()
+        for target in targets:
+            task = loop.create_task(_send_quietly(target, message))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     def silent(self, daemon: _Daemon) -> bool:
         """Whether no message came from ``daemon`` for `MISSED_HEARTBEATS` intervals."""
@@ -381,28 +420,108 @@ def create_app(token: str | None = None, heartbeat_interval: float = HEARTBEAT_I
                 f"a dataflow named {request.name!r} is already running",
                 "stop it first, or choose another --name",
             )
-        daemon = next(iter(state.daemons.values()))
+        placement = place_nodes(request.path, request.env, state)
+        machines = sorted(set(placement.values()))
+        if len(machines) > 1:
+            return await _start_across(request, placement, machines)
+        daemon = state.daemons[machines[0]] if machines else next(iter(state.daemons.values()))
         run_id = new_run_id()
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        daemon.pending[run_id] = (future, request)
-        await daemon.ws.send_json(
+        reply = await _ask(
+            daemon,
+            run_id,
+            request,
             {
                 "type": "spawn",
                 "id": run_id,
                 "path": request.path,
                 "env": request.env,
                 "log_level": request.log_level,
-            }
+            },
         )
+        if reply.get("type") != "spawned":
+            raise _fail(422, str(reply.get("error")), reply.get("fix"))
+        return state.dataflows[run_id].summary()
+
+    async def _ask(
+        daemon: _Daemon, run_id: str, request: StartRequest | None, message: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Send ``message`` to ``daemon`` and wait for its reply about ``run_id``."""
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        daemon.pending[run_id] = (future, request)
+        await daemon.ws.send_json(message)
         try:
-            reply = await asyncio.wait_for(future, SPAWN_TIMEOUT)
+            return await asyncio.wait_for(future, SPAWN_TIMEOUT)
         except TimeoutError as exc:
             raise _fail(503, f"daemon {daemon.machine_id!r} did not answer in {SPAWN_TIMEOUT:g}s") from exc
         finally:
             daemon.pending.pop(run_id, None)
-        if reply.get("type") != "spawned":
-            raise _fail(422, str(reply.get("error")), reply.get("fix"))
-        return state.dataflows[run_id].summary()
+
+    async def _start_across(
+        request: StartRequest, placement: dict[str, str], machines: list[str]
+    ) -> DataflowSummary:
+        """Start a dataflow whose nodes are placed on several machines.
+
+        Two rounds: each daemon *prepares* (announces where its nodes listen for links from
+        other machines, and its Zenoh router's endpoint), then each *spawns* its nodes with
+        every daemon's announcements.
+        """
+        missing = [m for m in machines if m not in state.daemons]
+        if missing:
+            raise _fail(
+                503,
+                f"machine(s) {', '.join(missing)} named by `deploy` have no connected daemon",
+                f"start `doradus daemon --machine-id {missing[0]} -c <coordinator>` on it",
+            )
+        run_id = new_run_id()
+        base: dict[str, Any] = {"id": run_id, "path": request.path, "env": request.env}
+        base.update(placement=placement, log_level=request.log_level)
+        prepared = await asyncio.gather(
+            *(_ask(state.daemons[m], run_id, None, {"type": "prepare", **base}) for m in machines)
+        )
+        failed = next((p for p in prepared if p.get("type") != "prepared"), None)
+        if failed is not None:
+            raise _fail(422, str(failed.get("error")), failed.get("fix"))
+        listen: dict[str, str] = {}
+        routers: dict[str, str] = {}
+        for machine, reply in zip(machines, prepared, strict=True):
+            listen.update(reply.get("listen") or {})
+            if reply.get("router"):
+                routers[machine] = str(reply["router"])
+        remote = {"listen": listen, "routers": routers}
+        spawned = await asyncio.gather(
+            *(
+                _ask(state.daemons[m], run_id, None, {"type": "spawn", **base, "remote": remote})
+                for m in machines
+            ),
+            return_exceptions=True,
+        )
+        errors = [r for r in spawned if not isinstance(r, dict) or r.get("type") != "spawned"]
+        if errors:
+            for machine in machines:
+                await _send_quietly(
+                    state.daemons[machine], {"type": "stop", "id": run_id, "grace_seconds": 1.0}
+                )
+            first = errors[0]
+            raise _fail(422, str(first.get("error") if isinstance(first, dict) else first))
+        replies = [r for r in spawned if isinstance(r, dict)]
+        first_reply = replies[0]
+        flow = _Dataflow(
+            id=run_id,
+            name=request.name or state.unique_name(str(first_reply.get("name") or Path(request.path).stem)),
+            path=request.path,
+            machine=machines[0],
+            env=dict(request.env),
+            log_level=request.log_level,
+            machines=list(machines),
+            placement=dict(placement),
+            parts_running=set(machines),
+            nodes={n: NodeStatus() for n in placement},
+        )
+        state.dataflows[run_id] = flow
+        for machine, reply in zip(machines, replies, strict=True):
+            for early in reply.get("early", []):
+                state.handle(state.daemons[machine], early)
+        return flow.summary()
 
     @app.post("/api/v1/dataflows/clean", response_model=CleanResult, responses=ERRORS)
     async def clean(request: CleanRequest) -> CleanResult:
@@ -474,9 +593,10 @@ def create_app(token: str | None = None, heartbeat_interval: float = HEARTBEAT_I
         flow = state.find(name_or_id)
         if flow.status == "running":
             flow.stop_requested = True
-            daemon = state.daemons.get(flow.machine)
-            if daemon is not None:
-                await daemon.ws.send_json({"type": "stop", "id": flow.id, **request.model_dump()})
+            for machine in flow.machines or [flow.machine]:
+                daemon = state.daemons.get(machine)
+                if daemon is not None:
+                    await daemon.ws.send_json({"type": "stop", "id": flow.id, **request.model_dump()})
         return flow.summary()
 
     @app.get("/api/v1/dataflows/{name_or_id}/logs", response_model=list[LogRecord], responses=ERRORS)
@@ -567,6 +687,7 @@ def create_app(token: str | None = None, heartbeat_interval: float = HEARTBEAT_I
         daemon = _Daemon(
             websocket, str(first["machine_id"]), str(first.get("hostname")), int(first.get("pid", 0))
         )
+        daemon.address = str(first.get("address") or "") or None
         state.daemons[daemon.machine_id] = daemon
         state.gone.pop(daemon.machine_id, None)
         state.no_daemons.clear()
@@ -599,6 +720,13 @@ def create_app(token: str | None = None, heartbeat_interval: float = HEARTBEAT_I
     return app
 
 
+async def _send_quietly(daemon: _Daemon, message: dict[str, Any]) -> None:
+    try:
+        await daemon.ws.send_json(message)
+    except (RuntimeError, OSError):
+        pass
+
+
 async def _watch_heartbeats(state: CoordinatorState, daemon: _Daemon) -> None:
     """Mark ``daemon`` lost and close its socket once it has been silent too long."""
     while daemon.status == "connected":
@@ -620,6 +748,30 @@ async def _exit_when_daemons_gone(state: CoordinatorState, limit: float = 15.0) 
             pass
     if state.shutdown is not None:
         state.shutdown.set()
+
+
+def place_nodes(path: str, env: dict[str, str], state: CoordinatorState) -> dict[str, str]:
+    """Node id → machine from the dataflow's ``deploy: {machine}`` (``{}`` when nothing is placed).
+
+    Nodes without a machine go with the first connected daemon. When the
+    coordinator cannot read the file (it lives on the daemons' machines
+    only), the whole dataflow goes to one daemon.
+
+    Example::
+
+        place_nodes("/srv/flow.yml", {}, state)   # {'camera': 'robot', 'planner': 'gpu'}
+    """
+    from doradus._descriptor import load_dataflow
+    from doradus._exceptions import DescriptorError
+
+    try:
+        flow = load_dataflow(Path(path), extra_env=env)
+    except (DescriptorError, OSError):
+        return {}
+    if not any(spec.machine for spec in flow.nodes):
+        return {}
+    default = next(iter(state.daemons), "")
+    return {spec.id: spec.machine or default for spec in flow.nodes}
 
 
 def is_loopback(host: str) -> bool:

@@ -156,20 +156,33 @@ class LocalDaemon:
         log_level: str | None = None,
         machine: str | None = None,
         dataflow_name: str | None = None,
+        placement: dict[str, str] | None = None,
+        remote: dict[str, Any] | None = None,
     ) -> None:
         self.dataflow = dataflow
         self.run_id = run_id
+        # Multi-machine runs: ``placement`` maps every node to its machine; this daemon runs those
+        # placed on ``machine``. ``remote`` holds what the coordinator gathered from every daemon:
+        # ``listen`` ("<receiver>|<backend>" -> host:port) and ``router`` (this machine's Zenoh router).
+        self.placement = dict(placement or {})
+        self.remote = dict(remote or {})
+        self.machine = machine or socket.gethostname()
+        self.nodes = {
+            spec.id: NodeProcess(spec)
+            for spec in dataflow.nodes
+            if not self.placement or self.placement.get(spec.id) == self.machine
+        }
         self.out_dir = out_dir
         self.extra_env = dict(extra_env or {})
         self.on_record = on_record
         self.log_level = normalize_level(log_level or "") or "INFO"
+        self._specs = {spec.id: spec for spec in dataflow.nodes}
         # Without a level given, each node's comes from DORADUS_LOG_LEVEL in its dataflow env.
         self._levels = {
             spec.id: (None if log_level else normalize_level(spec.env.get("DORADUS_LOG_LEVEL", "")))
             or self.log_level
             for spec in dataflow.nodes
         }
-        self.machine = machine or socket.gethostname()
         self.dataflow_name = dataflow_name or dataflow.name
         self.store = LogStore(out_dir)
         self.telemetry: Any = None
@@ -177,7 +190,7 @@ class LocalDaemon:
             (spec.id, input_id, normalize_level(inp.source.level or "") or "TRACE", inp.source.node)
             for spec in dataflow.nodes
             for input_id, inp in spec.inputs.items()
-            if isinstance(inp.source, LogSource)
+            if isinstance(inp.source, LogSource) and spec.id in self.nodes
         ]
         self._early: deque[dict[str, Any]] = deque(maxlen=EARLY_LOG_RECORDS)
         self._logs_closed: set[str] = set()
@@ -185,8 +198,6 @@ class LocalDaemon:
         self.edge_backends: dict[tuple[str, str], str] = {}
         """(sender, output) → the backend carrying its edges."""
         self._listen: dict[tuple[str, str], int] = {}
-        self._net_readers: dict[str, list[str]] = {}
-        self.nodes = {spec.id: NodeProcess(spec) for spec in dataflow.nodes}
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._started = False
@@ -230,10 +241,21 @@ class LocalDaemon:
                     link = links.setdefault(key, Link(*key))
                     link.routes.setdefault(inp.source.output, []).append(input_id)
         for link in links.values():
-            backend = self.link_backend(self.nodes[link.sender].spec)
+            here = (link.sender in self.nodes, link.receiver in self.nodes)
+            if not any(here):
+                continue
+            crossing = not all(here)
+            backend = self.link_backend(self._specs[link.sender], remote=crossing)
             out = {"peer": link.receiver, "dir": "out", "outputs": sorted(link.routes), "backend": backend}
             inbound = {"peer": link.sender, "dir": "in", "routes": link.routes, "backend": backend}
             self.edge_backends.update({(link.sender, o): backend for o in link.routes})
+            if crossing:
+                out_options, in_options = self._remote_options(backend, link.receiver)
+                if here[0]:
+                    self.nodes[link.sender].links.append(({**out, "options": out_options}, None))
+                else:
+                    self.nodes[link.receiver].links.append(({**inbound, "options": in_options}, None))
+                continue
             if backend == "shm":
                 a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
                 for sock in (a, b):
@@ -245,21 +267,91 @@ class LocalDaemon:
             self.nodes[link.sender].links.append(({**out, "options": out_options}, None))
             self.nodes[link.receiver].links.append(({**inbound, "options": in_options}, None))
 
-    def link_backend(self, sender: NodeSpec) -> str:
-        """The backend of a sender's edges: its node's ``communication``, else the dataflow's ``local``.
+    def link_backend(self, sender: NodeSpec, *, remote: bool = False) -> str:
+        """The backend of a sender's edges.
+
+        On one machine: the node's ``communication`` (a name, or its
+        ``local``), else the dataflow's ``local``, else ``shm``. Across
+        machines: the node's ``remote``, else the dataflow's, else ``zenoh``.
 
         Example::
 
             daemon.link_backend(flow.node("camera"))   # 'shm'
         """
-        if isinstance(sender.communication, str) and sender.communication:
-            return sender.communication
-        local = self.dataflow.communication.get("local")
-        return str(local) if isinstance(local, str) and local else "shm"
+        key, default = ("remote", "zenoh") if remote else ("local", "shm")
+        own = sender.communication
+        if isinstance(own, str) and own and not remote:
+            return own
+        if isinstance(own, dict) and isinstance(own.get(key), str) and own[key]:
+            return str(own[key])
+        chosen = self.dataflow.communication.get(key)
+        return str(chosen) if isinstance(chosen, str) and chosen else default
+
+    def _remote_options(self, backend: str, receiver: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Options of a link crossing machines, from the endpoints the coordinator gathered.
+
+        Zenoh links connect to this machine's router (routers of the run's machines are
+        connected to each other); listening transports use the receiver's announced address.
+        """
+        settings = self.dataflow.communication.get(backend)
+        common = dict(settings) if isinstance(settings, dict) else {}
+        common["prefix"] = f"doradus/{self.run_id}/"
+        if backend == "zenoh":
+            # Nodes meet at their machine's router as Zenoh clients (peers behind a router
+            # would need gossip, which stays off).
+            router = str(self.remote.get("router") or "")
+            return {**common, "connect": [router], "mode": "client"}, {
+                **common,
+                "connect": [router],
+                "mode": "client",
+            }
+        address = str((self.remote.get("listen") or {}).get(f"{receiver}|{backend}", ""))
+        return {**common, "connect": address}, {**common, "listen": address}
+
+    def inbound_remote(self) -> list[tuple[str, str]]:
+        """(receiver, backend) of each link that reaches a node of this machine from another machine.
+
+        What this daemon must announce a listening address for (Zenoh needs none: it uses routers).
+
+        Example::
+
+            daemon.inbound_remote()   # [('detector', 'tcp')]
+        """
+        found = set()
+        for spec in self.dataflow.nodes:
+            if spec.id not in self.nodes:
+                continue
+            for inp in spec.inputs.values():
+                if isinstance(inp.source, NodeSource) and inp.source.node not in self.nodes:
+                    found.add((spec.id, self.link_backend(self._specs[inp.source.node], remote=True)))
+        return sorted(found)
+
+    def peer_gone(self, node_id: str) -> None:
+        """A node on another machine ended: tell the local nodes that read it.
+
+        Example::
+
+            daemon.peer_gone("camera")
+        """
+        with self._lock:
+            for other in self.nodes.values():
+                if other.conn is None or other.exited:
+                    continue
+                if any(
+                    isinstance(i.source, NodeSource) and i.source.node == node_id
+                    for i in other.spec.inputs.values()
+                ):
+                    try:
+                        send_control(other.conn, {"op": "peer_gone", "peer": node_id})
+                    except OSError:
+                        pass
 
     def _network_options(self, backend: str, receiver: str) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Options of a network link: the dataflow's settings for the backend, the run's topic
-        prefix, and for listening transports the receiver's address (one per receiver and backend)."""
+        """Options of a network link on this machine.
+
+        The dataflow's settings for the backend, the run's topic prefix, and for listening
+        transports the receiver's address (one per receiver and backend).
+        """
         settings = self.dataflow.communication.get(backend)
         common = dict(settings) if isinstance(settings, dict) else {}
         common["prefix"] = f"doradus/{self.run_id}/"
@@ -784,19 +876,21 @@ class LocalDaemon:
 
         Example::
 
-            daemon.edges()[0]   # {'source': 'camera/image', 'target': 'detector/image', 'backend': 'shm', ...}
+            daemon.edges()[0]["backend"]   # 'shm'
         """
         with self._lock:
             stats = {node_id: dict(p.stats) if p.stats else {} for node_id, p in self.nodes.items()}
         result = []
         for spec in self.dataflow.nodes:
+            if spec.id not in stats:
+                continue  # runs on another machine: its daemon reports its edges
             inputs = stats[spec.id].get("inputs") or {}
             for input_id, inp in spec.inputs.items():
                 counters = inputs.get(input_id) or {}
                 source = inp.source
                 if isinstance(source, NodeSource):
                     backend = self.edge_backends.get(
-                        (source.node, source.output), self.link_backend(self.nodes[source.node].spec)
+                        (source.node, source.output), self.link_backend(self._specs[source.node])
                     )
                     sent = (stats.get(source.node, {}).get("outputs") or {}).get(source.output) or {}
                     size = int(sent.get("bytes", 0))
@@ -818,12 +912,30 @@ class LocalDaemon:
     def write_edges(self) -> Path:
         """Write `edges` to ``out/<run-id>/edges.json``; returns the file.
 
+        On a multi-machine run sharing one folder, each daemon merges its
+        edges (by target) into the file under a lock.
+
         Example::
 
             daemon.write_edges()   # PosixPath('out/01J.../edges.json')
         """
+        import fcntl
+
         path = self.out_dir / "edges.json"
-        path.write_text(json.dumps(self.edges(), indent=2) + "\n")
+        mine = self.edges()
+        folder = os.open(self.out_dir, os.O_RDONLY)  # the lock: the run folder itself
+        try:
+            fcntl.flock(folder, fcntl.LOCK_EX)
+            merged: dict[str, dict[str, Any]] = {}
+            if self.placement and path.exists():
+                try:
+                    merged = {e["target"]: e for e in json.loads(path.read_text())}
+                except (ValueError, KeyError, TypeError):
+                    merged = {}
+            merged.update({e["target"]: e for e in mine})
+            path.write_text(json.dumps(list(merged.values()), indent=2) + "\n")
+        finally:
+            os.close(folder)
         return path
 
     def close(self) -> None:
@@ -939,6 +1051,65 @@ def _runtime_telemetry(daemon: LocalDaemon) -> Any:
 
 def _free_loopback_port() -> int:
     """A TCP port free on 127.0.0.1 right now (the receiving node binds it a moment later)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
+    return free_port("127.0.0.1")
+
+
+def free_port(host: str) -> int:
+    """A TCP port free on ``host`` right now (its user binds it a moment later).
+
+    Example::
+
+        free_port("127.0.0.1")   # 43121
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
         return int(probe.getsockname()[1])
+
+
+def _crossing(flow: Dataflow, placement: dict[str, str], machine: str) -> list[tuple[str, str, bool]]:
+    """(sender, receiver, receiver here) of each node-to-node pair with one end on ``machine``."""
+    pairs = set()
+    for spec in flow.nodes:
+        for inp in spec.inputs.values():
+            if isinstance(inp.source, NodeSource):
+                a, b = placement.get(inp.source.node), placement.get(spec.id)
+                if a != b and machine in (a, b):
+                    pairs.add((inp.source.node, spec.id, b == machine))
+    return sorted(pairs)
+
+
+def _remote_backend(flow: Dataflow, sender: NodeSpec) -> str:
+    own = sender.communication
+    if isinstance(own, dict) and isinstance(own.get("remote"), str) and own["remote"]:
+        return str(own["remote"])
+    chosen = flow.communication.get("remote")
+    return str(chosen) if isinstance(chosen, str) and chosen else "zenoh"
+
+
+def inbound_remote(flow: Dataflow, placement: dict[str, str], machine: str) -> list[tuple[str, str]]:
+    """(receiver, backend) of each link reaching a node on ``machine`` from another machine.
+
+    Example::
+
+        inbound_remote(flow, {"camera": "robot", "detector": "gpu"}, "gpu")   # [('detector', 'zenoh')]
+    """
+    return sorted(
+        {
+            (b, _remote_backend(flow, flow.node(a)))
+            for a, b, here in _crossing(flow, placement, machine)
+            if here
+        }
+    )
+
+
+def uses_zenoh_across(flow: Dataflow, placement: dict[str, str], machine: str) -> bool:
+    """Whether a link between ``machine`` and another machine travels on Zenoh.
+
+    Example::
+
+        uses_zenoh_across(flow, {"camera": "robot", "detector": "gpu"}, "gpu")   # True
+    """
+    return any(
+        _remote_backend(flow, flow.node(a)) == "zenoh" for a, _b, _h in _crossing(flow, placement, machine)
+    )

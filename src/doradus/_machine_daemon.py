@@ -61,6 +61,8 @@ class _RunningDataflow:
         self.grace = 5.0
         self.termed_at: float | None = None
         self.reported: dict[str, str] = {}
+        self.router: Any = None
+        """The machine's Zenoh router for this run (multi-machine runs crossing on Zenoh)."""
         self.thread = threading.Thread(target=self._watch, name=f"dataflow-{run_id[:8]}", daemon=True)
 
     def stop(self, grace: float, force: bool) -> None:
@@ -122,6 +124,8 @@ class _RunningDataflow:
         finally:
             self.local.kill()
             self.local.close()
+            if self.router is not None:
+                self.router.close()
 
 
 class MachineDaemon:
@@ -152,6 +156,7 @@ class MachineDaemon:
         self._send_lock = threading.Lock()
         self._closed = threading.Event()
         self._ws: Any = None
+        self._routers: dict[str, dict[str, Any]] = {}
         self.heartbeat = HEARTBEAT
         """Seconds between heartbeats; the coordinator's ``welcome`` may change it."""
 
@@ -180,8 +185,21 @@ class MachineDaemon:
                 "machine_id": self.machine_id,
                 "hostname": socket.gethostname(),
                 "pid": os.getpid(),
+                "address": self.address_for_peers(),
             }
         )
+
+    def address_for_peers(self) -> str:
+        """The IP this machine reaches the coordinator from: where other machines reach its nodes.
+
+        Example::
+
+            daemon.address_for_peers()   # '10.200.1.2'
+        """
+        try:
+            return str(self._ws.socket.getsockname()[0])
+        except (AttributeError, OSError):
+            return "127.0.0.1"
 
     def send(self, message: dict[str, Any]) -> None:
         """Send one JSON message to the coordinator (thread-safe; dropped once closed)."""
@@ -229,8 +247,14 @@ class MachineDaemon:
         if kind == "welcome":
             interval = float(message.get("heartbeat_interval") or HEARTBEAT)
             self.heartbeat = min(HEARTBEAT, max(0.05, interval))
+        elif kind == "prepare":
+            self._prepare(message)
         elif kind == "spawn":
             self._spawn(message)
+        elif kind == "peer_gone":
+            running = self.dataflows.get(str(message.get("id")))
+            if running is not None:
+                running.local.peer_gone(str(message.get("node")))
         elif kind == "stop":
             running = self.dataflows.get(str(message.get("id")))
             if running is not None:
@@ -262,6 +286,12 @@ class MachineDaemon:
                     return
             self.send(entry)
 
+        placement = {str(k): str(v) for k, v in dict(message.get("placement") or {}).items()}
+        remote = dict(message.get("remote") or {})
+        router = None
+        if placement:
+            remote["router"] = self._routers.get(run_id, {}).get("endpoint")
+            router = self._open_router(run_id, remote)
         local = LocalDaemon(
             flow,
             run_id=run_id,
@@ -270,8 +300,11 @@ class MachineDaemon:
             on_record=on_record,
             log_level=message.get("log_level") or None,
             machine=self.machine_id,
+            placement=placement,
+            remote=remote,
         )
         running = _RunningDataflow(run_id, local, self.send)
+        running.router = router
         try:
             local.start()
         except OSError as exc:
@@ -292,6 +325,50 @@ class MachineDaemon:
             )
             ready.set()
         running.thread.start()
+
+    def _prepare(self, message: dict[str, Any]) -> None:
+        """First round of a multi-machine start: announce where this machine's nodes listen.
+
+        For each link arriving here from another machine on a listening transport, a free
+        port on this machine's address; and, when a link crossing machines uses Zenoh, the
+        endpoint this machine's Zenoh router will listen on.
+        """
+        from doradus._daemon import free_port, inbound_remote, uses_zenoh_across
+        from doradus._descriptor import load_dataflow
+        from doradus._exceptions import DescriptorError
+
+        run_id = str(message["id"])
+        env = {str(k): str(v) for k, v in dict(message.get("env") or {}).items()}
+        placement = {str(k): str(v) for k, v in dict(message.get("placement") or {}).items()}
+        try:
+            flow = load_dataflow(Path(str(message["path"])), extra_env=env)
+        except DescriptorError as exc:
+            self.send(
+                {"type": "spawn_failed", "id": run_id, "error": str(exc), "fix": "run `doradus check` on it"}
+            )
+            return
+        host = self.address_for_peers()
+        listen = {
+            f"{receiver}|{backend}": f"{host}:{free_port(host)}"
+            for receiver, backend in inbound_remote(flow, placement, self.machine_id)
+            if backend != "zenoh"
+        }
+        reply: dict[str, Any] = {"type": "prepared", "id": run_id, "listen": listen}
+        if uses_zenoh_across(flow, placement, self.machine_id):
+            endpoint = f"tcp/{host}:{free_port(host)}"
+            self._routers[run_id] = {"endpoint": endpoint}
+            reply["router"] = endpoint
+        self.send(reply)
+
+    def _open_router(self, run_id: str, remote: dict[str, Any]) -> Any:
+        """This machine's Zenoh router for a run, connected to the other machines' routers."""
+        endpoint = self._routers.get(run_id, {}).get("endpoint")
+        if not endpoint:
+            return None
+        from doradus.backends._zenoh import open_router
+
+        others = [str(e) for m, e in dict(remote.get("routers") or {}).items() if m != self.machine_id]
+        return open_router([str(endpoint)], others)
 
     def _heartbeat(self) -> None:
         while not self._closed.wait(self.heartbeat):

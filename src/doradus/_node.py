@@ -695,7 +695,21 @@ def _report_at_exit(node: Node) -> None:
             if alive._telemetry is not None:
                 alive._telemetry.shutdown()
 
+    def close_network() -> None:
+        alive = ref()
+        if alive is not None and alive._backend.name != "shm":
+            # Network backends hold sessions and threads (some not daemonic) that must end before
+            # the interpreter waits for its threads; closing also tells receivers the outputs ended.
+            alive._timer_stop.set()
+            alive._backend.close()
+
     atexit.register(report)
+    # Runs when the main thread ends, before Python joins the remaining threads (atexit is later).
+    register_before_join = getattr(threading, "_register_atexit", None)
+    if register_before_join is not None:
+        register_before_join(close_network)
+    else:
+        atexit.register(close_network)
 
 
 def _make_backend(node_id: str, receiver: _NodeReceiver, config: dict[str, Any]) -> Backend:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import time
+from pathlib import Path
 
 import pytest
 
@@ -71,3 +72,40 @@ def test_an_unreachable_peer_fails_within_the_retry_bound() -> None:
             [],
         )
     assert time.monotonic() - began < retries * (interval + 1.0) + 2.0
+
+
+def test_wss_with_a_private_ca(tmp_path: Path) -> None:
+    quic = pytest.importorskip("doradus.backends._quic")  # its certificate generator (cryptography)
+    cert_pem, key_pem = quic.generate_certificate()
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.write_bytes(cert_pem)
+    key.write_bytes(key_pem)
+    receiver = CollectingReceiver()
+    inbound = WebSocketBackend("b", receiver)
+    tls = {"cert": str(cert), "key": str(key)}
+    inbound.open([LinkSpec("a", "in", routes={"out": ["in"]}, options={"tls": tls})], [])
+    assert inbound.address is not None
+    host, port = inbound.address
+    sender = WebSocketBackend("a", CollectingReceiver())
+    try:
+        options = {"connect": f"{host}:{port}", "tls": {"ca": str(cert)}}
+        sender.open([LinkSpec("b", "out", ("out",), options=options)], [])
+        sender.send(outgoing(b"x" * 100_000, 0))
+        sender.close()
+        assert receiver.wait_for(lambda r: len(r.values) == 1 and "in" in r.closed_inputs, 10)
+    finally:
+        sender.close()
+        inbound.close()
+    stranger = WebSocketBackend("c", CollectingReceiver())  # no CA: the default store rejects the cert
+    with pytest.raises(ConnectError):
+        stranger.open(
+            [
+                LinkSpec(
+                    "b",
+                    "out",
+                    ("out",),
+                    options={"connect": f"{host}:{port}", "tls": {}, "connect_retries": 1},
+                )
+            ],
+            [],
+        )

@@ -20,6 +20,9 @@ _BUILTIN: dict[str, tuple[str, str, str | None]] = {
     # name: (module, class, extra to install when its imports fail)
     "shm": ("doradus.backends._shm", "ShmBackend", None),
     "tcp": ("doradus.backends._tcp", "TcpBackend", None),
+    "redis": ("doradus.backends._redis", "RedisBackend", "redis"),
+    "mqtt": ("doradus.backends._mqtt", "MqttBackend", "mqtt"),
+    "zenoh": ("doradus.backends._zenoh", "ZenohBackend", "zenoh"),
     "websocket": ("doradus.backends._websocket", "WebSocketBackend", None),
     "grpc": ("doradus.backends._grpc", "GrpcBackend", "grpc"),
     "quic": ("doradus.backends._quic", "QuicBackend", "quic"),

@@ -19,7 +19,9 @@ Options (`LinkSpec.options`): ``listen`` (inbound), ``connect``,
 ``connect_retries`` (default 50), ``retry_interval`` (default 0.1 s),
 ``max_size`` (bytes, both sides) and ``tls``: ``{"cert": ..., "key": ...}``
 on the receiver turns on ``wss://``; ``{"ca": ...}`` on the sender makes it
-connect with ``wss://`` and verify the server against that CA file.
+connect with ``wss://`` and verify the server against that CA file (``{}`` or
+``True``: ``wss://`` verified against the system's CAs). Verification is
+never turned off.
 
 Delivery guarantee: every message in order while the connection lives (TCP
 underneath); the sender's socket writes block when the receiver falls
@@ -33,6 +35,7 @@ Example::
 
 from __future__ import annotations
 
+import inspect
 import ssl
 import threading
 import time
@@ -49,6 +52,8 @@ from doradus.backends._tcp import DEFAULT_INTERVAL, DEFAULT_RETRIES, parse_host_
 
 PATH_PREFIX = "/doradus/"
 DEFAULT_MAX_SIZE = 1 << 30
+_LEGACY: dict[str, Any] = {"legacy": True} if "legacy" in inspect.signature(connect).parameters else {}
+"""A direct (not context-managed) connection: websockets >= 17.1 warns without ``legacy=True``."""
 FRAGMENT_FROM = 64 * 1024
 """Frames at least this large are sent fragmented (header, then payload) instead of joined."""
 
@@ -64,10 +69,10 @@ def _server_tls(options: dict[str, Any]) -> ssl.SSLContext | None:
 
 def _client_tls(options: dict[str, Any]) -> ssl.SSLContext | None:
     tls = options.get("tls")
-    if not tls:
+    if tls is None or tls is False:
         return None
-    context = ssl.create_default_context(cafile=str(tls["ca"]) if tls.get("ca") else None)
-    return context
+    ca = tls.get("ca") if isinstance(tls, dict) else None
+    return ssl.create_default_context(cafile=str(ca) if ca else None)
 
 
 class WebSocketBackend(NetworkBackend):
@@ -136,13 +141,15 @@ class WebSocketBackend(NetworkBackend):
         last: Exception | None = None
         for _attempt in range(max(1, retries)):
             try:
-                return connect(
+                conn: ClientConnection = connect(
                     uri,
                     compression=None,
                     max_size=int(link.options.get("max_size", DEFAULT_MAX_SIZE)),
                     open_timeout=max(interval, 1.0),
                     ssl=context,
+                    **_LEGACY,
                 )
+                return conn
             except Exception as exc:  # refused, handshake or TLS failure: retry, then ConnectError
                 last = exc
                 time.sleep(interval)

@@ -1,0 +1,539 @@
+"""The ``mqtt`` backend: messages through an MQTT broker (Mosquitto or any MQTT 5 broker).
+
+Each output is published on its topic ``<prefix><sender>/<output>`` (the
+prefix ``doradus/<run-id>/`` keeps runs sharing a broker apart); a receiving
+node subscribes to the topics of the outputs routed to it, and the broker's
+``SUBACK`` is awaited before `MqttBackend.open` returns, so nothing published
+after the receiver's ``start`` is missed. One paho client (MQTT 5) per node,
+its network loop in paho's own thread (``loop_start``).
+
+Delivery guarantees, by ``qos`` (link option, default 1):
+
+- **QoS 0: at-most-once.** Messages may be lost under load or while a client
+  is disconnected.
+- **QoS 1: at-least-once while connected**, in order per topic. What we
+  rely on: one client publishes a topic; paho keeps its outgoing messages in
+  one ordered queue and, after a reconnect, re-sends the unacknowledged ones
+  first, in order; the broker forwards a topic in arrival order (MQTT 5
+  section 4.6; Mosquitto does). The backend lets one message be in flight per
+  publisher (``max_inflight``, default 1; paho's default is 20). Duplicates
+  come from re-sends after a reconnect: the publisher's in-flight message,
+  and the broker's own in-flight messages to the subscriber (Mosquitto:
+  ``max_inflight_messages``, 20), so a run of recent messages may arrive
+  **again**, with the same ``seq`` and timestamp, after the ones already seen
+  (measured across a restart: ``..., 198, 199, 193, 194, ..., 199, 200, ...``).
+  Drop every message whose ``seq`` is not above the last seen on that input
+  to get each once, in order.
+  Under load the broker is the limit: Mosquitto keeps at most
+  ``max_queued_messages`` (default 1000) QoS 1/2 messages per subscriber
+  beyond its 20 in flight, and **drops** the rest. One message in flight
+  paces a publisher at one broker round trip (about 1,000 msg/s for small
+  messages here), which a subscriber keeps up with; with paho's 20 in flight
+  a publisher reached ~3,700 msg/s and a subscriber in the same process lost
+  ~25 % of 10,000 messages. Raise ``max_queued_messages`` on the broker
+  before raising ``max_inflight`` or fanning many publishers into one node.
+- **QoS 2: exactly once** per broker session, in order (slower: four
+  packets each; the broker's queue limit above applies all the same).
+
+Across a broker restart or a subscriber's disconnection, by ``session``:
+
+- ``clean`` (default): the broker forgets the subscriber when it
+  disconnects; messages published until it has reconnected and resubscribed
+  are lost for it (at-most-once across a restart, whatever the QoS).
+- ``persistent``: the client connects with ``clean_start=False``, a session
+  expiry of ``session_expiry`` seconds (default 300) and a client id derived
+  from the run and the node (``doradus-<run-id>-<node>``, or ``client_id``),
+  so the broker keeps its subscriptions and queues QoS 1/2 messages while it
+  is offline, and delivers them on reconnect: nothing is lost at QoS>=1 as
+  long as the broker keeps the session. Across a broker **restart** that
+  requires ``persistence true`` in the broker's configuration **and a clean
+  shutdown** (Mosquitto saves its database on SIGTERM and every
+  ``autosave_interval``, 30 min by default; a crash loses what changed since),
+  and at most ``max_queued_messages`` (Mosquitto: 1000 by default) are queued
+  per offline client, the rest dropped. The backend ends its session (expiry
+  0) when it closes.
+
+Publishing while the broker is unreachable waits for paho to reconnect, for
+at most ``reconnect_timeout`` seconds (default 10), blocking the sending node
+(back pressure); past that the message is dropped, counted in
+``statistics().send_failures``, and the node hears it through
+``Receiver.error``; until a publish succeeds again, later ones do not wait.
+At most ``max_pending`` messages (default 1000) wait in paho's queue for the
+broker's acknowledgement; a publish beyond that waits for room the same way.
+paho reconnects by itself, waiting ``reconnect_min`` (default 1 s) then
+doubling up to ``reconnect_max`` (default 4 s; whole seconds); subscriptions
+are renewed on each reconnect.
+
+Large payloads: Mosquitto accepts messages up to 256 MiB (its
+``message_size_limit`` default), so frames are sent whole up to ``fragment``
+bytes (default 64 MiB: 16 MiB frames travel whole); a larger frame is split
+into fragments sent back to back and reassembled by the receiver. A frame
+missing a fragment is dropped whole and counted (``details["partial_dropped"]``).
+
+Options (link options, defaults in parentheses): ``url``
+(``mqtt://127.0.0.1:1883``), ``qos`` (1), ``session`` (``clean``),
+``fragment`` (64 MiB), ``connect_retries`` (20), ``retry_interval``
+(0.1 s), ``reconnect_timeout`` (10 s), ``reconnect_min`` (1 s),
+``reconnect_max`` (4 s), ``session_expiry`` (300 s), ``client_id``,
+``keepalive`` (30 s), ``max_pending`` (1000), ``max_inflight`` (1).
+Opening fails with `ConnectError` when the broker cannot be reached within
+``connect_retries`` x ``retry_interval``.
+
+Example::
+
+    backend = MqttBackend("camera", receiver)
+    backend.open([LinkSpec("detector", "out", ("image",), options={"prefix": "doradus/run1/", "qos": 1})], [])
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from doradus._exceptions import ConnectError, TransportError
+from doradus.backends._base import Receiver
+from doradus.backends._frames import frame_size
+from doradus.backends._network import NetLink, NetworkBackend
+
+DEFAULT_URL = "mqtt://127.0.0.1:1883"
+SESSIONS = ("clean", "persistent")
+HANDSHAKE_TIMEOUT = 10.0
+"""Seconds to wait for ``CONNACK`` and ``SUBACK`` once connected."""
+CLOSE_TIMEOUT = 5.0
+"""Seconds ``close`` waits for the broker to acknowledge what was published."""
+
+# Fragments: the same envelope as the redis backend (each backend stands alone, importing
+# only its own client library).
+WHOLE = b"\x00"
+FRAGMENT = struct.Struct("<BQII")
+"""kind (1), frame number, fragment index, fragment count; then the fragment's bytes."""
+KIND_FRAGMENT = 1
+
+
+def split_frame(parts: list[bytes | memoryview], limit: int, number: int) -> list[bytes]:
+    r"""The messages that carry one frame: one if it fits ``limit`` bytes, else its fragments.
+
+    Each message starts with a kind byte: ``0`` then the whole frame, or a
+    `FRAGMENT` header then ``limit`` bytes of it (the last one fewer).
+
+    Example:
+        >>> [len(m) for m in split_frame([b"abcde"], 2, 7)]
+        [19, 19, 18]
+        >>> split_frame([b"ab", b"c"], 8, 0)
+        [b'\x00abc']
+    """
+    if frame_size(parts) <= limit:
+        return [b"".join([WHOLE, *parts])]
+    data = memoryview(b"".join(parts))
+    count = -(-len(data) // limit)
+    return [
+        FRAGMENT.pack(KIND_FRAGMENT, number, k, count) + data[k * limit : (k + 1) * limit]
+        for k in range(count)
+    ]
+
+
+class Reassembler:
+    """Turns the messages of `split_frame` back into frames, one partial frame per topic.
+
+    Fragments of one frame arrive back to back on their topic; a repeated
+    fragment (a re-sent QoS 1 message) is ignored, and a frame with a fragment
+    missing is dropped whole and counted in ``dropped``. Not thread-safe:
+    paho's loop thread feeds it.
+
+    Example:
+        >>> r = Reassembler()
+        >>> [r.feed("t", m) for m in split_frame([b"abcde"], 2, 7)][-1].tobytes()
+        b'abcde'
+    """
+
+    def __init__(self) -> None:
+        self._partial: dict[Any, tuple[int, int, bytearray]] = {}
+        self.dropped = 0
+
+    def feed(self, topic: Any, message: bytes | bytearray) -> memoryview | None:
+        r"""The frame ``message`` completes on ``topic``, or ``None`` (more to come, or dropped).
+
+        Example:
+            >>> Reassembler().feed("t", b"\x00frame").tobytes()
+            b'frame'
+        """
+        view = memoryview(message)
+        if not view or view[0] != KIND_FRAGMENT:
+            if topic in self._partial:  # a whole frame after an unfinished one: that one lost a piece
+                del self._partial[topic]
+                self.dropped += 1
+            return view[1:]
+        if len(view) < FRAGMENT.size:
+            return None
+        _kind, number, index, count = FRAGMENT.unpack_from(view)
+        held = self._partial.get(topic)
+        if held is not None and held[0] == number and index == held[1] - 1:
+            return None  # the same fragment again: a re-sent message
+        if index == 0:
+            if held is not None:
+                self.dropped += 1
+            held = (number, 0, bytearray())
+        elif held is None or held[0] != number or held[1] != index:
+            if held is not None:
+                del self._partial[topic]
+                self.dropped += 1
+            return None  # the start of this frame was lost
+        buffer = held[2]
+        buffer += view[FRAGMENT.size :]
+        if index + 1 == count:
+            self._partial.pop(topic, None)
+            return memoryview(buffer)
+        self._partial[topic] = (number, index + 1, buffer)
+        return None
+
+
+@dataclass(frozen=True)
+class MqttSettings:
+    """The ``mqtt`` link options, with their defaults.
+
+    Example:
+        >>> MqttSettings.from_options({"qos": 2}).qos, MqttSettings().port
+        (2, 1883)
+    """
+
+    url: str = DEFAULT_URL
+    qos: int = 1
+    session: str = "clean"
+    fragment: int = 64 << 20
+    connect_retries: int = 20
+    retry_interval: float = 0.1
+    reconnect_timeout: float = 10.0
+    reconnect_min: int = 1
+    reconnect_max: int = 4
+    session_expiry: int = 300
+    client_id: str = ""
+    keepalive: int = 30
+    max_pending: int = 1000
+    max_inflight: int = 1
+
+    @property
+    def host(self) -> str:
+        """The broker's host.
+
+        Example:
+            >>> MqttSettings(url="mqtt://broker:1884").host
+            'broker'
+        """
+        return urlsplit(self.url).hostname or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        """The broker's port.
+
+        Example:
+            >>> MqttSettings(url="mqtt://broker:1884").port
+            1884
+        """
+        return urlsplit(self.url).port or 1883
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> MqttSettings:
+        """Settings from link options (unknown keys are ignored: they belong to other layers).
+
+        Raises:
+            TransportError: an option has an invalid value.
+
+        Example:
+            >>> MqttSettings.from_options({"session": "persistent"}).session_expiry
+            300
+        """
+        try:
+            settings = cls(
+                url=str(options.get("url", DEFAULT_URL)),
+                qos=int(options.get("qos", 1)),
+                session=str(options.get("session", "clean")),
+                fragment=int(options.get("fragment", 64 << 20)),
+                connect_retries=int(options.get("connect_retries", 20)),
+                retry_interval=float(options.get("retry_interval", 0.1)),
+                reconnect_timeout=float(options.get("reconnect_timeout", 10.0)),
+                reconnect_min=int(options.get("reconnect_min", 1)),
+                reconnect_max=int(options.get("reconnect_max", 4)),
+                session_expiry=int(options.get("session_expiry", 300)),
+                client_id=str(options.get("client_id", "")),
+                keepalive=int(options.get("keepalive", 30)),
+                max_pending=int(options.get("max_pending", 1000)),
+                max_inflight=int(options.get("max_inflight", 1)),
+            )
+            scheme, _port = urlsplit(settings.url).scheme, settings.port
+        except (TypeError, ValueError) as exc:
+            raise TransportError(f"invalid mqtt option: {exc}") from exc
+        if scheme not in ("mqtt", "tcp"):
+            raise TransportError(
+                f"mqtt url must start with mqtt:// (TLS is not supported), not {settings.url!r}"
+            )
+        if settings.qos not in (0, 1, 2):
+            raise TransportError(f"mqtt qos must be 0, 1 or 2, not {settings.qos}")
+        if settings.session not in SESSIONS:
+            raise TransportError(
+                f"mqtt session must be one of {', '.join(SESSIONS)}, not {settings.session!r}"
+            )
+        if not 0 < settings.fragment <= 256 << 20:
+            raise TransportError(f"mqtt fragment must be between 1 B and 256 MiB, not {settings.fragment}")
+        return settings
+
+
+def _merged_options(links: Sequence[NetLink]) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for link in links:
+        merged.update(link.options)
+    return merged
+
+
+class MqttBackend(NetworkBackend):
+    """Frames through an MQTT broker; see the module documentation.
+
+    ``send`` may be called from any thread; fragments of one frame are
+    published together under a lock. ``close`` publishes ``END`` on every
+    output, waits (up to 5 s) for the broker to acknowledge what was
+    published, then disconnects (ending a persistent session).
+
+    Example::
+
+        backend = MqttBackend("b", receiver)
+        backend.open([LinkSpec("a", "in", routes={"out": ["in"]}, options={"qos": 1})], [])
+    """
+
+    name = "mqtt"
+    topics = True
+
+    def __init__(self, node_id: str, receiver: Receiver) -> None:
+        super().__init__(node_id, receiver)
+        self.settings = MqttSettings()
+        self._client: mqtt.Client | None = None
+        self._peers: dict[str, str] = {}
+        self._connected = threading.Event()
+        self._subscribed = threading.Event()
+        self._refused: str | None = None
+        self._subscribe_mid = -1
+        self._publish_lock = threading.Lock()
+        self._room = threading.Condition()
+        self._pending = 0
+        self._frame_number = 0
+        self._gave_up = False
+        self._reassembler = Reassembler()
+        self._connects = 0
+        self._subscriptions = 0
+        self._session_present = False
+
+    # ------------------------------------------------------------ lifecycle
+    def client_id(self) -> str:
+        """The MQTT client id: ``client_id``, or one derived from the run prefix and the node.
+
+        A persistent session needs the same id on every connection; a clean
+        one gets a random suffix, so two clients never take each other over.
+
+        Example::
+
+            backend.client_id()   # 'doradus-01J...-camera'
+        """
+        if self.settings.client_id:
+            return self.settings.client_id
+        run = self.topic("").removesuffix(f"{self.node_id}/").strip("/").replace("/", "-")
+        base = f"{run or 'doradus'}-{self.node_id}"
+        return base if self.settings.session == "persistent" else f"{base}-{uuid.uuid4().hex[:8]}"
+
+    def _open_transport(self) -> None:
+        self.settings = MqttSettings.from_options(_merged_options([*self.out_links, *self.in_links.values()]))
+        for peer, link in self.in_links.items():
+            for output in link.routes:
+                self._peers[self.topic(output, sender=peer)] = peer
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=self.client_id(), protocol=MQTTProtocolVersion.MQTTv5
+        )
+        client.max_inflight_messages_set(max(1, self.settings.max_inflight))
+        minimum = max(1, self.settings.reconnect_min)
+        client.reconnect_delay_set(min_delay=minimum, max_delay=max(minimum, self.settings.reconnect_max))
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        client.on_publish = self._on_publish
+        self._client = client
+        self._connect(client)
+        client.loop_start()
+        if not self._connected.wait(HANDSHAKE_TIMEOUT) or self._refused:
+            self._abort(f"the broker did not accept the connection: {self._refused or 'no CONNACK'}")
+        if self._peers and (not self._subscribed.wait(HANDSHAKE_TIMEOUT) or self._refused):
+            self._abort(f"the broker did not confirm the subscription: {self._refused or 'no SUBACK'}")
+
+    def _connect(self, client: mqtt.Client) -> None:
+        settings = self.settings
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        if settings.session == "persistent":
+            properties.SessionExpiryInterval = settings.session_expiry
+        retries = max(1, settings.connect_retries)
+        last: Exception | None = None
+        for _attempt in range(retries):
+            try:
+                client.connect(
+                    settings.host,
+                    settings.port,
+                    keepalive=settings.keepalive,
+                    clean_start=settings.session == "clean",
+                    properties=properties,
+                )
+                return
+            except (OSError, ValueError) as exc:
+                last = exc
+                time.sleep(settings.retry_interval)
+        raise ConnectError(
+            f"node {self.node_id!r} could not reach the mqtt broker at {settings.url} "
+            f"after {retries} attempts: {last}"
+        ) from last
+
+    def _abort(self, why: str) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.disconnect()
+            client.loop_stop()
+        raise ConnectError(f"node {self.node_id!r} at {self.settings.url}: {why}")
+
+    def _close_transport(self) -> None:
+        client, self._client = self._client, None
+        if client is None:
+            return
+        with self._room:
+            self._room.wait_for(lambda: self._pending == 0 or not self._connected.is_set(), CLOSE_TIMEOUT)
+        properties = None
+        if self.settings.session == "persistent":
+            properties = Properties(PacketTypes.DISCONNECT)  # type: ignore[no-untyped-call]
+            properties.SessionExpiryInterval = 0  # the run is over for this node: the broker may forget it
+        client.disconnect(properties=properties)
+        client.loop_stop()
+
+    # ------------------------------------------------------- paho callbacks
+    def _on_connect(
+        self, client: mqtt.Client, _userdata: Any, flags: Any, reason: ReasonCode, _props: Any
+    ) -> None:
+        if reason.is_failure:
+            self._refused = str(reason)
+            self._connected.set()
+            return
+        self._session_present = bool(flags.session_present)
+        with self._lock:
+            self._connects += 1
+        if self._peers:
+            _rc, mid = client.subscribe(
+                [(topic, SubscribeOptions(qos=self.settings.qos)) for topic in sorted(self._peers)]
+            )
+            self._subscribe_mid = -1 if mid is None else mid
+        self._connected.set()
+        self._wake()
+
+    def _on_disconnect(
+        self, _client: mqtt.Client, _userdata: Any, _flags: Any, _reason: Any, _props: Any
+    ) -> None:
+        self._connected.clear()
+        self._wake()
+
+    def _on_subscribe(
+        self, _client: mqtt.Client, _userdata: Any, mid: int, reasons: list[ReasonCode], _props: Any
+    ) -> None:
+        failed = [str(r) for r in reasons if r.is_failure]
+        if failed and not self._subscribed.is_set():
+            self._refused = ", ".join(failed)
+        elif failed:
+            self.receiver.error(f"the mqtt broker refused a resubscription: {', '.join(failed)}")
+        if mid == self._subscribe_mid:
+            with self._lock:
+                self._subscriptions += 1
+            self._subscribed.set()
+
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        try:
+            peer = self._peers.get(message.topic)
+            if peer is None:
+                return
+            frame = self._reassembler.feed(message.topic, message.payload)
+            if frame is not None:
+                self._frame(peer, frame)
+        except Exception as exc:  # an exception would end paho's network thread
+            self.receiver.error(f"a message on {message.topic!r} could not be delivered: {exc}")
+
+    def _on_publish(self, _client: mqtt.Client, _userdata: Any, _mid: int, _reason: Any, _props: Any) -> None:
+        # paho calls this holding its outgoing-message lock, which publish() takes too: a publish
+        # must never be made while holding self._room, or the two threads wait for each other.
+        self._published()
+
+    def _published(self) -> None:
+        with self._room:
+            self._pending -= 1
+            self._room.notify_all()
+
+    def _wake(self) -> None:
+        with self._room:
+            self._room.notify_all()
+
+    # -------------------------------------------------------------- sending
+    def _publish(self, topic: str, parts: list[bytes | memoryview]) -> None:
+        with self._publish_lock:
+            self._frame_number += 1
+            for message in split_frame(parts, self.settings.fragment, self._frame_number):
+                if not self._publish_one(topic, message):
+                    return  # the receiver drops the partial frame
+
+    def _publish_one(self, topic: str, message: bytes) -> bool:
+        client = self._client
+        if client is None:
+            return False
+        budget = 0.0 if self._gave_up or self._closing else self.settings.reconnect_timeout
+        with self._room:
+            ready = self._room.wait_for(
+                lambda: self._connected.is_set() and self._pending < self.settings.max_pending, budget
+            )
+        if not ready:
+            self._gave_up = True
+            return self._give_up(topic, f"no room at the broker {self.settings.url} within {budget:g} s")
+        with self._room:
+            self._pending += 1  # counted first: paho may acknowledge before publish() returns
+        try:
+            info = client.publish(
+                topic, message, qos=self.settings.qos
+            )  # never under self._room: see _on_publish
+        except (OSError, ValueError) as exc:
+            self._published()
+            return self._give_up(topic, str(exc))
+        queued = info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS or (
+            info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN and self.settings.qos > 0
+        )  # paho re-sends QoS>=1 messages it could not write, once reconnected
+        if not queued:
+            self._published()
+            return self._give_up(topic, mqtt.error_string(info.rc))
+        self._gave_up = False
+        return True
+
+    def _give_up(self, topic: str, why: str) -> bool:
+        with self._lock:
+            self._failures += 1
+        if not self._closing:
+            self.receiver.error(f"a message on {topic!r} was dropped: {why}")
+        return False
+
+    def _details(self) -> dict[str, Any]:
+        return {
+            "qos": self.settings.qos,
+            "session": self.settings.session,
+            "connects": self._connects,
+            "subscriptions": self._subscriptions,
+            "session_present": self._session_present,
+            "pending": self._pending,
+            "partial_dropped": self._reassembler.dropped,
+        }
