@@ -158,8 +158,9 @@ def hosts(tmp_path: Path) -> Iterator[Hosts]:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 pass
+            if proc.stdout is not None:
+                proc.stdout.close()
         for ns in found.names.values():
-            subprocess.run(["ip", "netns", "pids", ns], capture_output=True)
             pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()
             for pid in pids:
                 try:
@@ -203,11 +204,11 @@ NODES = {
         node = Node()
         count = int(os.environ.get("COUNT", "50"))
         sent = 0
-        for event in node:
-            if isinstance(event, Input) and sent < count:
+        for event in node:  # COUNT=0: until stopped
+            if isinstance(event, Input):
                 node.send_output("out", [sent])
                 sent += 1
-                if sent == count and count > 0:
+                if sent == count:
                     break
     """,
     "relay.py": """
@@ -232,8 +233,11 @@ NODES = {
 def _wait(predicate: object, seconds: float, step: float = 0.2) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return True
+        try:
+            if predicate():  # type: ignore[operator]
+                return True
+        except (subprocess.CalledProcessError, ValueError, KeyError):
+            pass  # not up yet
         time.sleep(step)
     return False
 

@@ -7,9 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from tests.conftest import Ran
 
 from doradus.backends import backend_names
-from tests.conftest import Ran
 
 BACKENDS = [
     b for b in ("shm", "tcp", "websocket", "redis", "mqtt", "zenoh", "grpc", "quic") if b in backend_names()

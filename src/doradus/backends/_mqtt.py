@@ -77,7 +77,8 @@ Options (link options, defaults in parentheses): ``url``
 ``reconnect_max`` (4 s), ``session_expiry`` (300 s), ``client_id``,
 ``keepalive`` (30 s), ``max_pending`` (1000), ``max_inflight`` (1).
 Opening fails with `ConnectError` when the broker cannot be reached within
-``connect_retries`` x ``retry_interval``.
+``connect_retries`` x ``retry_interval`` (plus the connect timeout of each
+attempt, at least 1 s, when the host does not answer at all).
 
 Example::
 
@@ -358,6 +359,7 @@ class MqttBackend(NetworkBackend):
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=self.client_id(), protocol=MQTTProtocolVersion.MQTTv5
         )
+        client.connect_timeout = max(1.0, self.settings.retry_interval)
         client.max_inflight_messages_set(max(1, self.settings.max_inflight))
         minimum = max(1, self.settings.reconnect_min)
         client.reconnect_delay_set(min_delay=minimum, max_delay=max(minimum, self.settings.reconnect_max))
