@@ -88,11 +88,10 @@ Example::
 
 from __future__ import annotations
 
-import struct
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -106,8 +105,8 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from doradus._exceptions import ConnectError, TransportError
 from doradus.backends._base import Receiver
-from doradus.backends._frames import frame_size
-from doradus.backends._network import NetLink, NetworkBackend
+from doradus.backends._fragments import Reassembler, merged_options, split_frame
+from doradus.backends._network import NetworkBackend
 
 DEFAULT_URL = "mqtt://127.0.0.1:1883"
 SESSIONS = ("clean", "persistent")
@@ -116,91 +115,9 @@ HANDSHAKE_TIMEOUT = 10.0
 CLOSE_TIMEOUT = 5.0
 """Seconds ``close`` waits for the broker to acknowledge what was published."""
 
+
 # Fragments: the same envelope as the redis backend (each backend stands alone, importing
 # only its own client library).
-WHOLE = b"\x00"
-FRAGMENT = struct.Struct("<BQII")
-"""kind (1), frame number, fragment index, fragment count; then the fragment's bytes."""
-KIND_FRAGMENT = 1
-
-
-def split_frame(parts: list[bytes | memoryview], limit: int, number: int) -> list[bytes]:
-    r"""The messages that carry one frame: one if it fits ``limit`` bytes, else its fragments.
-
-    Each message starts with a kind byte: ``0`` then the whole frame, or a
-    `FRAGMENT` header then ``limit`` bytes of it (the last one fewer).
-
-    Example:
-        >>> [len(m) for m in split_frame([b"abcde"], 2, 7)]
-        [19, 19, 18]
-        >>> split_frame([b"ab", b"c"], 8, 0)
-        [b'\x00abc']
-    """
-    if frame_size(parts) <= limit:
-        return [b"".join([WHOLE, *parts])]
-    data = memoryview(b"".join(parts))
-    count = -(-len(data) // limit)
-    return [
-        FRAGMENT.pack(KIND_FRAGMENT, number, k, count) + data[k * limit : (k + 1) * limit]
-        for k in range(count)
-    ]
-
-
-class Reassembler:
-    """Turns the messages of `split_frame` back into frames, one partial frame per topic.
-
-    Fragments of one frame arrive back to back on their topic; a repeated
-    fragment (a re-sent QoS 1 message) is ignored, and a frame with a fragment
-    missing is dropped whole and counted in ``dropped``. Not thread-safe:
-    paho's loop thread feeds it.
-
-    Example:
-        >>> r = Reassembler()
-        >>> [r.feed("t", m) for m in split_frame([b"abcde"], 2, 7)][-1].tobytes()
-        b'abcde'
-    """
-
-    def __init__(self) -> None:
-        self._partial: dict[Any, tuple[int, int, bytearray]] = {}
-        self.dropped = 0
-
-    def feed(self, topic: Any, message: bytes | bytearray) -> memoryview | None:
-        r"""The frame ``message`` completes on ``topic``, or ``None`` (more to come, or dropped).
-
-        Example:
-            >>> Reassembler().feed("t", b"\x00frame").tobytes()
-            b'frame'
-        """
-        view = memoryview(message)
-        if not view or view[0] != KIND_FRAGMENT:
-            if topic in self._partial:  # a whole frame after an unfinished one: that one lost a piece
-                del self._partial[topic]
-                self.dropped += 1
-            return view[1:]
-        if len(view) < FRAGMENT.size:
-            return None
-        _kind, number, index, count = FRAGMENT.unpack_from(view)
-        held = self._partial.get(topic)
-        if held is not None and held[0] == number and index == held[1] - 1:
-            return None  # the same fragment again: a re-sent message
-        if index == 0:
-            if held is not None:
-                self.dropped += 1
-            held = (number, 0, bytearray())
-        elif held is None or held[0] != number or held[1] != index:
-            if held is not None:
-                del self._partial[topic]
-                self.dropped += 1
-            return None  # the start of this frame was lost
-        buffer = held[2]
-        buffer += view[FRAGMENT.size :]
-        if index + 1 == count:
-            self._partial.pop(topic, None)
-            return memoryview(buffer)
-        self._partial[topic] = (number, index + 1, buffer)
-        return None
-
-
 @dataclass(frozen=True)
 class MqttSettings:
     """The ``mqtt`` link options, with their defaults.
@@ -291,13 +208,6 @@ class MqttSettings:
         return settings
 
 
-def _merged_options(links: Sequence[NetLink]) -> dict[str, Any]:
-    merged: dict[str, Any] = {}
-    for link in links:
-        merged.update(link.options)
-    return merged
-
-
 class MqttBackend(NetworkBackend):
     """Frames through an MQTT broker; see the module documentation.
 
@@ -352,7 +262,7 @@ class MqttBackend(NetworkBackend):
         return base if self.settings.session == "persistent" else f"{base}-{uuid.uuid4().hex[:8]}"
 
     def _open_transport(self) -> None:
-        self.settings = MqttSettings.from_options(_merged_options([*self.out_links, *self.in_links.values()]))
+        self.settings = MqttSettings.from_options(merged_options([*self.out_links, *self.in_links.values()]))
         for peer, link in self.in_links.items():
             for output in link.routes:
                 self._peers[self.topic(output, sender=peer)] = peer

@@ -1,0 +1,73 @@
+"""Backend benchmark sender: paced latency messages per payload size, then an 8 B burst.
+
+Latency phase: for each size in `BENCH_SIZES` (bytes, comma-separated) it sends
+`BENCH_WARMUP + BENCH_COUNT` messages on `data`, each with metadata `{"t0": time.time_ns(),
+"i": n, "size": bytes}`, waits for the receiver's acknowledgement on `ack`, then pauses
+(`BENCH_GAP_MS`, doubled for payloads of 1 MiB and more) so every message starts from an
+idle system. Throughput phase: 8-byte messages on `burst`, back to back, for
+`BENCH_DURATION` seconds. Writes `{"sent": …, "burst_sent": …, "ack_timeouts": …}` to
+`BENCH_OUT`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import numpy as np
+
+from doradus import Input, Node
+
+node = Node()
+sizes = [int(s) for s in os.environ["BENCH_SIZES"].split(",") if s]
+count = int(os.environ.get("BENCH_COUNT", "200"))
+warmup = int(os.environ.get("BENCH_WARMUP", "20"))
+gap = float(os.environ.get("BENCH_GAP_MS", "5")) / 1000
+duration = float(os.environ.get("BENCH_DURATION", "2"))
+sent = ack_timeouts = 0
+seq = 0
+
+
+def wait_ack(n: int, timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        event = node.next(timeout=left)
+        if event is None:
+            return False
+        if isinstance(event, Input) and event.id == "ack" and event.value[0].as_py() == n:
+            return True
+    return False
+
+
+for size in sizes:
+    payload = np.full(size, 7, dtype=np.uint8)
+    pause = gap * 2 if size >= 1 << 20 else gap
+    for _ in range(warmup + count):
+        node.send_output("data", payload, {"t0": time.time_ns(), "i": seq, "size": size})
+        sent += 1
+        if not wait_ack(seq):
+            ack_timeouts += 1
+        seq += 1
+        time.sleep(pause)
+
+# Throughput: one preallocated 8-byte payload, back to back.
+small = np.full(8, 7, dtype=np.uint8)
+send = node.send_output
+burst = 0
+start = time.monotonic_ns()
+end = start + int(duration * 1e9)
+while True:
+    for _ in range(32):
+        send("burst", small)
+    burst += 32
+    if time.monotonic_ns() >= end:
+        break
+stop = time.monotonic_ns()
+
+with open(os.environ["BENCH_OUT"] + ".tmp", "w") as f:
+    json.dump(
+        {"sent": sent, "ack_timeouts": ack_timeouts, "burst_sent": burst, "burst_send_s": (stop - start) / 1e9},
+        f,
+    )
+os.replace(os.environ["BENCH_OUT"] + ".tmp", os.environ["BENCH_OUT"])
