@@ -4,8 +4,8 @@ For each `data` message it reads the payload's length and last byte, takes
 `time.time_ns()` and subtracts the sender's `t0` (one clock on one machine; across
 machines this assumes synchronised clocks), keeps it unless the message is one of the first
 `BENCH_WARMUP` of its size, and acknowledges the message number on `ack`. For `burst` it
-counts messages and notes the arrival time of the first and the last. Writes the figures to
-`BENCH_OUT` once every input has closed.
+counts messages and notes the arrival time of the first and the last. Writes the figures
+(with the `data` messages received per size) to `BENCH_OUT` once every input has closed.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ with open(os.environ["BENCH_OUT"] + ".tmp", "w") as f:
     json.dump(
         {
             "latency_ns": latency,
+            "received": seen,
             "bad_sizes": bad_sizes,
             "burst_received": burst,
             "burst_first_ns": first,

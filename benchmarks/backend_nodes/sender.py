@@ -29,7 +29,7 @@ sent = ack_timeouts = 0
 seq = 0
 
 
-def wait_ack(n: int, timeout: float = 15.0) -> bool:
+def wait_ack(n: int, timeout: float = 5.0) -> bool:
     deadline = time.monotonic() + timeout
     while (left := deadline - time.monotonic()) > 0:
         event = node.next(timeout=left)
@@ -67,7 +67,12 @@ stop = time.monotonic_ns()
 
 with open(os.environ["BENCH_OUT"] + ".tmp", "w") as f:
     json.dump(
-        {"sent": sent, "ack_timeouts": ack_timeouts, "burst_sent": burst, "burst_send_s": (stop - start) / 1e9},
+        {
+            "sent": sent,
+            "ack_timeouts": ack_timeouts,
+            "burst_sent": burst,
+            "burst_send_s": (stop - start) / 1e9,
+        },
         f,
     )
 os.replace(os.environ["BENCH_OUT"] + ".tmp", os.environ["BENCH_OUT"])

@@ -68,6 +68,8 @@ class NodeProcess:
     popen: subprocess.Popen[bytes] | None = None
     conn: socket.socket | None = None
     registered: bool = False
+    ready: bool = False
+    """The node's links are open (subscriptions confirmed): the start may count it."""
     exited: bool = False
     returncode: int | None = None
     killed: bool = False
@@ -662,7 +664,12 @@ class LocalDaemon:
             if message is None:
                 break
             op = message.get("op")
-            if op == "log":
+            if op == "ready":
+                with self._lock:
+                    proc.ready = True
+                    self._check_barrier()
+                    self._changed.notify_all()
+            elif op == "log":
                 self._node_record(proc, message.get("record"))
             elif op == "stats":
                 with self._lock:
@@ -740,7 +747,7 @@ class LocalDaemon:
     def _check_barrier(self) -> None:
         if self._started:
             return
-        if all(p.registered or p.exited for p in self.nodes.values() if p.in_barrier):
+        if all(p.ready or p.exited for p in self.nodes.values() if p.in_barrier):
             self._started = True
             for proc in self.nodes.values():
                 if proc.conn is not None:

@@ -47,6 +47,8 @@ TOP_LEVEL_KEYS = frozenset(
 DEBUG_KEYS = frozenset({"enable_debug_inspection"})
 DEFAULT_HEALTH_CHECK_INTERVAL = 5.0
 COMMUNICATION_0X = {"_unstable_local": "local", "_unstable_remote": "remote"}
+DORA_0X_BACKENDS = {"shmem": "shm", "unixdomain": "shm"}
+"""dora 0.x local transports: both map onto Doradus's shared-memory links."""
 """dora 0.x ``communication`` keys and the Doradus keys they map onto."""
 
 _NODES_FIX = "add `nodes:` with one `- id: ...` entry per node, e.g. `- id: camera` and `path: camera.py`"
@@ -231,11 +233,11 @@ def _read_communication(reader: FieldReader, path: KeyPath, value: object) -> di
 def _backend_name(reader: FieldReader, path: KeyPath, value: object) -> str | None:
     """A 0.x backend: a name (``Tcp``) or a one-key mapping (``{Zenoh: {...}}``), lower-cased."""
     if isinstance(value, str) and value:
-        return value.lower()
+        return DORA_0X_BACKENDS.get(value.lower(), value.lower())
     if isinstance(value, dict) and len(value) == 1:
         (name,) = value
         if isinstance(name, str) and name:
-            return name.lower()
+            return DORA_0X_BACKENDS.get(name.lower(), name.lower())
     fix = "write a backend name, e.g. `tcp`, or a mapping of one backend to its options"
     reader.type_error(path, value, "a backend name or a one-key mapping", fix)
     return None

@@ -125,6 +125,9 @@ class Node:
             for spec in config["links"]
         ]
         self._backend.open(links, fds)
+        # Subscriptions are confirmed once open returns: only now may senders start (a broker
+        # forgets what is published before a subscriber exists).
+        send_control(self._control, {"op": "ready"})
         self._timer_stop = threading.Event()
         self._log = logging.getLogger(f"doradus.node.{self.id}")
         install_log_handler(self._send_record, self._current_ids)
