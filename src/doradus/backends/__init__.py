@@ -11,9 +11,7 @@ Example:
 
 from __future__ import annotations
 
-import importlib
-from importlib.metadata import entry_points
-
+from doradus._registry import Registry
 from doradus.backends._base import Backend, BackendStatistics, LinkSpec, Outgoing, Receiver
 
 _BUILTIN: dict[str, tuple[str, str, str | None]] = {
@@ -29,6 +27,9 @@ _BUILTIN: dict[str, tuple[str, str, str | None]] = {
 }
 
 
+_REGISTRY = Registry("backend", "doradus.backends", _BUILTIN)
+
+
 def backend_names() -> list[str]:
     """Names of every available backend (built-in and entry points).
 
@@ -36,7 +37,7 @@ def backend_names() -> list[str]:
         >>> "shm" in backend_names()
         True
     """
-    return sorted({*_BUILTIN, *(ep.name for ep in entry_points(group="doradus.backends"))})
+    return _REGISTRY.names()
 
 
 def get_backend(name: str) -> type[Backend]:
@@ -51,20 +52,8 @@ def get_backend(name: str) -> type[Backend]:
         >>> get_backend("shm").__name__
         'ShmBackend'
     """
-    if name in _BUILTIN:
-        module_name, class_name, extra = _BUILTIN[name]
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            hint = f"pip install 'doradus[{extra}]'" if extra else "reinstall doradus"
-            raise ImportError(f"backend {name!r} needs packages that are missing: {exc}; run {hint}") from exc
-        backend: type[Backend] = getattr(module, class_name)
-        return backend
-    for ep in entry_points(group="doradus.backends"):
-        if ep.name == name:
-            loaded: type[Backend] = ep.load()
-            return loaded
-    raise KeyError(f"unknown backend {name!r}; known: {', '.join(backend_names())}")
+    backend: type[Backend] = _REGISTRY.load(name)
+    return backend
 
 
 __all__ = ["Backend", "BackendStatistics", "LinkSpec", "Outgoing", "Receiver", "backend_names", "get_backend"]

@@ -35,7 +35,7 @@ from doradus._control_client import (
     write_state,
 )
 from doradus._paths import runtime_base
-from doradus.cli._render import Reporter, output_option, parse_duration, parse_env
+from doradus.cli._render import Reporter, log_options, output_option, parse_duration, parse_env
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 UP_TIMEOUT = 20.0
@@ -341,20 +341,7 @@ def _alive(pid: int) -> bool:
 @click.option(
     "--env", "env", multiple=True, metavar="K=V", help="Set an environment variable for every node."
 )
-@click.option(
-    "--log-level",
-    type=click.Choice(["trace", "debug", "info", "warn", "error", "fatal"], case_sensitive=False),
-    envvar="DORADUS_LOG_LEVEL",
-    help="Minimum level of the records kept; nodes' Python logging gets it too "
-    "(default: DORADUS_LOG_LEVEL of the dataflow's env, else info) [env: DORADUS_LOG_LEVEL].",
-)
-@click.option(
-    "--log-format",
-    type=click.Choice(["pretty", "compact", "json"]),
-    default="pretty",
-    show_default=True,
-    help="How attached output prints records: node-prefixed lines, one-line records, or JSON lines.",
-)
+@log_options
 @connection_options
 def start(
     dataflow: Path,

@@ -8,7 +8,14 @@ from typing import Any
 
 import click
 
-from doradus.cli._render import Reporter, StageDisplay, output_option, parse_duration, parse_env
+from doradus.cli._render import (
+    Reporter,
+    StageDisplay,
+    log_options,
+    output_option,
+    parse_duration,
+    parse_env,
+)
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -116,20 +123,7 @@ def _use_profile(ctx: click.Context, name: str) -> None:
     show_default=True,
     help="After Stop, how long nodes get to exit before they are terminated.",
 )
-@click.option(
-    "--log-level",
-    type=click.Choice(["trace", "debug", "info", "warn", "error", "fatal"], case_sensitive=False),
-    envvar="DORADUS_LOG_LEVEL",
-    help="Minimum level of the records kept and shown; nodes' Python logging gets it too "
-    "(default: DORADUS_LOG_LEVEL of the dataflow's env, else info) [env: DORADUS_LOG_LEVEL].",
-)
-@click.option(
-    "--log-format",
-    type=click.Choice(["pretty", "compact", "json"]),
-    default="pretty",
-    show_default=True,
-    help="How records are printed: node-prefixed lines, one-line records with time, or JSON lines.",
-)
+@log_options
 @click.option("--no-color", is_flag=True, help="Plain output (also when NO_COLOR is set or not a terminal).")
 def run(
     dataflow: Path,

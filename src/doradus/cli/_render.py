@@ -191,6 +191,33 @@ output_option = click.option(
 )
 """``--output table|json|yaml`` (``--format`` is dora's alias), shared by every data command."""
 
+_log_level_option = click.option(
+    "--log-level",
+    type=click.Choice(["trace", "debug", "info", "warn", "error", "fatal"], case_sensitive=False),
+    envvar="DORADUS_LOG_LEVEL",
+    help="Minimum level of the records kept and shown; nodes' Python logging gets it too "
+    "(default: DORADUS_LOG_LEVEL of the dataflow's env, else info) [env: DORADUS_LOG_LEVEL].",
+)
+_log_format_option = click.option(
+    "--log-format",
+    type=click.Choice(["pretty", "compact", "json"]),
+    default="pretty",
+    show_default=True,
+    help="How records print: node-prefixed lines, one-line records with time, or JSON lines.",
+)
+
+
+def log_options(func: Any) -> Any:
+    """``--log-level`` and ``--log-format``, shared by ``run`` and ``start``.
+
+    Example::
+
+        @click.command()
+        @log_options
+        def run(log_level: str | None, log_format: str) -> None: ...
+    """
+    return _log_level_option(_log_format_option(func))
+
 
 def emit_data(data: Any, output: str) -> None:
     """Machine output on stdout: ``json`` (indented, sorted keys) or ``yaml``.

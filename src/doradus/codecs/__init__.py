@@ -13,10 +13,8 @@ Example:
 
 from __future__ import annotations
 
-import importlib
-from importlib.metadata import entry_points
-
 from doradus._format_spec import FormatSpec
+from doradus._registry import Registry
 from doradus.codecs._base import Buffer, Codec, as_bytes
 
 _BUILTIN: dict[str, tuple[str, str, str | None]] = {
@@ -31,6 +29,9 @@ TAGS = {"arrow": 0, "capnp": 1, "flatbuffers": 2, "avro": 3}
 TAG_NAMES = {tag: name for name, tag in TAGS.items()}
 
 
+_REGISTRY = Registry("data format", "doradus.codecs", _BUILTIN)
+
+
 def codec_names() -> list[str]:
     """Names of every available codec (built-in and entry points).
 
@@ -38,7 +39,7 @@ def codec_names() -> list[str]:
         >>> codec_names()[:2]
         ['arrow', 'avro']
     """
-    return sorted({*_BUILTIN, *(ep.name for ep in entry_points(group="doradus.codecs"))})
+    return _REGISTRY.names()
 
 
 def get_codec_class(name: str) -> type[Codec]:
@@ -53,21 +54,8 @@ def get_codec_class(name: str) -> type[Codec]:
         >>> get_codec_class("arrow").__name__
         'ArrowCodec'
     """
-    if name in _BUILTIN:
-        module_name, class_name, extra = _BUILTIN[name]
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            hint = f"pip install 'doradus[{extra}]'" if extra else "reinstall doradus"
-            message = f"data format {name!r} needs packages that are missing: {exc}; run {hint}"
-            raise ImportError(message) from exc
-        codec: type[Codec] = getattr(module, class_name)
-        return codec
-    for ep in entry_points(group="doradus.codecs"):
-        if ep.name == name:
-            loaded: type[Codec] = ep.load()
-            return loaded
-    raise KeyError(f"unknown data format {name!r}; known: {', '.join(codec_names())}")
+    codec: type[Codec] = _REGISTRY.load(name)
+    return codec
 
 
 def get_codec(spec: FormatSpec) -> Codec:
