@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 SYSTEM_PACKAGES := chromium flatbuffers-compiler
 
-.PHONY: demo test lint typecheck system-deps bench bench-quick bench-formats bench-dora-venv clean help
+.PHONY: demo test lint typecheck system-deps bench bench-quick bench-formats bench-backends bench-dora-venv clean help
 
 help:
 	@echo "make demo         create .venv with every extra and run the camera pipeline example"
@@ -13,6 +13,7 @@ help:
 	@echo "make bench        Doradus against dora-rs 1.1.0, full suite (benchmarks/results/latest.md)"
 	@echo "make bench-quick  the same, reduced to under two minutes (benchmarks/results/quick.md)"
 	@echo "make bench-formats  Arrow, Cap'n Proto, FlatBuffers, Avro measured (docs/data-formats.md)"
+	@echo "make bench-backends every backend's latency and throughput (docs/backends.md)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -75,3 +76,7 @@ clean:
 # Encode/decode/size/memory per data format and latency through real dataflows (a few minutes).
 bench-formats: $(VENV)/.installed-all
 	$(BIN)/python benchmarks/formats.py
+
+# Latency and throughput of every backend through real dataflows (about 3 minutes).
+bench-backends: $(VENV)/.installed-all
+	$(BIN)/python benchmarks/backends.py

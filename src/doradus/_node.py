@@ -206,7 +206,7 @@ class Node:
     def _on_control(self, message: dict[str, Any]) -> None:
         op = message.get("op")
         if op == "peer_gone":
-            gone = getattr(self._backend, "peer_gone", None)
+            gone = getattr(self._backend, "sender_ended", None) or getattr(self._backend, "peer_gone", None)
             if gone is not None:
                 gone(str(message.get("peer")))
         elif op == "log_input":

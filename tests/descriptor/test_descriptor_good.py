@@ -171,7 +171,7 @@ def test_dora_0x_forms_load_with_warnings() -> None:
     assert dataflow.communication == {
         "_unstable_local": "UnixDomain",
         "_unstable_remote": {"Zenoh": {"prefix": "/dora"}},
-        "local": "unixdomain",
+        "local": "shm",  # dora 0.x UnixDomain and Shmem are local links: shm
         "remote": "zenoh",
     }
     camera = dataflow.node("camera")

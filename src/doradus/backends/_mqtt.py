@@ -88,6 +88,7 @@ Example::
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 import uuid
@@ -340,6 +341,12 @@ class MqttBackend(NetworkBackend):
             self._connected.set()
             return
         self._session_present = bool(flags.session_present)
+        sock = client.socket()
+        if isinstance(sock, socket.socket):  # small messages must not wait for Nagle's algorithm
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
         with self._lock:
             self._connects += 1
         if self._peers:

@@ -95,6 +95,6 @@ class MultiBackend(Backend):
             backend.peer_gone("camera")
         """
         for backend in self.parts.values():
-            gone: Any = getattr(backend, "peer_gone", None)
+            gone: Any = getattr(backend, "sender_ended", None) or getattr(backend, "peer_gone", None)
             if gone is not None:
                 gone(peer)

@@ -38,6 +38,7 @@ Example::
 from __future__ import annotations
 
 import threading
+import time
 from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -46,6 +47,9 @@ from typing import Any, ClassVar
 from doradus._exceptions import DecodeError
 from doradus.backends._base import Backend, BackendStatistics, LinkSpec, Outgoing, Receiver
 from doradus.backends._frames import decode_end, decode_frame, encode_end, encode_frame, frame_size, is_end
+
+QUIET = 0.5
+"""Seconds without a frame from a sender that exited before its inputs close (see `sender_ended`)."""
 
 
 @dataclass
@@ -84,6 +88,7 @@ class NetworkBackend(Backend):
         self._received = 0
         self._failures = 0
         self._closing = False
+        self._last_frame: dict[str, float] = {}
 
     # ------------------------------------------------------------ lifecycle
     def open(self, links: Sequence[LinkSpec], fds: Sequence[int]) -> None:
@@ -174,6 +179,7 @@ class NetworkBackend(Backend):
         link = self.in_links.get(peer)
         if link is None:
             return
+        self._last_frame[peer] = time.monotonic()
         if is_end(frame):
             output = decode_end(frame)
             inputs = [i for o, ins in link.routes.items() if not output or o == output for i in ins]
@@ -208,6 +214,33 @@ class NetworkBackend(Backend):
         link = self.in_links.get(peer)
         if link is not None:
             self._close_inputs([i for ins in link.routes.values() for i in ins])
+
+    def sender_ended(self, peer: str) -> None:
+        """The daemon says ``peer`` exited: close its inputs once nothing more arrives from it.
+
+        What it sent before exiting may still be in flight (in a socket, a broker, a
+        router), so the inputs close after `QUIET` seconds without a frame from it — at
+        once when its ``END`` frame or the end of its connection comes first.
+
+        Example::
+
+            backend.sender_ended("camera")
+        """
+        if peer not in self.in_links:
+            return
+
+        def check() -> None:
+            quiet = time.monotonic() - self._last_frame.get(peer, 0.0)
+            if quiet < QUIET and not self._closing:
+                timer = threading.Timer(QUIET - quiet, check)
+                timer.daemon = True
+                timer.start()
+                return
+            self.peer_gone(peer)
+
+        timer = threading.Timer(QUIET, check)
+        timer.daemon = True
+        timer.start()
 
     def _link_failed(self, link: NetLink) -> None:
         """An outbound link broke: stop sending on it."""

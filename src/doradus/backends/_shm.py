@@ -324,6 +324,12 @@ class ShmBackend(Backend):
                 link.sock.close()
             except OSError:
                 pass
+        for inbound in self._in_by_fd.values():
+            try:
+                inbound.sock.close()
+            except OSError:
+                pass
+        self._epoll.close()
 
     def statistics(self) -> BackendStatistics:
         """Counters plus the segment pool's usage."""

@@ -1,0 +1,26 @@
+"""The ``shm`` backend through the same conformance kit as every other backend."""
+
+from __future__ import annotations
+
+import socket
+
+from doradus.backends import LinkSpec
+from doradus.backends._shm import ShmBackend
+from doradus.testing import CollectingReceiver, check_backend
+
+
+def shm_pair(receiver: CollectingReceiver) -> tuple[ShmBackend, ShmBackend]:
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    for sock in (a, b):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+    inbound = ShmBackend("b", receiver)
+    inbound.open([LinkSpec("a", "in", routes={"out": ["in"]})], [b.detach()])
+    inbound.start()
+    sender = ShmBackend("a", CollectingReceiver())
+    sender.open([LinkSpec("b", "out", ("out",))], [a.detach()])
+    sender.start()
+    return sender, inbound
+
+
+def test_conformance() -> None:
+    check_backend(shm_pair)
