@@ -79,3 +79,27 @@ def test_a_node_can_choose_its_own_backend(dataflow: Callable[..., Ran], tmp_pat
     (run_dir,) = (tmp_path / "out").iterdir()
     edges = json.loads((run_dir / "edges.json").read_text())
     assert {e["backend"] for e in edges} == {"tcp"}
+
+
+def test_run_says_placed_nodes_all_run_here(dataflow: Callable[..., Ran], tmp_path: Path) -> None:
+    ran = dataflow(
+        {
+            "dataflow.yml": """
+                nodes:
+                  - id: a
+                    path: a.py
+                    deploy: {machine: robot}
+                    outputs: [x]
+                  - id: b
+                    path: b.py
+                    deploy: {machine: gpu}
+                    inputs: {x: a/x}
+            """,
+            "a.py": "from doradus import Node\nNode().send_output('x', [1])\n",
+            "b.py": "from doradus import Node\nfor e in Node():\n    print(type(e).__name__)\n",
+        }
+    )
+    assert ran.returncode == 0, ran.output
+    assert "placed on machines gpu, robot" in ran.stderr
+    assert "doradus start" in ran.stderr
+    assert "Input" in ran.lines_of("b")

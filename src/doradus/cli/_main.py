@@ -277,6 +277,13 @@ def _not_yet_supported(flow: Any) -> list[str]:
                     f"input {node.id}/{input_id}: `queue_policy: backpressure` is not applied yet; "
                     "the oldest message is dropped when the queue is full"
                 )
+    machines = sorted({node.machine for node in flow.nodes if node.machine})
+    if len(machines) > 1:
+        notes.append(
+            f"nodes are placed on machines {', '.join(machines)}; `doradus run` runs every node here: "
+            "start a daemon on each machine (`doradus daemon --machine-id NAME -c COORDINATOR`) "
+            "and use `doradus start` to place them"
+        )
     return notes
 
 
