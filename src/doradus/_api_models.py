@@ -108,6 +108,10 @@ class _DataflowBase(BaseModel):
     finished_at: float | None = None
     reason: str | None = Field(default=None, description="Why it failed, when known.")
     external: bool = Field(default=False, description="Registered by `doradus run`, not started here.")
+    stop_requested: bool = Field(
+        default=False, description="`stop` was asked; a `doradus run` learns it with its next report."
+    )
+    machines: list[str] = Field(default_factory=list, description="Every machine running a part of it.")
 
 
 class DataflowSummary(_DataflowBase):

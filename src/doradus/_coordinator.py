@@ -150,6 +150,8 @@ class _Dataflow:
             finished_at=self.finished_at,
             reason=self.reason,
             external=self.external,
+            stop_requested=self.stop_requested,
+            machines=list(self.machines or [self.machine]),
         )
 
     def detail(self) -> DataflowDetail:

@@ -185,3 +185,45 @@ def test_run_without_coordinator_does_not_wait(control: Control, monkeypatch: py
     began = time.monotonic()
     assert RunRegistration.open(Flow(), "id", control.folder / "dataflow.yml") is None
     assert time.monotonic() - began < REGISTER_CONNECT_TIMEOUT + 0.05
+
+
+def test_stop_reaches_a_dataflow_that_doradus_run_runs(control: Control) -> None:
+    import subprocess
+
+    from tests.cli.conftest import DORADUS
+
+    control.write("dataflow.yml", TICKER)
+    control.write("ticker.py", TICKER_PY)
+    assert control("up").returncode == 0
+    run = subprocess.Popen(
+        [*DORADUS, "run", "dataflow.yml"],
+        env=control.env,
+        cwd=control.folder,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+
+        def listed_running() -> bool:
+            flows = json.loads(control("list", "--output", "json").stdout)
+            return bool(flows) and flows[0]["status"] == "running"
+
+        assert eventually(listed_running, 15)
+        name = json.loads(control("list", "--output", "json").stdout)[0]["name"]
+        began = time.monotonic()
+        assert control("stop", name).returncode == 0
+        out, err = run.communicate(timeout=20)
+        # The run learns it with its next report (every 0.5 s) and stops like Ctrl-C would.
+        assert time.monotonic() - began < 10
+        assert run.returncode == 0, err
+        assert "stop requested through the coordinator" in err
+        assert "ticker | ticker stopped" in out
+        final = json.loads(control("list", "--output", "json").stdout)[0]
+        assert final["status"] == "stopped"
+        assert final["stop_requested"] is True
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.communicate()
+    assert control("destroy").returncode == 0

@@ -929,6 +929,8 @@ class RunRegistration:
         self._nodes: dict[str, dict[str, Any]] = {}
         self._broken = False
         self._daemon: Any = None
+        self._on_stop: Any = None
+        self._stop_seen = False
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="run-registration", daemon=True)
         self._thread.start()
@@ -985,6 +987,15 @@ class RunRegistration:
         with self._lock:
             if len(self._lines) < 10 * REPORT_MAX_LINES:
                 self._lines.append(record)
+
+    def on_stop(self, callback: Any) -> None:
+        """Call ``callback()`` once when `doradus stop` asks for this dataflow (seen with a report).
+
+        Example::
+
+            registration.on_stop(lambda: os.kill(os.getpid(), signal.SIGINT))
+        """
+        self._on_stop = callback
 
     def watch(self, daemon: Any) -> None:
         """Report ``daemon.node_metrics()`` (state, pid, CPU, memory, rates, per-edge counters) each report.
@@ -1060,9 +1071,13 @@ class RunRegistration:
             try:
                 response = self.client.post(f"/dataflows/{self.run_id}/report", json=body)
                 response.raise_for_status()
+                stop = bool(response.json().get("stop_requested"))
             except Exception:
                 self._broken = True
                 return
+            if stop and not self._stop_seen and self._on_stop is not None and status is None:
+                self._stop_seen = True
+                self._on_stop()
             nodes = {}
             if not lines:
                 return

@@ -174,6 +174,15 @@ def run(
     registration = RunRegistration.open(flow, run_id, dataflow)  # only when `up` (a coordinator) runs
     if registration is not None:
         reporter.info(f"Registered as {registration.name!r} with the coordinator at {registration.address}")
+
+        def stop_asked() -> None:  # `doradus stop NAME` elsewhere: stop as Ctrl-C would
+            import os
+            import signal
+
+            reporter.info("stop requested through the coordinator (`doradus stop`)")
+            os.kill(os.getpid(), signal.SIGINT)
+
+        registration.on_stop(stop_asked)
     reporter.info(f"Running dataflow {flow.name!r}: {len(flow.nodes)} nodes")
     stages.begin(f"Spawning {len(flow.nodes)} nodes")
 
