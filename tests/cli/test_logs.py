@@ -584,3 +584,23 @@ def test_run_folder_on_disk_without_a_coordinator(tmp_path: Path, coord: Coordin
 
     text = coord("logs", "01JRUN", "--filter", "error", env=env, cwd=tmp_path).stdout.splitlines()
     assert text[0] == "2027-01-15T08:00:07.000Z  ERROR talker   | line 07  k=7 pad=" + "x" * 40
+
+
+def test_without_a_coordinator_the_fix_names_the_run_folder(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.cli.conftest import free_port
+
+    env = {**os.environ, "DORADUS_COORDINATOR": f"127.0.0.1:{free_port()}", "XDG_RUNTIME_DIR": str(tmp_path)}
+    ran = subprocess.run(
+        [sys.executable, "-m", "doradus.cli", "logs", "01a2-missing", "--retries", "1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=30,
+    )
+    assert ran.returncode == 1
+    assert "doradus logs <dataflow folder>/out/01a2-missing" in ran.stderr

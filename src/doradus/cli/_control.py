@@ -830,7 +830,15 @@ def logs(
             name_or_id = (source if source.is_dir() else source.parent).name
         client = _client(opts)
         with _failures(reporter):
-            detail = client.get(f"/dataflows/{name_or_id}")  # a clear error for an unknown name
+            try:
+                detail = client.get(f"/dataflows/{name_or_id}")  # a clear error for an unknown name
+            except ServiceUnreachable as exc:
+                if source is None:  # perhaps a finished `doradus run`, searched from elsewhere
+                    exc.fix += (
+                        f"; or, for a run of `doradus run`, give its folder: `doradus logs "
+                        f"<dataflow folder>/out/{name_or_id}`"
+                    )
+                raise
             known = known or list(detail.get("nodes") or {})
             if follow:
                 backlog = tail if tail is not None else 10_000
