@@ -106,3 +106,35 @@ def dataflow(tmp_path: Path) -> Callable[..., Ran]:
         return Ran(proc.returncode, proc.stdout, proc.stderr)
 
     return run
+
+
+# ----------------------------------------------------------- CI: no silent skips
+# Under CI=true every part of the project must be tested: a test (or a module) that skips
+# because a dependency, a broker or a privilege is missing fails the run instead.
+_CI = os.environ.get("CI") == "true"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if _CI and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CI=true, which must run every test: {report.longrepr}"
+    return None
+
+
+_SKIPPED_MODULES: list[str] = []
+
+
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    if _CI and report.skipped:
+        _SKIPPED_MODULES.append(f"{report.nodeid}: {report.longrepr}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _SKIPPED_MODULES:
+        print("\ntest modules skipped under CI=true, which must run every test:")
+        for line in _SKIPPED_MODULES:
+            print(f"  {line}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
