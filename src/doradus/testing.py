@@ -262,3 +262,42 @@ def check_backend(
     finally:
         sender.close()
         backend.close()
+
+
+def check_unreachable(
+    backend_class: Any, connect: str, *, retries: int = 5, interval: float = 0.05, margin: float = 2.0
+) -> None:
+    """Assert that a sender whose peer never answers fails with `ConnectError` within its retry bound.
+
+    The sender of ``backend_class`` opens one link to ``connect`` (an address
+    nobody serves) with ``connect_retries`` and ``retry_interval`` set; it must
+    raise `ConnectError` saying how many attempts it made, within
+    ``retries * (interval + 1 s) + margin`` seconds (each attempt may wait up
+    to a second for its handshake).
+
+    Raises:
+        AssertionError: it did not fail, failed otherwise, or took longer.
+
+    Example::
+
+        check_unreachable(TcpBackend, "127.0.0.1:9")
+    """
+    import time
+
+    from doradus._exceptions import ConnectError
+    from doradus.backends import LinkSpec
+
+    sender = backend_class("a", CollectingReceiver())
+    options = {"connect": connect, "connect_retries": retries, "retry_interval": interval}
+    began = time.monotonic()
+    failure = ""
+    try:
+        sender.open([LinkSpec("b", "out", ("out",), options=options)], [])
+    except ConnectError as exc:
+        failure = str(exc)
+    else:
+        sender.close()
+        raise AssertionError(f"{sender.name}: reaching {connect} did not fail")
+    took = time.monotonic() - began
+    assert f"after {retries} attempts" in failure, f"{sender.name}: {failure}"
+    assert took < retries * (interval + 1.0) + margin, f"{sender.name}: failing took {took:.1f}s"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import time
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,7 @@ import pytest
 from doradus import ConnectError
 from doradus.backends import LinkSpec, get_backend
 from doradus.backends._websocket import WebSocketBackend
-from doradus.testing import CollectingReceiver, check_backend, outgoing
+from doradus.testing import CollectingReceiver, check_backend, check_unreachable, outgoing
 
 
 def websocket_pair(receiver: CollectingReceiver) -> tuple[WebSocketBackend, WebSocketBackend]:
@@ -52,26 +51,7 @@ def test_an_unreachable_peer_fails_within_the_retry_bound() -> None:
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    sender = WebSocketBackend("a", CollectingReceiver())
-    retries, interval = 5, 0.05
-    began = time.monotonic()
-    with pytest.raises(ConnectError, match="after 5 attempts"):
-        sender.open(
-            [
-                LinkSpec(
-                    "b",
-                    "out",
-                    ("out",),
-                    options={
-                        "connect": f"127.0.0.1:{port}",
-                        "connect_retries": retries,
-                        "retry_interval": interval,
-                    },
-                )
-            ],
-            [],
-        )
-    assert time.monotonic() - began < retries * (interval + 1.0) + 2.0
+    check_unreachable(WebSocketBackend, f"127.0.0.1:{port}", retries=5, interval=0.05)
 
 
 def test_wss_with_a_private_ca(tmp_path: Path) -> None:
