@@ -4,43 +4,60 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 SYSTEM_PACKAGES := chromium flatbuffers-compiler
 
-.PHONY: demo test lint typecheck system-deps bench bench-quick bench-formats bench-backends bench-dora-venv clean help
+.PHONY: demo test lint typecheck lock upgrade system-deps bench bench-quick bench-formats bench-backends bench-dora-venv clean help
 
 help:
-	@echo "make demo         create .venv with every extra and run the camera pipeline example"
-	@echo "make test         add the test extras to .venv and run lint, types and the test suite"
+	@echo "make demo         create .venv from the lock (every extra) and run the camera pipeline example"
+	@echo "make test         install the lock into .venv (if needed) and run lint, types and the test suite"
+	@echo "make lock         resolve pyproject.toml into requirements/lock.txt (keeps current pins)"
+	@echo "make upgrade      the same, moving every package to its newest version"
 	@echo "make system-deps  install the Debian packages the tests need"
 	@echo "make bench        Doradus against dora-rs 1.1.0, full suite (benchmarks/results/latest.md)"
 	@echo "make bench-quick  the same, reduced to under two minutes (benchmarks/results/quick.md)"
 	@echo "make bench-formats  Arrow, Cap'n Proto, FlatBuffers, Avro measured (docs/data-formats.md)"
 	@echo "make bench-backends every backend's latency and throughput (docs/backends.md)"
 
+# Installs are locked: requirements/lock.txt pins every package (runtime, every extra, every
+# test and lint tool, the build backend, pip itself) with hashes. `make demo` and `make test`
+# install exactly it, with --no-deps so nothing is ever resolved here; tools/lock.py refuses a
+# lock that is missing or older than pyproject.toml's requirements and names `make lock`.
+LOCK    := requirements/lock.txt
+NO_DEPS := requirements/no-deps.txt
+PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check
+
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed-all: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[all]'
+$(LOCK) $(NO_DEPS):
+	@echo "error: $@ is missing: run \`make lock\` to create it" >&2; exit 1
+
+$(VENV)/.installed: $(LOCK) $(NO_DEPS) pyproject.toml | $(BIN)/python
+	@$(PYTHON) tools/lock.py fresh
+	$(PIP_INSTALL) --require-hashes --no-deps -r $(LOCK) -r $(NO_DEPS)
+	$(PIP_INSTALL) --no-deps --no-build-isolation --editable .
+	@$(BIN)/python tools/lock.py sync
 	touch $@
 
-# dora-echo is a node from dora's hub, from the package registry. It pins numpy<2, which
-# pyarrow no longer runs with, and never imports numpy itself: install it without its pins.
-$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed-all
-	$(BIN)/python -m pip install --quiet -e '.[all,test]'
-	$(BIN)/python -m pip install --quiet --no-deps 'dora-echo==0.5.0'
-	touch $@
+# The lock tool itself comes from the lock when there is one; a first `make lock` bootstraps it.
+lock: | $(BIN)/python
+	@test -x $(BIN)/pip-compile || $(PIP_INSTALL) 'pip-tools>=7.4'
+	$(BIN)/python tools/lock.py lock
 
-demo: $(VENV)/.installed-all
+upgrade: | $(BIN)/python
+	@test -x $(BIN)/pip-compile || $(PIP_INSTALL) 'pip-tools>=7.4'
+	$(BIN)/python tools/lock.py lock --upgrade
+
+demo: $(VENV)/.installed
 	$(BIN)/doradus run examples/camera-pipeline/dataflow.yml
 
-lint: $(VENV)/.installed-test
-	$(BIN)/ruff check src tests examples $(wildcard benchmarks)
-	$(BIN)/ruff format --check src
+lint: $(VENV)/.installed
+	$(BIN)/ruff check src tests examples benchmarks tools
+	$(BIN)/ruff format --check src tools
 
-typecheck: $(VENV)/.installed-test
+typecheck: $(VENV)/.installed
 	$(BIN)/mypy
 
-test: $(VENV)/.installed-test lint typecheck
+test: $(VENV)/.installed lint typecheck
 	$(BIN)/python -m pytest -q
 
 system-deps:
@@ -54,19 +71,18 @@ system-deps:
 # created (no network), `bench` and `bench-quick` still run, Doradus only.
 DORA_VENV := benchmarks/.venv-dora
 
-$(DORA_VENV)/.installed:
+$(DORA_VENV)/.installed: requirements/dora-bench.txt
 	$(PYTHON) -m venv $(DORA_VENV)
-	$(DORA_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(DORA_VENV)/bin/python -m pip install --quiet 'dora-rs==1.1.0' 'dora-rs-cli==1.1.0' pyarrow numpy
+	$(DORA_VENV)/bin/python -m pip install --quiet --require-hashes --no-deps -r requirements/dora-bench.txt
 	touch $@
 
 bench-dora-venv: $(DORA_VENV)/.installed
 
-bench: $(VENV)/.installed-all
+bench: $(VENV)/.installed
 	-@$(MAKE) --no-print-directory bench-dora-venv
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 
-bench-quick: $(VENV)/.installed-all
+bench-quick: $(VENV)/.installed
 	-@$(MAKE) --no-print-directory bench-dora-venv
 	$(BIN)/python benchmarks/run.py --quick $(BENCH_ARGS)
 
@@ -74,9 +90,9 @@ clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
 # Encode/decode/size/memory per data format and latency through real dataflows (a few minutes).
-bench-formats: $(VENV)/.installed-all
+bench-formats: $(VENV)/.installed
 	$(BIN)/python benchmarks/formats.py
 
 # Latency and throughput of every backend through real dataflows (about 3 minutes).
-bench-backends: $(VENV)/.installed-all
+bench-backends: $(VENV)/.installed
 	$(BIN)/python benchmarks/backends.py

@@ -34,6 +34,7 @@ from doradus._problems import Problem, shorten
 try:  # libyaml is ~10x faster; fall back to the pure-Python parser without it
     from yaml import CSafeLoader as _Loader
 except ImportError:  # pragma: no cover - depends on how PyYAML was built
+    # The stubs type the two loaders as distinct classes; both take the same stream argument.
     from yaml import SafeLoader as _Loader  # type: ignore[assignment]
 
 KeyPath = tuple[object, ...]

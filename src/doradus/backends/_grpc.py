@@ -51,7 +51,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import grpc  # type: ignore[import-untyped,unused-ignore]  # grpcio ships no type hints
+import grpc  # type: ignore[import-untyped]  # grpcio ships no type hints
 
 from doradus._exceptions import ConnectError
 from doradus.backends import _doradus_link_pb2 as pb

@@ -289,6 +289,7 @@ class MqttBackend(NetworkBackend):
 
     def _connect(self, client: mqtt.Client) -> None:
         settings = self.settings
+        # paho-mqtt's Properties.__init__ carries no annotations.
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         if settings.session == "persistent":
             properties.SessionExpiryInterval = settings.session_expiry
@@ -327,6 +328,7 @@ class MqttBackend(NetworkBackend):
             self._room.wait_for(lambda: self._pending == 0 or not self._connected.is_set(), CLOSE_TIMEOUT)
         properties = None
         if self.settings.session == "persistent":
+            # paho-mqtt's Properties.__init__ carries no annotations.
             properties = Properties(PacketTypes.DISCONNECT)  # type: ignore[no-untyped-call]
             properties.SessionExpiryInterval = 0  # the run is over for this node: the broker may forget it
         client.disconnect(properties=properties)

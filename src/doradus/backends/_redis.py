@@ -329,7 +329,7 @@ class RedisBackend(NetworkBackend):
         assert self._reader is not None
         client, delay, channels = self._reader, self.settings.retry_interval, list(self._peers)
         while not self._stop.is_set():
-            pubsub = client.pubsub()  # type: ignore[no-untyped-call]
+            pubsub = client.pubsub()
             try:
                 self._subscribed(pubsub, channels)
                 delay = self.settings.retry_interval
