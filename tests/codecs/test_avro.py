@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from doradus._exceptions import DecodeError, EncodeError, SchemaError
-from doradus.codecs import FormatSpec, get_codec
+from doradus.codecs import Detects, FormatSpec, get_codec
 from doradus.codecs._avro import MAX_DEPTH, AvroCodec
 from doradus.codecs._avro_compat import check_resolvable, load_schema
 from doradus.testing import check_codec
@@ -98,6 +98,7 @@ def write_schema(folder: Path, schema: Any, name: str = "s.avsc") -> Path:
 def test_registry_gives_the_avro_codec(codec: AvroCodec) -> None:
     assert codec.name == "avro"
     assert codec.tag == 3
+    assert codec.detects == Detects.TRUNCATION | Detects.TRAILING_BYTES
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -137,6 +138,37 @@ def test_v1_data_reads_with_the_v2_reader_schema() -> None:
     assert got["label"] == "lidar-ø"
     assert reader.to_arrow(got).type.field("small").type == pa.int64()
     assert reader.to_arrow(got).type.field("unit").type == pa.string()
+
+
+def test_conformance_with_the_v2_reader_schema() -> None:
+    reader = get_codec(FormatSpec("avro", READING, reader_schema=V2))
+
+    def as_v2(value: dict[str, Any]) -> dict[str, Any]:
+        return {**{k: v for k, v in value.items() if k != "ratio"}, "unit": "m"}
+
+    check_codec(reader, [record(), record(label="", tags=[], attrs={})], expected=as_v2)
+
+
+DROPPED_LAST = [
+    {"name": "a", "type": "int"},
+    {"name": "b", "type": "bytes"},
+    {"name": "f", "type": {"type": "fixed", "name": "F", "size": 8}},
+    {"name": "s", "type": "string"},
+]
+
+
+@pytest.mark.parametrize("kept", [["a"], ["a", "b"], ["a", "b", "f"], ["s"]])
+def test_a_message_cut_inside_fields_the_reader_drops_is_truncated(tmp_path: Path, kept: list[str]) -> None:
+    # fastavro's C reader skips a dropped field without checking that the bytes were there
+    writer = write_schema(tmp_path, {"type": "record", "name": "R", "fields": DROPPED_LAST}, "w.avsc")
+    fields = [f for f in DROPPED_LAST if f["name"] in kept]
+    reader = write_schema(tmp_path, {"type": "record", "name": "R", "fields": fields}, "r.avsc")
+    codec = get_codec(FormatSpec("avro", writer, reader_schema=reader))
+    value = {"a": 1, "b": b"xyz", "f": b"12345678", "s": "hello"}
+    check_codec(codec, [value], expected=lambda v: {k: v[k] for k in kept})
+    data = codec.encode(value)
+    with pytest.raises(DecodeError, match="truncated"):
+        codec.decode(data[:-1])
 
 
 def test_incompatible_reader_schema_is_a_schema_error_with_every_reason() -> None:

@@ -14,7 +14,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from doradus._exceptions import DecodeError, EncodeError, SchemaError
-from doradus.codecs import FormatSpec, get_codec
+from doradus.codecs import Detects, FormatSpec, get_codec
 from doradus.testing import check_codec
 
 capnp = pytest.importorskip("capnp")
@@ -100,15 +100,22 @@ def test_decode_gives_a_pycapnp_reader_reading_in_place(codec: CapnpCodec) -> No
     data = codec.encode(BIG)
     shared = mmap.mmap(-1, len(data))
     shared[:] = data
-    view = memoryview(shared).toreadonly()
+    view = memoryview(shared).toreadonly()  # as shared memory arrives: read-only
     reader = codec.decode(view)
     assert type(reader).__name__ == "_DynamicStructReader"
     assert reader.seq == BIG["seq"]
+    # Change the mapping's bytes after decode(): a reader over them sees the change, a
+    # reader over a copy would not.
+    blob_at, label_at = data.index(BIG["blob"][:64]), data.index("größe".encode())
+    shared[blob_at] ^= 0xFF
+    shared[label_at] = ord("G")
     # the reader must outlive decode() and every reference the caller held
     del view
     gc.collect()
     blob = reader.blob
-    assert blob == BIG["blob"]
+    assert blob[0] == BIG["blob"][0] ^ 0xFF
+    assert blob[1:] == BIG["blob"][1:]
+    assert reader.label.startswith("Größe")
     assert len(reader.values) == 100_000
     assert codec.to_python(reader)["tags"] == BIG["tags"]
     del reader, blob
@@ -127,6 +134,20 @@ def test_decode_accepts_every_buffer_kind(codec: CapnpCodec) -> None:
 def test_decode_rejects_bytes_after_the_message(codec: CapnpCodec) -> None:
     with pytest.raises(DecodeError):
         codec.to_python(codec.decode(codec.encode({"label": "x"}) + b"\x00" * 8))
+
+
+def test_detects_what_it_declares(codec: CapnpCodec) -> None:
+    assert (
+        codec.detects
+        == Detects.TRUNCATION | Detects.TRAILING_BYTES | Detects.FOREIGN_FORMAT | Detects.GARBAGE
+    )
+
+
+def test_a_well_formed_frame_is_a_message_whoever_wrote_it(codec: CapnpCodec) -> None:
+    # The limit of a frame check (docs/data-formats.md): one segment of one word holding a
+    # null root pointer is a valid message, the struct with every field at its default.
+    framed = b"\x00\x00\x00\x00\x01\x00\x00\x00" + bytes(8)
+    assert codec.to_python(codec.decode(framed)) == SCALARS
 
 
 def test_encode_accepts_a_builder_a_reader_and_a_dict(codec: CapnpCodec) -> None:

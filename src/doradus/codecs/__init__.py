@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from doradus._format_spec import FormatSpec
 from doradus._registry import Registry
-from doradus.codecs._base import Buffer, Codec, as_bytes
+from doradus.codecs._base import Buffer, Codec, Detects, as_bytes
 
 _BUILTIN: dict[str, tuple[str, str, str | None]] = {
     # name: (module, class, extra to install when its imports fail)
@@ -78,6 +78,7 @@ __all__ = [
     "TAG_NAMES",
     "Buffer",
     "Codec",
+    "Detects",
     "FormatSpec",
     "as_bytes",
     "codec_names",

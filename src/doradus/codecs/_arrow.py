@@ -5,6 +5,12 @@ On the node-to-node data plane Arrow values travel in Doradus's own layout
 the same format as self-contained bytes (the Arrow IPC stream format), for
 the registry, the conformance suite and backends that carry plain bytes.
 
+A message is exactly one stream: the schema, one record batch of one column
+and the end-of-stream marker, nothing after it. Arrow's own reader stops at
+the end of its input as if the marker were there, and ignores what follows
+the marker; `ArrowCodec.decode` checks both ends itself, so a cut message or
+one with bytes appended raises `DecodeError` (see `ArrowCodec.detects`).
+
 Example:
     >>> codec = ArrowCodec(FormatSpec())
     >>> codec.to_python(codec.decode(codec.encode([1, 2])))
@@ -19,9 +25,11 @@ import pyarrow as pa
 
 from doradus._exceptions import DecodeError, EncodeError
 from doradus._format_spec import FormatSpec
-from doradus.codecs._base import Buffer, Codec
+from doradus.codecs._base import Buffer, Codec, Detects
 
 _FIELD = "value"
+_END_OF_STREAM = b"\xff\xff\xff\xff\x00\x00\x00\x00"
+"""The IPC stream's end marker: a continuation token and a zero metadata length."""
 
 
 class ArrowCodec(Codec):
@@ -35,6 +43,9 @@ class ArrowCodec(Codec):
     name = "arrow"
     tag = 0
     needs_schema = False
+    # The stream starts with a continuation token and flatbuffer metadata Arrow
+    # verifies, and decode() checks that exactly one end marker ends it.
+    detects = Detects.TRUNCATION | Detects.TRAILING_BYTES | Detects.FOREIGN_FORMAT | Detects.GARBAGE
 
     def __init__(self, spec: FormatSpec | None = None) -> None:
         super().__init__(spec or FormatSpec())
@@ -61,21 +72,29 @@ class ArrowCodec(Codec):
     def decode(self, data: Buffer) -> pa.Array:
         """The array, reading the buffer in place (validated: bad offsets raise `DecodeError`).
 
+        Raises:
+            DecodeError: ``data`` is not exactly one Arrow IPC stream of one
+                batch of one column: cut short, followed by other bytes, or
+                not Arrow at all.
+
         Example:
             >>> ArrowCodec().decode(ArrowCodec().encode([3])).to_pylist()
             [3]
         """
         try:
             buffer = data if isinstance(data, pa.Buffer) else pa.py_buffer(data)
-            reader = pa.ipc.open_stream(buffer)
-            batches = list(reader)
-            if len(batches) != 1 or batches[0].num_columns != 1:
+            source = pa.BufferReader(buffer)  # slices the buffer: the batch still reads in place
+            batch = pa.ipc.open_stream(source).read_next_batch()
+            _check_stream_end(buffer, source.tell())
+            if batch.num_columns != 1:
                 raise DecodeError("an Arrow message holds exactly one batch of one column")
-            batches[0].validate(full=True)
-            column: pa.Array = batches[0].column(0)
+            batch.validate(full=True)
+            column: pa.Array = batch.column(0)
             return column
         except DecodeError:
             raise
+        except StopIteration:
+            raise DecodeError("not a valid Arrow message: the stream holds no batch (truncated?)") from None
         except (pa.ArrowException, OSError, ValueError, TypeError, IndexError) as exc:
             raise DecodeError(f"not a valid Arrow message: {exc}") from exc
 
@@ -97,3 +116,19 @@ class ArrowCodec(Codec):
         """
         array: pa.Array = value
         return array
+
+
+def _check_stream_end(buffer: pa.Buffer, end: int) -> None:
+    """Require exactly the end-of-stream marker after the batch that ends at ``end``."""
+    rest = buffer.size - end
+    if rest < len(_END_OF_STREAM):
+        raise DecodeError(
+            f"truncated Arrow message: {rest} of the {len(_END_OF_STREAM)} bytes of its end marker"
+        )
+    if rest > len(_END_OF_STREAM):
+        raise DecodeError(
+            f"not one Arrow message: {rest - len(_END_OF_STREAM)} more bytes follow its batch "
+            f"(a second batch or bytes after the stream)"
+        )
+    if buffer.slice(end).to_pybytes() != _END_OF_STREAM:  # 8 bytes: the only copy decode makes
+        raise DecodeError("truncated Arrow message: its batch is not followed by the end-of-stream marker")

@@ -16,6 +16,15 @@ bytes (arrays of ``null``) or recurse without bound (recursive records) every
 message is first scanned against the writer schema, with limits on nesting
 (`MAX_DEPTH`) and on items that take no bytes (`MAX_EMPTY_ITEMS`).
 
+What it detects (`AvroCodec.detects`): a datum's encoding is prefix-free,
+so every strict prefix runs out of bytes, and the whole buffer must be one
+datum, so trailing bytes are an error. Having no frame of its own, it may
+read another format's bytes or garbage as some datum of the schema. With a
+reader schema, fastavro's C reader skips a writer field the reader drops
+with a read whose length it does not check; `decode` then reads from a copy
+one byte longer than the message, so a skip cut short ends past the message
+and the message is still found truncated.
+
 Example::
 
     codec = AvroCodec(FormatSpec("avro", Path("reading.avsc")))
@@ -39,7 +48,7 @@ from doradus.codecs._avro_compat import (
     describe_reasons,
     load_schema,
 )
-from doradus.codecs._base import Buffer, Codec, as_bytes
+from doradus.codecs._base import Buffer, Codec, Detects, as_bytes
 
 MAX_DEPTH = 200
 """Deepest nesting a message of a recursive schema may have (deeper would overflow fastavro's C stack)."""
@@ -84,6 +93,9 @@ class AvroCodec(Codec):
 
     name = "avro"
     tag = 3
+    # Prefix-free with an exact length check; no magic number, and short
+    # garbage can be a datum (an empty record, a small int).
+    detects = Detects.TRUNCATION | Detects.TRAILING_BYTES
 
     def __init__(self, spec: FormatSpec) -> None:
         super().__init__(spec)
@@ -159,13 +171,21 @@ class AvroCodec(Codec):
         size = len(view) if isinstance(view, bytes) else view.nbytes
         if self._scan:
             _Scanner(view, self._writer_named).check(self._writer)
-        stream = io.BytesIO(view)
+        # fastavro's C reader skips a field the reader schema drops with a read
+        # whose length it does not check: a skip cut short would end exactly at the
+        # end. One byte more (one copy, which BytesIO makes of a memoryview anyway)
+        # makes such a skip end past it.
+        stream = io.BytesIO(view if self._reader is None else b"".join((view, b"\x00")))
         try:
             value = fastavro.schemaless_reader(stream, self._writer, self._reader)
         except Exception as exc:  # EOFError, IndexError, ValueError, UnicodeDecodeError, MemoryError…
             raise DecodeError(
                 f"not a valid avro message of {self.spec}: {type(exc).__name__}: {exc}"
             ) from exc
+        if stream.tell() > size:
+            raise DecodeError(
+                f"truncated avro message of {self.spec}: a field it skips runs past its {size} bytes"
+            )
         if stream.tell() != size:
             raise DecodeError(
                 f"not a valid avro message of {self.spec}: {size - stream.tell()} trailing bytes "

@@ -11,8 +11,15 @@ Guarantees every implementation keeps:
 
 - `Codec.encode` never returns a buffer that it will modify later.
 - `Codec.decode` never modifies the buffer it is given (it may be read-only
-  shared memory) and raises `DecodeError` — never crashes the process — on
-  truncated, garbage or wrong-format input.
+  shared memory).
+- Bad input never crashes the process and never raises anything but
+  `DecodeError`. What a codec *recognises* as bad is its declaration,
+  `Codec.detects` (a `Detects` flag set): each declared kind of bad input —
+  truncated, with trailing bytes, another format's, garbage — raises
+  `DecodeError` from `decode` or, at the latest, from `to_python`. Bad input of
+  a kind it does not declare may instead decode to some value, which
+  `to_python` then reads fully, again raising nothing but `DecodeError`.
+  `doradus.testing.check_codec` asserts exactly this.
 - A codec is created once per output or input and is then used from one
   thread at a time; creating it validates the schema (`SchemaError`).
 
@@ -25,6 +32,7 @@ Example::
 
 from __future__ import annotations
 
+import enum
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, TypeAlias
 
@@ -36,23 +44,68 @@ Buffer: TypeAlias = "bytes | bytearray | memoryview | pa.Buffer"
 """What `Codec.encode` returns and `Codec.decode` accepts."""
 
 
+class Detects(enum.Flag):
+    """The kinds of bad input a codec recognises: each one it declares raises `DecodeError`.
+
+    A codec declares them in `Codec.detects`; "detects X" means that for every
+    input of kind X, `Codec.decode` — or, at the latest, `Codec.to_python`
+    reading the value — raises `DecodeError`:
+
+    - ``TRUNCATION``: any strict prefix of a message `Codec.encode` wrote.
+    - ``TRAILING_BYTES``: a message `Codec.encode` wrote, followed by one or
+      more bytes (another message included).
+    - ``FOREIGN_FORMAT``: a message another format wrote. The codec checks a
+      frame of its own before reading — a magic number, or a header that must
+      account for every byte — which other formats do not write. A frame
+      check is not a proof: bytes that happen to form a valid frame (by
+      chance, or because another format carries them verbatim) are read as a
+      message of this format.
+    - ``GARBAGE``: bytes that are no message: empty, a few bytes, runs of one
+      byte value, text, random bytes (`doradus.testing.GARBAGE`). Valid
+      messages with some bytes changed are not garbage: no built-in format
+      has a checksum, so a corrupted message may read as another value.
+
+    Input of a kind a codec does not declare may decode to some value; what
+    every codec guarantees for it is the weaker promise that ``decode`` and
+    ``to_python`` raise nothing but `DecodeError` (see the module docstring).
+
+    Example:
+        >>> framed = Detects.TRUNCATION | Detects.TRAILING_BYTES
+        >>> Detects.TRUNCATION in framed, Detects.GARBAGE in framed
+        (True, False)
+    """
+
+    TRUNCATION = enum.auto()
+    TRAILING_BYTES = enum.auto()
+    FOREIGN_FORMAT = enum.auto()
+    GARBAGE = enum.auto()
+
+
 class Codec(ABC):
     """Encodes and decodes the values of one data format with one schema.
 
-    Subclasses set `name` (the word used in dataflow files) and `tag` (the
-    number carried in each message header, 1 to 7; 0 is Arrow), and implement
-    the four methods below.
+    Subclasses set `name` (the word used in dataflow files), `tag` (the
+    number carried in each message header, 1 to 7; 0 is Arrow) and `detects`
+    (what their ``decode`` rejects), and implement the four methods below.
+
+    ``detects`` is a class attribute; an instance may widen it when its
+    schema adds a check (a FlatBuffers schema with a ``file_identifier``
+    detects other formats). The default, ``Detects.TRUNCATION``, is what the
+    conformance kit held every codec to before codecs declared anything.
 
     Example::
 
         class Json(Codec):
             name, tag = "json", 7
+            detects = Detects.TRUNCATION | Detects.TRAILING_BYTES
             ...
     """
 
     name: ClassVar[str]
     tag: ClassVar[int]
     needs_schema: ClassVar[bool] = True
+    detects: Detects = Detects.TRUNCATION
+    """The kinds of bad input ``decode`` rejects (see `Detects`); the kit asserts exactly these."""
 
     def __init__(self, spec: FormatSpec) -> None:
         self.spec = spec
