@@ -3,6 +3,10 @@
 Every field name here is part of the documented contract (``docs/cli.md``,
 ``docs/openapi.json``): add fields, never rename them.
 
+Times are `UtcTime`: ISO 8601 UTC to the millisecond with ``Z`` in JSON
+(``2026-12-04T13:07:44.862Z``), in keys ending in ``_at``; durations are
+numbers of seconds in keys ending in ``_s`` (``uptime_s``).
+
 Example:
     >>> StopRequest().grace_seconds
     5.0
@@ -10,9 +14,25 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field, PlainSerializer, WithJsonSchema
+
+from doradus._logrecord import iso_timestamp
+
+
+def _json_time(value: datetime) -> str:
+    return iso_timestamp(value.timestamp(), timespec="milliseconds")
+
+
+UtcTime = Annotated[
+    AwareDatetime,
+    PlainSerializer(_json_time, return_type=str, when_used="json"),
+    # Without this, the serializer's plain `str` would drop `format: date-time` from the schema.
+    WithJsonSchema({"type": "string", "format": "date-time", "examples": ["2026-12-04T13:07:44.862Z"]}),
+]
+"""A moment: an aware `datetime` in Python, ``2026-12-04T13:07:44.862Z`` in JSON."""
 
 DataflowStatus = Literal["running", "finished", "failed", "stopped"]
 NodeState = Literal["pending", "running", "finished", "failed", "stopped", "lost"]
@@ -35,9 +55,9 @@ class DaemonInfo(BaseModel):
     machine_id: str
     hostname: str
     pid: int
-    connected_at: float
-    last_heartbeat: float
-    last_seen: float = Field(description="When the last message from this daemon arrived.")
+    connected_at: UtcTime
+    last_heartbeat_at: UtcTime
+    last_seen_at: UtcTime = Field(description="When the last message from this daemon arrived.")
     status: DaemonStatus = Field(
         default="connected",
         description="connected; lost (no heartbeat for 2 intervals, or the connection dropped); "
@@ -104,8 +124,11 @@ class _DataflowBase(BaseModel):
     status: DataflowStatus
     machine: str
     path: str
-    started_at: float
-    finished_at: float | None = None
+    started_at: UtcTime
+    finished_at: UtcTime | None = None
+    uptime_s: float = Field(
+        ge=0, description="Seconds it has run: until now while running, else until finished_at."
+    )
     reason: str | None = Field(default=None, description="Why it failed, when known.")
     external: bool = Field(default=False, description="Registered by `doradus run`, not started here.")
     stop_requested: bool = Field(

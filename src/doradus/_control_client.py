@@ -5,6 +5,11 @@ The address comes from, in order: an explicit ``--coordinator``, the
 (``--profile`` / ``DORADUS_PROFILE``), the state file ``doradus up`` writes
 (``<runtime folder>/up.json``), then ``127.0.0.1:6300``.
 
+Reaching the coordinator follows one contract, for every client command and
+the machine daemon alike (`call_with_retries`): one try, then up to
+``retries`` retries (`DEFAULT_RETRIES`), each announced on stderr as
+``No coordinator at ADDR (REASON). Retrying in 1s... [Attempt k/N]``.
+
 Example::
 
     client = ControlClient(resolve_address(None), retries=2)
@@ -29,7 +34,12 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 6300
 ENV_COORDINATOR = "DORADUS_COORDINATOR"
 ENV_TOKEN_FILE = "DORADUS_TOKEN_FILE"
+DEFAULT_RETRIES = 2
+"""Retries after the first try when the coordinator does not answer (``--retries``)."""
+DEFAULT_RETRY_INTERVAL = 1.0
+"""Seconds to wait before each retry (``--retry-interval``)."""
 MAX_RETRY_INTERVAL = 2.0
+"""The longest wait before a retry: longer would look like a hang, not a retry."""
 API = "/api/v1"
 FIX_UNREACHABLE = (
     "start a coordinator with `doradus up` (or `doradus coordinator`), "
@@ -40,15 +50,20 @@ T = TypeVar("T")
 
 
 class ServiceUnreachable(ConnectError):
-    """The coordinator did not answer after every attempt.
+    """The coordinator did not answer: not at the first try, nor at any retry.
+
+    ``retries`` is how many retries were made after the first try (0: it was
+    tried once); the message is the last cause, ``No coordinator at ADDR (REASON)``.
 
     Example:
-        >>> ServiceUnreachable("no answer").fix.startswith("start a coordinator")
-        True
+        >>> error = ServiceUnreachable("No coordinator at 127.0.0.1:6300 (connection refused)", retries=2)
+        >>> error.retries, error.fix.startswith("start a coordinator")
+        (2, True)
     """
 
-    def __init__(self, message: str, fix: str = FIX_UNREACHABLE) -> None:
+    def __init__(self, message: str, fix: str = FIX_UNREACHABLE, *, retries: int = 0) -> None:
         self.fix = fix
+        self.retries = retries
         super().__init__(message)
 
 
@@ -193,45 +208,62 @@ def resolve_token(token_file: str | None) -> str | None:
 def call_with_retries(
     attempt: Callable[[], T],
     *,
-    retries: int,
-    interval: float,
     what: str,
     retry_on: tuple[type[BaseException], ...],
+    retries: int = DEFAULT_RETRIES,
+    interval: float = DEFAULT_RETRY_INTERVAL,
     say: Callable[[str], None] | None = None,
 ) -> T:
-    """Call ``attempt`` up to ``retries`` times in all, waiting ``interval`` seconds between.
+    """Call ``attempt`` once, then retry it up to ``retries`` times while it cannot connect.
 
-    Each failure before the last prints ``Retrying in Ns... [Attempt k/N]``
-    on stderr; the last raises `ServiceUnreachable`.
+    Before retry ``k`` of ``N`` it says, then waits ``interval`` seconds::
+
+        No coordinator at 127.0.0.1:6300 (connection refused). Retrying in 1s... [Attempt 1/2]
+
+    When the last retry fails too (at once with ``retries=0``) it raises
+    `ServiceUnreachable`; its caller decides what to print then (the CLI:
+    ``Maximum retries reached. Exiting.`` and the fix). Only ``retry_on``
+    errors are retried: any other (say, from a coordinator that answered)
+    passes through at once.
 
     Args:
         attempt: The call to make.
-        retries: Attempts in all (at least 1).
-        interval: Seconds between attempts (at most 2).
         what: What is being reached, for messages (``coordinator at 127.0.0.1:6300``).
         retry_on: Exceptions that mean "not reachable, try again".
+        retries: Retries after the first try; 0 tries once.
+        interval: Seconds before each retry (at most `MAX_RETRY_INTERVAL`).
         say: Where retry lines go (stderr by default).
 
+    Returns:
+        What ``attempt`` returned, the first time it did not raise.
+
     Raises:
-        ServiceUnreachable: Every attempt failed.
+        ServiceUnreachable: The first try and every retry failed; ``retries``
+            tells how many retries there were, the message the last cause.
 
     Example:
-        >>> call_with_retries(lambda: 1, retries=2, interval=1, what="x", retry_on=(OSError,))
-        1
+        >>> tries = iter([OSError("Connection refused"), "answer"])
+        >>> def attempt() -> str:
+        ...     result = next(tries)
+        ...     if isinstance(result, OSError):
+        ...         raise result
+        ...     return result
+        >>> call_with_retries(attempt, what="coordinator at 127.0.0.1:6300",
+        ...                   retry_on=(OSError,), interval=0, say=print)
+        No coordinator at 127.0.0.1:6300 (connection refused). Retrying in 0s... [Attempt 1/2]
+        'answer'
     """
-    total = max(1, retries)
+    retries = max(0, retries)
     pause = min(max(interval, 0.0), MAX_RETRY_INTERVAL)
     emit = say or (lambda text: print(text, file=sys.stderr, flush=True))
-    for k in range(1, total + 1):
+    for k in range(retries + 1):
         try:
             return attempt()
         except retry_on as exc:
-            cause = _describe(exc)
-            if k == total:
-                raise ServiceUnreachable(
-                    f"could not reach the {what} after {total} attempt(s): {cause}"
-                ) from exc
-            emit(f"could not reach the {what}: {cause}. Retrying in {pause:g}s... [Attempt {k}/{total}]")
+            cause = f"No {what} ({_describe(exc)})"
+            if k == retries:
+                raise ServiceUnreachable(cause, retries=retries) from exc
+            emit(f"{cause}. Retrying in {pause:g}s... [Attempt {k + 1}/{retries}]")
             time.sleep(pause)
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -246,6 +278,9 @@ def _describe(exc: BaseException) -> str:
 class ControlClient:
     """A small synchronous client of the coordinator's ``/api/v1``.
 
+    Each request that cannot connect is retried as `call_with_retries`
+    says: ``retries`` retries after the first try, ``retry_interval`` s apart.
+
     Example::
 
         client = ControlClient(resolve_address(None))
@@ -256,8 +291,8 @@ class ControlClient:
         self,
         address: Address,
         *,
-        retries: int = 2,
-        retry_interval: float = 1.0,
+        retries: int = DEFAULT_RETRIES,
+        retry_interval: float = DEFAULT_RETRY_INTERVAL,
         token: str | None = None,
         timeout: float = 10.0,
     ) -> None:
@@ -276,7 +311,7 @@ class ControlClient:
         """Send one request (retrying only when the coordinator is unreachable); the decoded JSON.
 
         Raises:
-            ServiceUnreachable: No answer after every attempt.
+            ServiceUnreachable: No answer to the first try nor to any retry.
             ApiError: The coordinator answered with an error status.
 
         Example::

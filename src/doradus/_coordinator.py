@@ -34,6 +34,7 @@ import socket
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -85,6 +86,11 @@ def _fail(status: int, error: str, fix: str | None = None) -> HTTPException:
     return HTTPException(status, detail={"error": error, "fix": fix})
 
 
+def _moment(seconds: float) -> datetime:
+    """A `time.time()` value as the aware UTC `datetime` the API models carry."""
+    return datetime.fromtimestamp(seconds, UTC)
+
+
 @dataclass(eq=False)
 class _Daemon:
     ws: WebSocket
@@ -106,9 +112,9 @@ class _Daemon:
             machine_id=self.machine_id,
             hostname=self.hostname,
             pid=self.pid,
-            connected_at=self.connected_at,
-            last_heartbeat=self.last_heartbeat,
-            last_seen=self.last_heartbeat,
+            connected_at=_moment(self.connected_at),
+            last_heartbeat_at=_moment(self.last_heartbeat),
+            last_seen_at=_moment(self.last_heartbeat),
             status=self.status,
         )
 
@@ -121,6 +127,7 @@ class _Dataflow:
     machine: str
     status: DataflowStatus = "running"
     started_at: float = field(default_factory=time.time)
+    """Seconds since the epoch, kept as numbers for arithmetic (`clean`); `summary` makes them times."""
     finished_at: float | None = None
     stop_requested: bool = False
     reason: str | None = None
@@ -139,6 +146,7 @@ class _Dataflow:
     followers: set[asyncio.Queue[LogRecord | None]] = field(default_factory=set)
 
     def summary(self) -> DataflowSummary:
+        ended = self.finished_at if self.finished_at is not None else time.time()
         return DataflowSummary(
             name=self.name,
             id=self.id,
@@ -146,8 +154,9 @@ class _Dataflow:
             nodes=len(self.nodes),
             machine=self.machine,
             path=self.path,
-            started_at=self.started_at,
-            finished_at=self.finished_at,
+            started_at=_moment(self.started_at),
+            finished_at=None if self.finished_at is None else _moment(self.finished_at),
+            uptime_s=round(max(0.0, ended - self.started_at), 3),
             reason=self.reason,
             external=self.external,
             stop_requested=self.stop_requested,

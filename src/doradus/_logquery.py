@@ -382,7 +382,7 @@ def short_timestamp(record: dict[str, Any]) -> str:
     stamp = record_time(record)
     if stamp is None:
         return str(record.get("timestamp") or "")
-    return iso_timestamp(stamp)[:23] + "Z"
+    return iso_timestamp(stamp, timespec="milliseconds")
 
 
 def _value_text(value: Any) -> str:

@@ -34,7 +34,7 @@ import json
 import re
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
 """Level names, least severe first."""
@@ -104,15 +104,30 @@ def level_from_python(levelno: int) -> str:
     return "TRACE"
 
 
-def iso_timestamp(seconds: float | None = None) -> str:
-    """``seconds`` since the epoch (now when None) as ISO 8601 UTC with microseconds and ``Z``.
+def iso_timestamp(
+    seconds: float | None = None, *, timespec: Literal["microseconds", "milliseconds"] = "microseconds"
+) -> str:
+    """``seconds`` since the epoch (now when None) as ISO 8601 UTC with a ``Z``.
+
+    The one time formatter of Doradus: log records keep microseconds (the
+    default); the coordinator's API gives times to the millisecond. Digits
+    beyond ``timespec`` are cut, not rounded, so a time never moves forward.
+
+    Args:
+        seconds: Seconds since the epoch; None means now.
+        timespec: ``microseconds`` (``.500000``) or ``milliseconds`` (``.500``).
+
+    Returns:
+        ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (or ``.fffZ``), which sorts as text.
 
     Example:
         >>> iso_timestamp(0.5)
         '1970-01-01T00:00:00.500000Z'
+        >>> iso_timestamp(1796389664.8629, timespec="milliseconds")
+        '2026-12-04T13:07:44.862Z'
     """
     stamp = time.time() if seconds is None else seconds
-    return datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.fromtimestamp(stamp, UTC).isoformat(timespec=timespec).removesuffix("+00:00") + "Z"
 
 
 def parse_timestamp(text: str) -> float:

@@ -1,7 +1,8 @@
 """``doradus daemon``: one per machine, runs the dataflows its coordinator places here.
 
-It connects to the coordinator's ``/api/v1/daemon`` WebSocket (bounded
-retries), registers, sends a heartbeat with each node's metrics (CPU,
+It connects to the coordinator's ``/api/v1/daemon`` WebSocket (one try,
+then ``retries`` retries: `call_with_retries`, the contract of every client
+command), registers, sends a heartbeat with each node's metrics (CPU,
 memory, input/output rates, dropped, queued, p50 latency, errors) every
 second, runs each dataflow with `LocalDaemon` in a thread and relays node
 output lines and state changes. If the coordinator goes away it stops its
@@ -24,7 +25,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from doradus._control_client import Address, call_with_retries
+from doradus._control_client import (
+    DEFAULT_RETRIES,
+    DEFAULT_RETRY_INTERVAL,
+    Address,
+    call_with_retries,
+)
 from doradus._daemon import LocalDaemon
 
 HEARTBEAT = 1.0
@@ -141,8 +147,8 @@ class MachineDaemon:
         address: Address,
         *,
         machine_id: str | None = None,
-        retries: int = 2,
-        retry_interval: float = 1.0,
+        retries: int = DEFAULT_RETRIES,
+        retry_interval: float = DEFAULT_RETRY_INTERVAL,
         token: str | None = None,
         say: Callable[[str], None] = print,
     ) -> None:
@@ -161,10 +167,12 @@ class MachineDaemon:
         """Seconds between heartbeats; the coordinator's ``welcome`` may change it."""
 
     def connect(self) -> None:
-        """Open the WebSocket to the coordinator, retrying a bounded number of times.
+        """Open the WebSocket to the coordinator: one try, then up to ``retries`` retries.
+
+        Each retry is announced on stderr (see `call_with_retries`).
 
         Raises:
-            ServiceUnreachable: After the last attempt.
+            ServiceUnreachable: The first try and every retry failed.
         """
         from websockets.exceptions import InvalidHandshake, InvalidStatus
         from websockets.sync.client import connect
@@ -215,7 +223,7 @@ class MachineDaemon:
         """Connect, serve commands until ``shutdown`` (0) or a lost connection (1).
 
         Raises:
-            ServiceUnreachable: The coordinator could not be reached.
+            ServiceUnreachable: The coordinator could not be reached (after the retries).
         """
         from websockets.exceptions import ConnectionClosed
 

@@ -79,7 +79,7 @@ def control(tmp_path: Path) -> Iterator[Control]:
             import json
 
             pids = [int(p) for p in json.loads(ctl.state_file.read_text())["pids"].values()]
-            ctl("destroy", "--retries", "1", timeout=40)
+            ctl("destroy", "--retries", "0", timeout=40)
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGKILL)

@@ -6,7 +6,7 @@ import json
 import time
 from collections.abc import Callable
 
-from tests.cli.conftest import Control, pid_alive
+from tests.cli.conftest import Control, free_port, pid_alive
 
 TICKER = """
     nodes:
@@ -37,24 +37,67 @@ def eventually(check: Callable[[], bool], seconds: float) -> bool:
     return check()
 
 
-def test_daemon_without_coordinator_gives_up_with_a_fix(control: Control) -> None:
-    retries, interval = 3, 0.5
-    ran = control("daemon", "--retries", str(retries), "--retry-interval", str(interval))
+FIX_LINE = (
+    "Suggested fix: start a coordinator with `doradus up` (or `doradus coordinator`), "
+    "or point --coordinator at a running one"
+)
+
+
+def _unreachable_lines(address: str, interval: float, retries: int) -> list[str]:
+    """What a command prints when no coordinator answers: each retry, giving up, the fix."""
+    cause = f"No coordinator at {address} (connection refused)"
+    return [
+        *(f"{cause}. Retrying in {interval:g}s... [Attempt {k}/{retries}]" for k in range(1, retries + 1)),
+        "Maximum retries reached. Exiting.",
+        FIX_LINE,
+    ]
+
+
+def test_daemon_without_coordinator_retries_then_gives_up_with_a_fix(control: Control) -> None:
+    retries, interval = 2, 0.2
+    address = f"127.0.0.1:{free_port()}"
+    ran = control("daemon", "--retries", str(retries), "-c", address, "--retry-interval", str(interval))
     assert ran.returncode == 1
-    assert ran.seconds < retries * interval + 2 + 3  # + interpreter start-up
-    for k in range(1, retries):
-        assert f"Retrying in 0.5s... [Attempt {k}/{retries}]" in ran.stderr
-    assert f"[Attempt {retries}/{retries}]" not in ran.stderr
-    assert "Suggested fix: start a coordinator with `doradus up`" in ran.stderr
+    # One try, then a retry after each interval; the 2 s cover the interpreter's start-up.
+    assert ran.seconds < retries * interval + 2
+    assert ran.stderr.splitlines() == _unreachable_lines(address, interval, retries)
     assert ran.stdout == ""
 
 
-def test_client_command_without_coordinator_is_bounded(control: Control) -> None:
-    ran = control("list", "--output", "json", "--retries", "2", "--retry-interval", "0.2")
+def test_daemon_default_is_two_retries_one_second_apart(control: Control) -> None:
+    address = f"127.0.0.1:{free_port()}"
+    ran = control("daemon", "-c", address)
     assert ran.returncode == 1
-    assert "Retrying in 0.2s... [Attempt 1/2]" in ran.stderr
-    assert "Suggested fix:" in ran.stderr
+    assert ran.stderr.splitlines() == _unreachable_lines(address, 1.0, 2)
+    assert 2 * 1.0 <= ran.seconds < 2 * 1.0 + 2
+
+
+def test_retries_0_tries_once_without_a_retry_line(control: Control) -> None:
+    address = f"127.0.0.1:{free_port()}"
+    ran = control("daemon", "--retries", "0", "-c", address, "--retry-interval", "2")
+    assert ran.returncode == 1
+    assert ran.seconds < 2  # no wait at all: 2 s would be one retry interval
+    cause = f"No coordinator at {address} (connection refused)"
+    assert ran.stderr.splitlines() == [f"{cause}. Exiting.", FIX_LINE]
+    assert "Retrying" not in ran.stderr
+    assert "Attempt" not in ran.stderr
+
+
+def test_client_command_without_coordinator_follows_the_same_contract(control: Control) -> None:
+    retries, interval = 1, 0.2
+    address = f"127.0.0.1:{free_port()}"
+    retry = ["--retries", str(retries), "--retry-interval", str(interval)]
+    ran = control("list", "--output", "json", "-c", address, *retry)
+    assert ran.returncode == 1
+    assert ran.seconds < retries * interval + 2
+    assert ran.stderr.splitlines() == _unreachable_lines(address, interval, retries)
     assert ran.stdout == ""
+
+
+def test_retries_must_not_be_negative(control: Control) -> None:
+    ran = control("list", "--retries", "-1")
+    assert ran.returncode == 2
+    assert "--retries" in ran.stderr
 
 
 def test_full_cycle(control: Control) -> None:
@@ -116,7 +159,7 @@ def test_full_cycle(control: Control) -> None:
 
 def test_bad_dataflow_exits_2_with_file_line(control: Control) -> None:
     path = control.write("dataflow.yml", "nodes:\n  - id: a\n    path: a.py\n    inputs:\n      x: nope\n")
-    ran = control("start", "dataflow.yml", "--detach", "--retries", "1")
+    ran = control("start", "dataflow.yml", "--detach", "--retries", "0")
     assert ran.returncode == 2
     assert f"{path.name}:5:" in ran.stderr or f"{path}:5:" in ran.stderr, ran.stderr
     assert ran.stdout == ""

@@ -7,6 +7,7 @@ import os
 import signal
 import textwrap
 import time
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -75,7 +76,9 @@ def test_killed_daemon_is_lost_and_its_dataflow_failed(control: Control) -> None
     daemons = _api(control, "/daemons")
     assert len(daemons) == 1
     assert daemons[0]["status"] == "lost"
-    assert daemons[0]["last_seen"] <= time.time()
+    last_seen = datetime.fromisoformat(daemons[0]["last_seen_at"])
+    assert daemons[0]["last_seen_at"].endswith("Z")
+    assert last_seen.timestamp() <= time.time()
     # The node lost its control socket with its daemon: it exits by itself.
     assert eventually(lambda: not pid_alive(node_pid), 5), "node outlived its daemon"
 

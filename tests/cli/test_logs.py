@@ -386,7 +386,7 @@ def test_bad_flags_exit_2_naming_the_flag(coord: Coordinator, args: list[str], f
 
 
 def test_unknown_dataflow_exits_2(coord: Coordinator) -> None:
-    ran = coord("logs", "nope", "--retries", "1")
+    ran = coord("logs", "nope", "--retries", "0")
     assert ran.returncode == 2
     assert "nope" in ran.stderr
 
@@ -595,7 +595,7 @@ def test_without_a_coordinator_the_fix_names_the_run_folder(tmp_path: Path) -> N
 
     env = {**os.environ, "DORADUS_COORDINATOR": f"127.0.0.1:{free_port()}", "XDG_RUNTIME_DIR": str(tmp_path)}
     ran = subprocess.run(
-        [sys.executable, "-m", "doradus.cli", "logs", "01a2-missing", "--retries", "1"],
+        [sys.executable, "-m", "doradus.cli", "logs", "01a2-missing", "--retries", "0"],
         capture_output=True,
         text=True,
         env=env,

@@ -30,3 +30,20 @@ def test_openapi_covers_the_contract() -> None:
         "/api/v1/destroy",
     ):
         assert path in paths
+
+
+def test_times_are_date_time_strings_and_durations_seconds() -> None:
+    schemas = json.loads(COMMITTED.read_text())["components"]["schemas"]
+    times = {
+        "DataflowSummary": ("started_at", "finished_at"),
+        "DataflowDetail": ("started_at", "finished_at"),
+        "DaemonInfo": ("connected_at", "last_heartbeat_at", "last_seen_at"),
+    }
+    for model, keys in times.items():
+        properties = schemas[model]["properties"]
+        for key in keys:
+            variants = properties[key].get("anyOf", [properties[key]])
+            assert {"type": "string", "format": "date-time"}.items() <= variants[0].items(), (model, key)
+        assert not [k for k in properties if k.endswith(("_at", "time")) and k not in keys], model
+    for model in ("DataflowSummary", "DataflowDetail"):
+        assert schemas[model]["properties"]["uptime_s"]["type"] == "number"

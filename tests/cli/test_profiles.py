@@ -62,7 +62,7 @@ def test_unknown_key_suggests(profiled: Control) -> None:
 
 
 def test_missing_profile_exits_2_with_list(profiled: Control) -> None:
-    ran = profiled("--profile", "stagin", "list", "--retries", "1")
+    ran = profiled("--profile", "stagin", "list", "--retries", "0")
     assert ran.returncode == 2
     assert "no profile 'stagin'" in ran.stderr
     assert "profiles: dev, staging" in ran.stderr
@@ -74,11 +74,11 @@ def test_missing_profile_exits_2_with_list(profiled: Control) -> None:
 
 def test_profile_sets_the_coordinator(profiled: Control) -> None:
     address = json.loads(profiled("profile", "show", "staging", "--output", "json").stdout)["coordinator"]
-    ran = profiled("--profile", "staging", "list", "--retries", "1", "--retry-interval", "0")
+    ran = profiled("--profile", "staging", "list", "--retries", "0", "--retry-interval", "0")
     assert ran.returncode == 1
     assert "Loaded profile: staging" in ran.stderr
     assert f"coordinator at {address}" in ran.stderr
     # The variable still wins over the profile.
     profiled.env["DORADUS_COORDINATOR"] = f"127.0.0.1:{free_port()}"
-    again = profiled("--profile", "staging", "list", "--retries", "1", "--retry-interval", "0")
+    again = profiled("--profile", "staging", "list", "--retries", "0", "--retry-interval", "0")
     assert f"coordinator at {address}" not in again.stderr

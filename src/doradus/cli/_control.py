@@ -24,6 +24,9 @@ from typing import Any, TypeVar, cast
 import click
 
 from doradus._control_client import (
+    DEFAULT_RETRIES,
+    DEFAULT_RETRY_INTERVAL,
+    MAX_RETRY_INTERVAL,
     ApiError,
     ControlClient,
     ServiceUnreachable,
@@ -34,11 +37,18 @@ from doradus._control_client import (
     state_path,
     write_state,
 )
+from doradus._logrecord import parse_timestamp
 from doradus._paths import runtime_base
 from doradus.cli._render import Reporter, log_options, output_option, parse_duration, parse_env
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 UP_TIMEOUT = 20.0
+UP_DAEMON_RETRIES = 10
+"""Retries of the daemon `up` starts: it may try before its new coordinator listens."""
+UP_DAEMON_RETRY_INTERVAL = 0.5
+"""Quicker than the default, so `up` returns soon after the coordinator listens (5 s in all)."""
+GIVE_UP = "Maximum retries reached. Exiting."
+"""The line after the last retry line, before the fix."""
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -57,17 +67,17 @@ def connection_options(func: F) -> F:
         ),
         click.option(
             "--retries",
-            type=click.IntRange(min=1),
-            default=2,
+            type=click.IntRange(min=0),
+            default=DEFAULT_RETRIES,
             show_default=True,
-            help="Attempts in all to reach the coordinator.",
+            help="Retries after the first try when no coordinator answers (0: try once).",
         ),
         click.option(
             "--retry-interval",
-            type=click.FloatRange(min=0, max=2),
-            default=1.0,
+            type=click.FloatRange(min=0, max=MAX_RETRY_INTERVAL),
+            default=DEFAULT_RETRY_INTERVAL,
             show_default=True,
-            help="Seconds between attempts (at most 2).",
+            help=f"Seconds to wait before each retry (at most {MAX_RETRY_INTERVAL:g}).",
         ),
         click.option("--token-file", type=click.Path(dir_okay=False), help="File holding the API token."),
         click.option("--no-color", is_flag=True, help="Plain output."),
@@ -96,7 +106,8 @@ def _failures(reporter: Reporter) -> Iterator[None]:
     try:
         yield
     except ServiceUnreachable as exc:
-        reporter.error(str(exc))
+        # After retries their lines gave the cause; without any, the cause is this line.
+        reporter.error(GIVE_UP if exc.retries else f"{exc}. Exiting.", mark=False)
         reporter.info(f"Suggested fix: {exc.fix}")
         sys.exit(1)
     except ApiError as exc:
@@ -115,8 +126,18 @@ def _emit(data: Any, output: str) -> None:
         click.echo(yaml.safe_dump(data, sort_keys=True), nl=False)
 
 
-def _when(stamp: float | None) -> str:
-    return time.strftime("%H:%M:%S", time.localtime(stamp)) if stamp else "-"
+def _when(stamp: str | None) -> str:
+    """An API time (ISO 8601 UTC) as local ``HH:MM:SS`` for tables; ``-`` when there is none.
+
+    Example:
+        >>> _when(None)
+        '-'
+    """
+    return _clock(parse_timestamp(stamp)) if stamp else "-"
+
+
+def _clock(seconds: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(seconds))
 
 
 def _console() -> Any:
@@ -195,7 +216,11 @@ def coordinator(
 @click.option("--machine-id", metavar="NAME", help="This machine's name (default: the host name).")
 @connection_options
 def daemon(machine_id: str | None, **opts: Any) -> None:
-    """Run this machine's daemon in the foreground, connected to the coordinator."""
+    """Run this machine's daemon in the foreground, connected to the coordinator.
+
+    It tries once, then --retries times more, --retry-interval apart; when no
+    coordinator answered, it exits 1 with a suggested fix.
+    """
     from doradus._machine_daemon import MachineDaemon
 
     reporter = Reporter(color=False if opts["no_color"] else None)
@@ -237,9 +262,8 @@ def up(port: int | None, **opts: Any) -> None:
             base / "coordinator.log",
         ),
     }
-    procs["daemon"] = _background(
-        ["daemon", "-c", address, "--retries", "10", "--retry-interval", "0.5"], base / "daemon.log"
-    )
+    retry = ["--retries", str(UP_DAEMON_RETRIES), "--retry-interval", str(UP_DAEMON_RETRY_INTERVAL)]
+    procs["daemon"] = _background(["daemon", "-c", address, *retry], base / "daemon.log")
     write_state(
         {
             "address": address,
@@ -253,7 +277,8 @@ def up(port: int | None, **opts: Any) -> None:
             if proc.poll() is not None:
                 _up_failed(reporter, procs, f"the {name} exited with code {proc.returncode}", name)
         try:
-            probe = ControlClient(client.address, retries=1, token=client.token, timeout=2.0)
+            # One try a turn: this loop is the retry, bounded by UP_TIMEOUT.
+            probe = ControlClient(client.address, retries=0, token=client.token, timeout=2.0)
             if any(d.get("status", "connected") == "connected" for d in probe.get("/daemons")):
                 reporter.success(
                     f"coordinator and daemon running at {address} "
@@ -362,6 +387,10 @@ def start(
     reporter = Reporter(color=False if opts["no_color"] else None)
     extra_env = parse_env(env)
     flow, problems = check_dataflow(dataflow, extra_env=extra_env)
+    if flow is not None:  # settings the file gives but Doradus does not apply yet, as `run` says
+        from doradus._problems import sort_problems
+
+        problems = sort_problems([*problems, *flow.not_applied])
     reporter.problems(problems)
     if flow is None:
         reporter.error(f"{dataflow}: {sum(p.severity == 'error' for p in problems)} error(s)")
@@ -525,7 +554,7 @@ def clean(older_than: str | None, output: str, **opts: Any) -> None:
 
 _SORT_KEYS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "name": lambda d: d["name"],
-    "started": lambda d: d["started_at"],
+    "started": lambda d: parse_timestamp(d["started_at"]),
     "status": lambda d: d["status"],
 }
 
@@ -677,7 +706,7 @@ def _top_table(nodes: list[dict[str, Any]]) -> Any:
         for n in nodes
     ]
     flows = len({n["dataflow_id"] for n in nodes})
-    title = f"doradus top: {flows} dataflow(s), {len(nodes)} node(s) at {_when(time.time())}"
+    title = f"doradus top: {flows} dataflow(s), {len(nodes)} node(s) at {_clock(time.time())}"
     return _make_table(title, TOP_COLUMNS, rows, right=3)
 
 

@@ -68,9 +68,9 @@ class Reporter:
         """A warning line."""
         self._say(text, "yellow")
 
-    def error(self, text: str) -> None:
-        """An error line with a cross."""
-        self._say(f"✗ {text}", "red")
+    def error(self, text: str, *, mark: bool = True) -> None:
+        """An error line, with a cross unless ``mark`` is False (a line whose wording is a contract)."""
+        self._say(f"✗ {text}" if mark else text, "red")
 
     def problems(self, problems: Iterable[Any]) -> None:
         """Each dataflow problem as ``FILE:LINE:COL: severity: message`` plus its fix."""
