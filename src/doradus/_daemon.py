@@ -29,7 +29,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from doradus._dataflow import Dataflow, LogSource, NodeSource, NodeSpec, TimerSource
 from doradus._logrecord import LEVEL_RANK, at_least, classify_line, make_record, normalize_level
@@ -37,6 +37,9 @@ from doradus._logstore import LogStore
 from doradus._otel_env import enabled_signals
 from doradus._paths import runs_dir
 from doradus._protocol import ENV_CONFIG, LATENCY_BOUNDS_US, recv_control, send_control
+
+if TYPE_CHECKING:
+    from doradus._stdout_relay import StdoutRelay
 
 LINK_BUFFER = 4 * 1024 * 1024
 MAX_SOCKET_PATH = 100
@@ -125,8 +128,14 @@ class NodeProcess:
 
     @property
     def in_barrier(self) -> bool:
-        """Whether the start waits for this node to register or exit."""
-        return self.spec.kind != "dynamic" and bool(self.spec.inputs or self.spec.outputs)
+        """Whether the start waits for this node to register or exit.
+
+        Not a node whose only output carries its stdout: the daemon sends those lines, so
+        the node need not register (a program that never does and runs on would hold the
+        start forever).
+        """
+        own = [o for o in self.spec.outputs if o != self.spec.send_stdout_as]
+        return self.spec.kind != "dynamic" and bool(self.spec.inputs or own)
 
 
 @dataclass(frozen=True)
@@ -199,6 +208,8 @@ class LocalDaemon:
         self._record_lock = threading.Lock()
         self.edge_backends: dict[tuple[str, str], str] = {}
         """(sender, output) → the backend carrying its edges."""
+        self.relays: dict[str, StdoutRelay] = {}
+        """Node id → the `StdoutRelay` sending its stdout lines (``send_stdout_as``)."""
         self._listen: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
@@ -242,9 +253,11 @@ class LocalDaemon:
                     key = (inp.source.node, spec.id)
                     link = links.setdefault(key, Link(*key))
                     link.routes.setdefault(inp.source.output, []).append(input_id)
+        stdout_ends: dict[str, list[tuple[str, socket.socket]]] = {}
         for link in links.values():
+            self._split_stdout(link, stdout_ends)
             here = (link.sender in self.nodes, link.receiver in self.nodes)
-            if not any(here):
+            if not any(here) or not link.routes:
                 continue
             crossing = not all(here)
             backend = self.link_backend(self._specs[link.sender], remote=crossing)
@@ -268,6 +281,45 @@ class LocalDaemon:
             out_options, in_options = self._network_options(backend, link.receiver)
             self.nodes[link.sender].links.append(({**out, "options": out_options}, None))
             self.nodes[link.receiver].links.append(({**inbound, "options": in_options}, None))
+        self._open_relays(stdout_ends)
+
+    def _relays_stdout(self, node_id: str) -> bool:
+        """Whether this daemon sends the node's stdout lines: it has ``send_stdout_as``, we start it."""
+        proc = self.nodes.get(node_id)
+        return proc is not None and proc.spec.kind != "dynamic" and proc.spec.send_stdout_as is not None
+
+    def _split_stdout(self, link: Link, ends: dict[str, list[tuple[str, socket.socket]]]) -> None:
+        """Take a stdout output's routes off a link between two local nodes onto a link of its own.
+
+        The daemon holds that link's sending end (see `doradus._stdout_relay`): it is a
+        ``shm`` link whatever the node's backend, as the daemon and the reader share this
+        machine. Readers on other machines keep the node's own link (see `NOT_APPLIED`).
+        """
+        output = self._specs[link.sender].send_stdout_as
+        if not (output in link.routes and link.receiver in self.nodes and self._relays_stdout(link.sender)):
+            return
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        for sock in (a, b):
+            _grow_buffer(sock)
+        routes = {output: link.routes.pop(output)}
+        inbound = {"peer": link.sender, "dir": "in", "routes": routes, "backend": "shm"}
+        self.nodes[link.receiver].links.append((inbound, b))
+        ends.setdefault(link.sender, []).append((link.receiver, a))
+        self.edge_backends[(link.sender, output)] = "shm"
+
+    def _open_relays(self, ends: dict[str, list[tuple[str, socket.socket]]]) -> None:
+        if not ends:
+            return
+        from doradus._stdout_relay import StdoutRelay  # pyarrow, only for runs that need it
+
+        for node_id, node_ends in ends.items():
+            output = self._specs[node_id].send_stdout_as
+            assert output is not None
+
+            def failed(message: str, node_id: str = node_id) -> None:
+                self.runtime_record("ERROR", message, node_id)
+
+            self.relays[node_id] = StdoutRelay(node_id, output, node_ends, on_error=failed)
 
     def link_backend(self, sender: NodeSpec, *, remote: bool = False) -> str:
         """The backend of a sender's edges.
@@ -395,6 +447,8 @@ class LocalDaemon:
             "links": [spec for spec, _sock in proc.links],
             "backends": sorted({str(spec.get("backend", "shm")) for spec, _sock in proc.links}),
             "restart_count": 0,
+            # the daemon sends on it: the node itself may not (see `Node.send_output`)
+            "stdout_output": proc.spec.send_stdout_as if self._relays_stdout(proc.spec.id) else None,
         }
 
     def _command(self, spec: NodeSpec) -> list[str]:
@@ -439,6 +493,9 @@ class LocalDaemon:
             proc.log.write(message + "\n")
             proc.log.close()
             self.runtime_record("ERROR", message, spec.id, {"event": "failed"})
+            relay = self.relays.get(spec.id)
+            if relay is not None:
+                relay.finish()  # no stdout will come: its readers' inputs close
             with self._lock:
                 self._mark_exited(proc, 127)
             return
@@ -556,12 +613,22 @@ class LocalDaemon:
 
     # --------------------------------------------------------------- watching
     def _pump(self, proc: NodeProcess, stream: str) -> None:
+        relay = self.relays.get(proc.spec.id) if stream == "stdout" else None
+        try:
+            self._read_lines(proc, stream, relay)
+        finally:
+            if relay is not None:
+                relay.finish()  # every line is queued: it sends them, then its readers' inputs close
+
+    def _read_lines(self, proc: NodeProcess, stream: str, relay: StdoutRelay | None) -> None:
         assert proc.popen is not None
         pipe = proc.popen.stdout if stream == "stdout" else proc.popen.stderr
         assert pipe is not None
         traceback: list[str] = []
         for raw in pipe:
             line = raw.decode("utf-8", "replace").rstrip("\n")
+            if relay is not None:
+                relay.put(line, time.time_ns())
             proc.tail.append(line)
             self._write_raw(proc, line)
             if traceback:  # a Python traceback becomes one ERROR record, ending at its exception line
@@ -749,6 +816,8 @@ class LocalDaemon:
             return
         if all(p.ready or p.exited for p in self.nodes.values() if p.in_barrier):
             self._started = True
+            for relay in self.relays.values():
+                relay.dataflow_started()
             for proc in self.nodes.values():
                 if proc.conn is not None:
                     send_control(proc.conn, {"op": "stop" if self._stopping else "start"})
@@ -901,6 +970,9 @@ class LocalDaemon:
                     )
                     sent = (stats.get(source.node, {}).get("outputs") or {}).get(source.output) or {}
                     size = int(sent.get("bytes", 0))
+                    relay = self.relays.get(source.node)
+                    if relay is not None and relay.output == source.output:
+                        size = relay.bytes  # stdout lines: the daemon sent them, not the node
                 else:
                     backend = "timer" if isinstance(source, TimerSource) else "logs"
                     size = 0
@@ -956,6 +1028,8 @@ class LocalDaemon:
             except OSError:
                 pass
         self._closed = True
+        for relay in self.relays.values():
+            relay.abort()
         self.store.close()
         if self.telemetry is not None:
             self.telemetry.shutdown()

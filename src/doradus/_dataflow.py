@@ -11,8 +11,10 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Literal
 
 NodeKind = Literal["python", "executable", "dynamic", "operator", "shell"]
@@ -200,6 +202,12 @@ class Dataflow:
     raw: dict[str, Any] = field(default_factory=dict)
     warnings: tuple[Any, ...] = ()
     """Problems of severity warning found while loading (``Problem`` records)."""
+    not_applied: tuple[Any, ...] = ()
+    """Warnings (``Problem`` records) for the settings of `NOT_APPLIED` that the file gives.
+
+    Kept apart from ``warnings``: the file is right, the runtime does not do it yet.
+    ``doradus check`` and ``doradus run`` show both.
+    """
 
     @property
     def working_dir(self) -> Path:
@@ -224,3 +232,108 @@ class Dataflow:
             if node.id == node_id:
                 return node
         raise KeyError(node_id)
+
+
+Scope = Literal["dataflow", "node", "input"]
+
+
+@dataclass(frozen=True)
+class NotApplied:
+    """A setting Doradus reads and checks but does not apply yet, and what happens instead.
+
+    ``key`` is the key as written (dotted below a mapping: ``deploy.labels``);
+    ``case`` narrows it when only some of its uses are not applied.
+
+    Example:
+        >>> NOT_APPLIED["input_timeout"].scope
+        'input'
+    """
+
+    key: str
+    scope: Scope
+    instead: str
+    case: str = ""
+
+    def message(
+        self, node: str | None = None, input_id: str | None = None, value: object = None, detail: str = ""
+    ) -> str:
+        """The warning: where, the key (with its value when it is a scalar), and what happens instead.
+
+        Example:
+            >>> print(NOT_APPLIED["queue_policy"].message("cam", "cfg", "backpressure"))
+            input `cfg` of node `cam`: `queue_policy: backpressure` is not applied yet;
+            drop_oldest is used: a full queue drops its oldest message
+        """
+        scalar = value is not None and not isinstance(value, (dict, list))
+        shown = f"{self.key}: {_scalar(value)}" if scalar else self.key
+        where = ""
+        if input_id is not None:
+            where = f"input `{input_id}` of node `{node}`: "
+        elif node is not None:
+            where = f"node `{node}`: "
+        case = f" {self.case}" if self.case else ""
+        more = f" ({detail})" if detail else ""
+        return f"{where}`{shown}` is not applied yet{case}; {self.instead}{more}"
+
+
+def _scalar(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+_NEVER_RESTARTED = "the node is never restarted"
+_TOP = "at the top level"
+
+NOT_APPLIED: Mapping[str, NotApplied] = MappingProxyType(
+    {
+        " ".join(filter(None, (entry.key, entry.case))): entry
+        for entry in (
+            NotApplied("restart_policy", "node", "the node is not restarted when it exits"),
+            NotApplied("max_restarts", "node", _NEVER_RESTARTED),
+            NotApplied("restart_delay", "node", _NEVER_RESTARTED),
+            NotApplied("max_restart_delay", "node", _NEVER_RESTARTED),
+            NotApplied("restart_window", "node", _NEVER_RESTARTED),
+            NotApplied("health_check_timeout", "node", "the node is not health-checked"),
+            NotApplied("finish_grace_secs", "node", "after Stop, the run's `--grace-duration` applies"),
+            NotApplied("startup_timeout", "node", "the start waits for the node without a deadline"),
+            NotApplied("shared_memory_pool_size", "node", "the node's shared-memory pool grows as needed"),
+            NotApplied("cpu_affinity", "node", "the node may run on any CPU"),
+            NotApplied("deploy.working_dir", "node", "the node runs in the dataflow file's folder"),
+            NotApplied("deploy.labels", "node", "nodes are placed by `deploy.machine` alone"),
+            NotApplied(
+                "send_stdout_as",
+                "node",
+                "Doradus does not read the stdout of a node it does not start",
+                "on a `path: dynamic` node",
+            ),
+            NotApplied(
+                "send_stdout_as",
+                "node",
+                "only readers on the node's own machine get its stdout lines",
+                "across machines",
+            ),
+            NotApplied("queue_policy", "input", "drop_oldest is used: a full queue drops its oldest message"),
+            NotApplied("input_timeout", "input", "the input waits for messages without a deadline"),
+            NotApplied("health_check_interval", "dataflow", "nodes are not health-checked"),
+            NotApplied("exit_when_nodes_finish", "dataflow", "the dataflow ends when every node has exited"),
+            NotApplied("strict_types", "dataflow", "message types are not checked"),
+            NotApplied("type_rules", "dataflow", "message types are not checked"),
+            NotApplied("debug.enable_debug_inspection", "dataflow", "no debug inspection is offered"),
+            NotApplied("deploy.working_dir", "dataflow", "nodes run in the dataflow file's folder", _TOP),
+            NotApplied("deploy.labels", "dataflow", "nodes are placed by `deploy.machine` alone", _TOP),
+        )
+    }
+)
+"""Every setting Doradus reads but does not apply yet, by key (then its case, if any).
+
+Values that Doradus applies anyway give no warning: ``restart_policy: never``,
+``queue_policy: drop_oldest``, ``strict_types: false`` and
+``debug.enable_debug_inspection: false``. ``doradus._not_applied`` finds
+these settings in a file; ``doradus check`` and ``doradus run`` print them.
+Remove an entry when its feature lands.
+
+Example:
+    >>> NOT_APPLIED["send_stdout_as across machines"].key
+    'send_stdout_as'
+"""

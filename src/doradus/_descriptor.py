@@ -33,6 +33,7 @@ from doradus._fields import FieldReader
 from doradus._format_fields import apply_formats
 from doradus._node_io import read_env
 from doradus._node_spec import DATA_FORMATS, NodeContext, NodeDraft, read_deploy, read_node
+from doradus._not_applied import find_not_applied
 from doradus._problems import Problem, closest, shorten, sort_problems
 from doradus._yamlpos import KeyPath, location_of_offset, parse_yaml
 
@@ -63,7 +64,8 @@ def load_dataflow(path: str | os.PathLike[str], *, extra_env: Mapping[str, str] 
             of (and winning over) the process environment.
 
     Returns:
-        The dataflow; its ``warnings`` hold deprecations and other warnings.
+        The dataflow; its ``warnings`` hold deprecations and other warnings,
+        its ``not_applied`` the settings Doradus checks but does not apply yet.
 
     Raises:
         DescriptorError: The file is unreadable or invalid; ``problems``
@@ -176,6 +178,7 @@ def _read_dataflow(
         default_data_format=default_format,
         health_check_interval=DEFAULT_HEALTH_CHECK_INTERVAL if interval is None else interval,
         raw=value,
+        not_applied=tuple(find_not_applied(reader.positions, value, drafts)),
     )
 
 

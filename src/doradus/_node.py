@@ -107,7 +107,11 @@ class Node:
         self._timers = [(k, int(v["interval_ns"])) for k, v in inputs.items() if v["kind"] == "timer"]
         self._open: set[str] = {k for k, v in inputs.items() if v["kind"] == "node"}
         self._lingering: set[str] = {k for k, v in inputs.items() if v["kind"] == "logs"}
-        self._out_ids: dict[str, bytes] = {o: o.encode() for o in config["outputs"]}
+        # The daemon sends the node's stdout lines on `send_stdout_as`; the node may not send there.
+        self._stdout_output: str | None = config.get("stdout_output")
+        self._out_ids: dict[str, bytes] = {
+            o: o.encode() for o in config["outputs"] if o != self._stdout_output
+        }
         self._out_codecs: dict[str, Any] = {}
         self._in_codecs: dict[str, Any] = {}
         if config.get("output_formats") or any(v.get("format") for v in inputs.values()):
@@ -427,6 +431,7 @@ class Node:
 
         Raises:
             UnknownOutputError: the output is not declared.
+            NodeError: the output carries this node's stdout lines (``send_stdout_as``).
             MetadataError: metadata holds a value that cannot travel.
             EncodeError: ``data`` cannot be sent.
 
@@ -436,7 +441,7 @@ class Node:
         """
         out = self._out_ids.get(output_id)
         if out is None:
-            raise UnknownOutputError(output_id, node_id=self.id, declared=list(self._out_ids))
+            raise self._not_sendable(output_id)
         tag = 0
         if self._out_codecs:
             codec = self._out_codecs.get(output_id)
@@ -459,6 +464,15 @@ class Node:
             self.sent[output_id] += 1
             self.sent_bytes[output_id] += plan.size
             self._backend.send(Outgoing(out, array, plan, meta, self._seq, stamp, tag))
+
+    def _not_sendable(self, output_id: str) -> NodeError:
+        if output_id == self._stdout_output:
+            return NodeError(
+                f"output {output_id!r} of node {self.id!r} carries the node's stdout lines "
+                "(`send_stdout_as`): print the text instead, or send on another output",
+                node_id=self.id,
+            )
+        return UnknownOutputError(output_id, node_id=self.id, declared=list(self._out_ids))
 
     def allocate(self, nbytes: int) -> np.ndarray:
         """A writable ``uint8`` numpy array of ``nbytes`` in shared memory.
@@ -490,7 +504,7 @@ class Node:
                 buf[:] = payload
         """
         if output_id not in self._out_ids:
-            raise UnknownOutputError(output_id, node_id=self.id, declared=list(self._out_ids))
+            raise self._not_sendable(output_id)
         array = self.allocate(data_length)
         yield array.data
         self.send_output(output_id, array, metadata)

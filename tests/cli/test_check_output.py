@@ -38,3 +38,26 @@ def test_good_file_as_yaml():
     assert done.returncode == 0
     report = yaml.safe_load(done.stdout)
     assert report == {"file": str(GOOD), "valid": True, "nodes": 2, "problems": []}
+
+
+def test_settings_not_applied_yet_are_warnings():
+    from tests.descriptor.test_not_applied import EVERY_KEY, expected_warnings
+
+    expected = expected_warnings()
+    table = subprocess.run(
+        [sys.executable, "-m", "doradus.cli", "check", str(EVERY_KEY), "--no-color"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert table.returncode == 0, table.stderr
+    shown = [line for line in table.stderr.splitlines() if ": warning: " in line]
+    assert shown == [f"{EVERY_KEY}:{line}:{col}: warning: {message}" for line, col, message in expected]
+    assert "valid (4 nodes)" in table.stderr
+
+    done = _check(EVERY_KEY, "json")
+    assert done.returncode == 0
+    report = json.loads(done.stdout)
+    assert report["valid"] is True
+    assert [(p["line"], p["column"], p["message"]) for p in report["problems"]] == expected
+    assert all(p["severity"] == "warning" and p["file"] == str(EVERY_KEY) for p in report["problems"])

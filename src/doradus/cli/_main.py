@@ -144,6 +144,7 @@ def run(
     from doradus._descriptor import load_dataflow
     from doradus._exceptions import DescriptorError
     from doradus._ids import new_run_id
+    from doradus._problems import sort_problems
     from doradus._run import RecordPrinter, run_dataflow
     from doradus.cli._control import RunRegistration
 
@@ -166,7 +167,7 @@ def run(
         reporter.problems(exc.problems)
         sys.exit(2)
     stages.end()
-    reporter.problems(flow.warnings)
+    reporter.problems(sort_problems([*flow.warnings, *flow.not_applied]))
     for note in _not_yet_supported(flow):
         reporter.warning(note)
     printer = RecordPrinter([n.id for n in flow.nodes], color=reporter.color, fmt=log_format)
@@ -232,12 +233,15 @@ def check(dataflow: Path, no_color: bool, output: str) -> None:
     (``file, line, column, severity, message, fix``).
     """
     from doradus._descriptor import check_dataflow
+    from doradus._problems import sort_problems
     from doradus.cli._render import emit_data
 
     reporter = Reporter(color=False if no_color else None)
     flow, problems = check_dataflow(dataflow)
     errors = [p for p in problems if p.severity == "error"]
     valid = not errors and flow is not None
+    if flow is not None:  # settings the file may give but Doradus does not apply yet: warnings too
+        problems = sort_problems([*problems, *flow.not_applied])
     if output != "table":
         emit_data(
             {
@@ -270,7 +274,10 @@ cli.add_command(check, name="validate")
 
 
 def _not_yet_supported(flow: Any) -> list[str]:
-    """Keys that validate but whose feature has not landed: say so rather than ignore them."""
+    """What `doradus run` leaves to other commands (building, placing on machines).
+
+    Settings not applied yet are the dataflow's ``not_applied`` warnings, which ``check`` prints too.
+    """
     notes = []
     for node in flow.nodes:
         if node.build:
@@ -278,14 +285,6 @@ def _not_yet_supported(flow: Any) -> list[str]:
                 f"node {node.id!r} has a `build` command; `doradus run` does not build: "
                 "run `doradus build` first"
             )
-        if node.restart_policy != "never":
-            notes.append(f"node {node.id!r}: `restart_policy: {node.restart_policy}` is not applied yet")
-        for input_id, spec in node.inputs.items():
-            if spec.queue_policy == "backpressure":
-                notes.append(
-                    f"input {node.id}/{input_id}: `queue_policy: backpressure` is not applied yet; "
-                    "the oldest message is dropped when the queue is full"
-                )
     machines = sorted({node.machine for node in flow.nodes if node.machine})
     if len(machines) > 1:
         notes.append(
