@@ -40,6 +40,7 @@ class Input:
     sender's own keys.
 
     Example:
+        >>> import pyarrow as pa
         >>> Input("tick", pa.nulls(0), {}).id
         'tick'
     """

@@ -68,6 +68,7 @@ def send_control(sock: socket.socket, message: dict[str, Any], fds: list[int] | 
         >>> send_control(a, {"op": "start"})
         >>> recv_control(b)
         ({'op': 'start'}, [])
+        >>> a.close(); b.close()
     """
     data = json.dumps(message, separators=(",", ":")).encode()
     if fds:
@@ -83,6 +84,7 @@ def recv_control(sock: socket.socket) -> tuple[dict[str, Any] | None, list[int]]
         >>> a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         >>> a.close(); recv_control(b)
         (None, [])
+        >>> b.close()
     """
     data, ancdata, _flags, _addr = sock.recvmsg(1 << 20, socket.CMSG_SPACE(MAX_FDS * 4))
     fds = fds_from(ancdata)

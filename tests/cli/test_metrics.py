@@ -6,16 +6,22 @@ import json
 import time
 from typing import Any
 
+import pytest
 from tests.cli.conftest import Control
 
 REPORT_INTERVAL = 1.0
+"""Nodes report their statistics every second."""
+SENT = 400
+"""Messages the sender sends, one per tick of its 50 Hz timer (8 s), before it falls silent."""
+SENDER_HZ = 50
+TICKER_HZ = 10
 
-DATAFLOW = """
+DATAFLOW = f"""
     nodes:
       - id: sender
         path: sender.py
         inputs:
-          tick: dora/timer/millis/20
+          tick: dora/timer/millis/{1000 // SENDER_HZ}
         outputs: [n]
       - id: receiver
         path: receiver.py
@@ -23,24 +29,40 @@ DATAFLOW = """
           n:
             source: sender/n
             queue_size: 1
+      - id: ticker
+        path: ticker.py
+        inputs:
+          tick: dora/timer/millis/{1000 // TICKER_HZ}
 """
-SENDER_PY = """
+SENDER_PY = f"""
     from doradus import Input, Node
 
     node = Node()
+    sent = 0
     for event in node:
-        if isinstance(event, Input):
+        if isinstance(event, Input) and sent < {SENT}:
             node.send_output("n", [1, 2, 3])
+            sent += 1
 """
 RECEIVER_PY = """
     import time
+    from pathlib import Path
 
     from doradus import Input, Node
 
     node = Node()
+    taken = 0
     for event in node:
         if isinstance(event, Input):
+            taken += 1
+            Path("taken.txt").write_text(str(taken))
             time.sleep(0.1)  # slower than the 50 Hz sender: the queue of 1 drops
+"""
+TICKER_PY = """
+    from doradus import Node
+
+    for event in Node():
+        pass
 """
 
 
@@ -52,27 +74,37 @@ def _status(control: Control) -> dict[str, Any]:
 
 
 def _measured(flow: dict[str, Any]) -> bool:
+    """Every figure is in, from a report taken while the sender still streams."""
     sender, receiver = flow["nodes"]["sender"], flow["nodes"]["receiver"]
+    streaming = sender["outputs"].get("n", {}).get("sent", 0) <= SENT - 2 * SENDER_HZ
     return (
-        (receiver["input_rate"] or 0) > 0
+        streaming
+        and (receiver["input_rate"] or 0) > 0
         and (receiver["dropped"] or 0) > 0
         and (sender["output_rate"] or 0) > 0
+        and (flow["nodes"]["ticker"]["input_rate"] or 0) > 0
         and receiver["p50_latency_us"] is not None
         and all(n["cpu_percent"] is not None and n["memory_bytes"] for n in (sender, receiver))
     )
+
+
+def _near(rate: float, hz: float) -> bool:
+    """A rate measured over one report interval, within half the configured rate of it."""
+    return 0.5 * hz <= rate <= 1.5 * hz
 
 
 def test_status_and_top_show_node_metrics(control: Control) -> None:
     control.write("dataflow.yml", DATAFLOW)
     control.write("sender.py", SENDER_PY)
     control.write("receiver.py", RECEIVER_PY)
+    control.write("ticker.py", TICKER_PY)
     up = control("up")
     assert up.returncode == 0, up.stderr
     try:
         started = control("start", "dataflow.yml", "--detach", "--name", "metrics")
         assert started.returncode == 0, started.stderr
         time.sleep(3 * REPORT_INTERVAL)
-        deadline = time.monotonic() + 10 * REPORT_INTERVAL
+        deadline = time.monotonic() + 5 * REPORT_INTERVAL
         flow = _status(control)
         while not _measured(flow) and time.monotonic() < deadline:
             time.sleep(0.5)
@@ -88,11 +120,17 @@ def test_status_and_top_show_node_metrics(control: Control) -> None:
             assert node["restarts"] == 0
             assert node["errors"] == 0
             assert node["exit_code"] is None
-        assert 10 < sender["output_rate"] < 100  # 50 Hz, with room for a slow machine
-        assert receiver["input_rate"] > 0
-        assert receiver["p50_latency_us"] > 0
+        # Every arrival counts towards the input rate, dropped ones included: both sides see 50/s.
+        assert _near(sender["output_rate"], SENDER_HZ), sender
+        assert _near(receiver["input_rate"], SENDER_HZ), receiver
+        assert _near(flow["nodes"]["ticker"]["input_rate"], TICKER_HZ), flow["nodes"]["ticker"]
+        assert sender["input_rate"] == pytest.approx(sender["output_rate"], abs=0.3 * SENDER_HZ)
+        # A message waits at most one 0.1 s sleep in the queue of one: one-way latency is positive
+        # and well under a second.
+        assert 0 < receiver["p50_latency_us"] < 1_000_000, receiver
         assert receiver["latency_p50_ms"] == round(receiver["p50_latency_us"] / 1000, 3)
         assert receiver["queued"] in (0, 1)
+        assert receiver["inputs"]["n"]["source"] == "sender/n"
 
         table = control("status", "metrics")
         assert table.returncode == 0, table.stderr
@@ -102,13 +140,38 @@ def test_status_and_top_show_node_metrics(control: Control) -> None:
         top = control("top", "--once", "--output", "json")
         assert top.returncode == 0, top.stderr
         rows = json.loads(top.stdout)
-        assert {(r["dataflow"], r["node"]) for r in rows} == {("metrics", "sender"), ("metrics", "receiver")}
+        assert {(r["dataflow"], r["node"]) for r in rows} == {
+            ("metrics", "sender"),
+            ("metrics", "receiver"),
+            ("metrics", "ticker"),
+        }
         assert all(isinstance(r["pid"], int) and r["memory_bytes"] for r in rows)
 
         top_table = control("top", "metrics", "--once")
         assert top_table.returncode == 0, top_table.stderr
         assert "sender" in top_table.stdout
         assert "receiver" in top_table.stdout
+
+        # Once the sender has sent its last message and the receiver has taken what it could,
+        # every message was either taken by the node or dropped from its full queue: exactly.
+        taken = control.folder / "taken.txt"
+
+        def drained() -> dict[str, Any] | None:
+            flow = _status(control)
+            n = flow["nodes"]["receiver"]["inputs"]["n"]
+            done = n["received"] == SENT and n["queued"] == 0 and taken.exists()
+            return flow if done and int(taken.read_text()) + n["dropped"] == SENT else None
+
+        deadline = time.monotonic() + SENT / SENDER_HZ + SENT * 0.1 + 10 * REPORT_INTERVAL
+        settled = drained()
+        while settled is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+            settled = drained()
+        assert settled is not None, json.dumps(_status(control)["nodes"]["receiver"], indent=2)
+        n = settled["nodes"]["receiver"]["inputs"]["n"]
+        assert n["dropped"] == SENT - int(taken.read_text())
+        assert settled["nodes"]["receiver"]["dropped"] == n["dropped"]
+        assert settled["nodes"]["sender"]["outputs"]["n"]["sent"] == SENT
     finally:
         control("stop", "metrics", "--grace-duration", "2s")
         deadline = time.monotonic() + 10

@@ -11,6 +11,7 @@ Example:
     >>> a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     >>> OutLink(1, "b", a, ("out",)).peer
     'b'
+    >>> a.close(); b.close()
 """
 
 from __future__ import annotations
