@@ -34,6 +34,15 @@ _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
 
 MetadataValue = bool | int | float | str | datetime | list[int] | list[float] | list[str]
 
+TIMESTAMP = "timestamp"
+"""The reserved key: every received message's metadata holds its send time (an aware UTC
+``datetime``) under it, set by the runtime from the message header.
+
+A ``datetime`` a sender passes under this key (typically metadata it received and forwards,
+as dora nodes do) does not travel: the receiver gets this hop's send time. Any other value
+is refused with a `MetadataError`, since it would reach the receiver as something other than
+a time."""
+
 
 def encode_metadata(metadata: Mapping[str, Any] | None) -> bytes:
     """Encode a metadata mapping; ``None`` or ``{}`` encode to ``b""``.
@@ -45,16 +54,21 @@ def encode_metadata(metadata: Mapping[str, Any] | None) -> bytes:
         The encoded bytes.
 
     Raises:
-        MetadataError: a key or value has a type that cannot travel.
+        MetadataError: a key or value has a type that cannot travel, or ``timestamp``
+            (reserved for the send time) is not a datetime.
 
     Example:
         >>> encode_metadata({})
         b''
+        >>> from datetime import datetime, UTC
+        >>> decode_metadata(encode_metadata({"seq": 1, "timestamp": datetime.now(UTC)}))
+        {'seq': 1}
     """
     if not metadata:
         return b""
     if not isinstance(metadata, Mapping):
         raise MetadataError(f"metadata must be a dict, not {type(metadata).__name__}")
+    # `timestamp` is reserved (see TIMESTAMP): a forwarded datetime stays behind, else an error.
     if len(metadata) > 0xFFFF:
         raise MetadataError(f"metadata has {len(metadata)} keys; at most 65535 can travel")
     try:
@@ -64,6 +78,10 @@ def encode_metadata(metadata: Mapping[str, Any] | None) -> bytes:
 
 
 def _encode_items(metadata: Mapping[str, Any]) -> bytes:
+    if TIMESTAMP in metadata:
+        metadata = _without_timestamp(metadata)
+        if not metadata:
+            return b""
     parts = [_HEAD.pack(len(metadata))]
     for key, value in metadata.items():
         if not isinstance(key, str):
@@ -75,6 +93,16 @@ def _encode_items(metadata: Mapping[str, Any]) -> bytes:
         parts.append(raw_key)
         parts.append(_encode_value(key, value))
     return b"".join(parts)
+
+
+def _without_timestamp(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    value = metadata[TIMESTAMP]
+    if not isinstance(value, datetime):
+        raise MetadataError(
+            f"metadata key {TIMESTAMP!r} is reserved for the send time, which the runtime sets; "
+            f"got a {type(value).__name__}: name yours otherwise (e.g. 'capture_time')"
+        )
+    return {k: v for k, v in metadata.items() if k != TIMESTAMP}
 
 
 def _encode_value(key: str, value: Any) -> bytes:

@@ -36,7 +36,7 @@ import pyarrow as pa
 from doradus._events import STOP_ALL_INPUTS_CLOSED, STOP_MANUAL, Error, Event, Input, InputClosed, Stop
 from doradus._exceptions import DecodeError, EncodeError, MetadataError, NodeError, UnknownOutputError
 from doradus._inbox import Inbox
-from doradus._metadata import datetime_from_ns, decode_metadata, encode_metadata
+from doradus._metadata import TIMESTAMP, datetime_from_ns, decode_metadata, encode_metadata
 from doradus._node_logging import install as install_log_handler
 from doradus._node_logging import log as log_at_level
 from doradus._otel_env import enabled_signals
@@ -770,8 +770,7 @@ def _decode_input(input_id: str, item: tuple[Any, ...], codec: Any = None) -> In
     pos += layout_len
     metadata: dict[str, Any] = decode_metadata(data[pos : pos + meta_len]) if meta_len else {}
     pos += meta_len
-    if "timestamp" not in metadata:
-        metadata["timestamp"] = datetime_from_ns(stamp)
+    metadata[TIMESTAMP] = datetime_from_ns(stamp)  # reserved: always this message's send time
     if lease is not None:
         payload = lease.buffer(seg_off, lease.mapping.size - seg_off)
     else:

@@ -21,7 +21,8 @@ from doradus._metadata import datetime_from_ns, decode_metadata, encode_metadata
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 PROPERTY = settings(max_examples=150, deadline=None)
 
-keys = st.text(max_size=63)  # at most 4 UTF-8 bytes a character: always within 255 bytes
+# At most 4 UTF-8 bytes a character: always within 255 bytes. `timestamp` is reserved (own tests).
+keys = st.text(max_size=63).filter(lambda k: k != "timestamp")
 ints = st.integers(INT_MIN, INT_MAX)
 floats = st.floats(allow_nan=True, allow_infinity=True)
 fixed_offsets = st.builds(
@@ -359,3 +360,17 @@ def test_decode_error_keeps_the_low_level_cause() -> None:
         decode_metadata(b"\x01\x00\x01k\x63")
 
     assert info.value.__cause__ is not None
+
+
+def test_timestamp_is_reserved_for_the_send_time() -> None:
+    with pytest.raises(MetadataError, match=r"'timestamp' is reserved for the send time.*got a str"):
+        encode_metadata({"timestamp": "2026-01-01"})
+    with pytest.raises(MetadataError, match="reserved"):
+        encode_metadata({"seq": 1, "timestamp": 1_700_000_000.0})
+
+
+def test_a_forwarded_timestamp_stays_behind() -> None:
+    forwarded = {"seq": 7, "timestamp": datetime(2000, 1, 1, tzinfo=UTC)}
+    assert decode_metadata(encode_metadata(forwarded)) == {"seq": 7}
+    assert encode_metadata({"timestamp": datetime(2000, 1, 1, tzinfo=UTC)}) == b""
+    assert forwarded["timestamp"] == datetime(2000, 1, 1, tzinfo=UTC)  # the caller's dict is untouched
