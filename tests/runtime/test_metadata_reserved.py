@@ -28,8 +28,10 @@ for event in Node():
     if isinstance(event, Input):
         stamp = event.metadata["timestamp"]
         age = datetime.now(UTC) - stamp
-        print(json.dumps({"value": event.value.to_pylist(), "seq": event.metadata.get("seq"),
-                          "recent": timedelta(0) <= age < timedelta(minutes=1), "aware": stamp.tzinfo is not None}))
+        recent = timedelta(0) <= age < timedelta(minutes=1)
+        seq = event.metadata.get("seq")
+        print(json.dumps({"value": event.value.to_pylist(), "seq": seq, "recent": recent,
+                          "aware": stamp.tzinfo is not None}))
 """
 
 
