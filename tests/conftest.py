@@ -79,13 +79,44 @@ def processes_mentioning(text: str) -> list[str]:
     return found
 
 
+def run_ids(folder: Path) -> list[str]:
+    """Ids of the runs of the dataflow in ``folder`` (the names of its ``out/`` folders)."""
+    return [p.name for p in (folder / "out").glob("*")] if (folder / "out").is_dir() else []
+
+
+def processes_of_runs(ids: list[str]) -> list[str]:
+    """Command lines of live processes started for one of these runs, however deep.
+
+    Every node gets ``DORADUS_RUN_ID`` in its environment and its children inherit it, so this
+    finds what a command line would not show: a ``sh`` node's ``sleep``, a helper it left.
+    """
+    import psutil
+
+    wanted = set(ids)
+    found = []
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        try:
+            if proc.info["status"] == psutil.STATUS_ZOMBIE:
+                continue
+            if proc.environ().get("DORADUS_RUN_ID") in wanted:
+                found.append(" ".join(proc.info["cmdline"] or []))
+        except (psutil.Error, TypeError):
+            continue
+    return found
+
+
+def run_folders_of(ids: list[str]) -> list[str]:
+    """Private runtime folders (under ``runs_dir()``) of these runs that still exist."""
+    return [name for name in run_folders() if any(name.startswith(rid[:13]) for rid in ids)]
+
+
 def assert_nothing_left(before_shm: set[str], folder: Path) -> None:
     assert shm_entries() <= before_shm, "a run left files in /dev/shm"
     # Each run's private folder is named after its run id (the name of its out/ folder).
-    run_ids = [p.name[:13] for p in (folder / "out").glob("*")] if (folder / "out").is_dir() else []
-    leftovers = [name for name in run_folders() if any(name.startswith(rid) for rid in run_ids)]
-    assert leftovers == [], "a run left its private runtime folder behind"
+    ids = run_ids(folder)
+    assert run_folders_of(ids) == [], "a run left its private runtime folder behind"
     assert processes_mentioning(str(folder)) == [], "a run left node processes behind"
+    assert processes_of_runs(ids) == [], "a run left processes of its nodes behind"
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@ EXPORTED = [
     "MetadataError",
     "Node",
     "NodeError",
+    "ResourceLimitError",
     "Stop",
     "TransportError",
     "TransportTimeout",

@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, Field, PlainSerializer, WithJsonSchema
 
+from doradus._descriptor import MAX_DATAFLOW_BYTES
 from doradus._logrecord import iso_timestamp
 
 
@@ -150,9 +151,26 @@ class DataflowDetail(_DataflowBase):
 
 
 class StartRequest(BaseModel):
-    """``POST /api/v1/dataflows``: an absolute dataflow path on the daemon's machine."""
+    """``POST /api/v1/dataflows``: a dataflow file's text, and where the file lives.
 
-    path: str
+    The coordinator never opens ``path``: it names the file in messages, and the
+    daemons run the nodes from its folder (relative node paths start there). A
+    request without ``text`` (clients before the text was sent) is refused with
+    422: the coordinator does not read files a client names.
+    """
+
+    path: str = Field(
+        min_length=1,
+        max_length=4096,
+        description="The dataflow file's absolute path on the daemons' machines: its folder is where "
+        "relative node paths start and nodes run; never read by the coordinator.",
+    )
+    text: str | None = Field(
+        default=None,
+        max_length=MAX_DATAFLOW_BYTES,
+        description="The dataflow file's text, at most 1 MiB. Required: a request without it is refused "
+        "with 422.",
+    )
     name: str | None = None
     env: dict[str, str] = Field(default_factory=dict)
     log_level: Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"] | None = Field(

@@ -10,6 +10,11 @@ the machine daemon alike (`call_with_retries`): one try, then up to
 ``retries`` retries (`DEFAULT_RETRIES`), each announced on stderr as
 ``No coordinator at ADDR (REASON). Retrying in 1s... [Attempt k/N]``.
 
+The API token comes from ``--token-file`` (or the profile's ``token_file``),
+``DORADUS_TOKEN_FILE``, else from the runtime folder, for the coordinator
+``doradus up`` or ``doradus coordinator`` started on this machine
+(`resolve_token`): a token found there is only ever sent to that coordinator.
+
 Example::
 
     client = ControlClient(resolve_address(None), retries=2)
@@ -18,6 +23,7 @@ Example::
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -27,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from doradus._auth import is_loopback, read_secret, token_path
 from doradus._exceptions import ConnectError, DoradusError
 from doradus._paths import runtime_base
 
@@ -189,20 +196,75 @@ def _profile_coordinator() -> tuple[str, str] | None:
     return profile.coordinator, f"profile {profile.name!r} ({profile.source})"
 
 
-def resolve_token(token_file: str | None) -> str | None:
-    """The API token: ``--token-file``, then ``DORADUS_TOKEN_FILE``, then the one ``up`` recorded.
+def resolve_token(token_file: str | None, address: Address | None = None) -> str | None:
+    """The API token to send to the coordinator at ``address``, if there is one.
+
+    In order: ``token_file`` (``--token-file``, or the profile's), the file
+    ``DORADUS_TOKEN_FILE`` names, the token file of the coordinator ``doradus up``
+    recorded (only when ``address`` is that coordinator's), then the token Doradus
+    made for a coordinator listening on this machine at ``address``'s port (only
+    when ``address`` is a loopback one). A token made for one coordinator is never
+    sent to another.
+
+    Raises:
+        OSError: A token file given explicitly cannot be read.
 
     Example:
-        >>> resolve_token(None) is None or True
+        >>> resolve_token(None, parse_address("192.0.2.7:6300", "flag")) is None
         True
     """
     path = token_file or os.environ.get(ENV_TOKEN_FILE)
-    if not path:
-        state = read_state() or {}
-        path = state.get("token_file") if isinstance(state.get("token_file"), str) else None
-    if not path:
+    if path:
+        token = read_secret(Path(path).expanduser())
+        if token is None:
+            raise FileNotFoundError(errno.ENOENT, f"no token file at {path}", path)
+        return token
+    state = read_state() or {}
+    recorded = state.get("token_file")
+    if isinstance(recorded, str) and (address is None or _same_coordinator(address, state.get("address"))):
+        token = _found_secret(recorded)
+        if token:
+            return token
+    if address is not None and is_loopback(address.host):
+        return _found_secret(token_path(address.port))
+    return None
+
+
+def found_daemon_key(address: Address) -> str | None:
+    """The daemon key of the coordinator at ``address``, when it runs on this machine for this user.
+
+    Only for a loopback ``address``: the key is never sent to another machine.
+
+    Example:
+        >>> found_daemon_key(parse_address("192.0.2.7:6300", "flag")) is None
+        True
+    """
+    from doradus._auth import daemon_key_path
+
+    return _found_secret(daemon_key_path(address.port)) if is_loopback(address.host) else None
+
+
+def _found_secret(path: str | os.PathLike[str]) -> str | None:
+    """A secret found (not given): an unreadable file is as good as none."""
+    try:
+        return read_secret(path)
+    except OSError:
         return None
-    return Path(path).read_text().strip() or None
+
+
+def _same_coordinator(address: Address, recorded: object) -> bool:
+    """Whether ``recorded`` (``up.json``'s address) is ``address``: same port, same or loopback host.
+
+    Example:
+        >>> _same_coordinator(parse_address("localhost:6300", "flag"), "127.0.0.1:6300")
+        True
+    """
+    try:
+        other = parse_address(str(recorded), "state")
+    except ValueError:
+        return False
+    same_host = other.host == address.host or (is_loopback(other.host) and is_loopback(address.host))
+    return other.port == address.port and same_host
 
 
 def call_with_retries(

@@ -5,6 +5,11 @@ per (sender node, receiver node), hands each node its ends when the node
 registers on the control socket, starts everyone once all nodes are ready,
 and then only watches processes and relays stop requests.
 
+Nodes are started by the run's keeper (`doradus._unsafe.process`): nothing of a run
+outlives its daemon, whatever kills the daemon. One thread reads every node's stdout and
+stderr and the keeper's reports (a node has ended when its process has, whoever still
+holds its pipes); each registered node has a thread reading its control socket.
+
 Example::
 
     daemon = LocalDaemon(dataflow, run_id=new_run_id(), out_dir=Path("out/run"))
@@ -17,12 +22,12 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import resource
+import selectors
 import shutil
 import signal
 import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import deque
@@ -32,11 +37,13 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from doradus._dataflow import Dataflow, LogSource, NodeSource, NodeSpec, TimerSource
+from doradus._exceptions import ResourceLimitError
 from doradus._logrecord import LEVEL_RANK, at_least, classify_line, make_record, normalize_level
 from doradus._logstore import LogStore
 from doradus._otel_env import enabled_signals
-from doradus._paths import runs_dir
+from doradus._paths import clean_stale_runs, new_run_folder, new_socket_folder
 from doradus._protocol import ENV_CONFIG, LATENCY_BOUNDS_US, recv_control, send_control
+from doradus._unsafe.process import Exited, Keeper, Spawned, SpawnFailed
 
 if TYPE_CHECKING:
     from doradus._stdout_relay import StdoutRelay
@@ -49,6 +56,69 @@ COMPAT_PATH = str(Path(__file__).parent / "_compat")
 RecordSink = Callable[[dict[str, Any]], None]
 EARLY_LOG_RECORDS = 1_000
 """Records kept for log inputs until the dataflow starts."""
+KILL_AFTER_TERM = 2.0
+"""Seconds between SIGTERM and SIGKILL: for nodes past their grace, and at the end of a run
+for what is left in the nodes' process groups (helpers a node started)."""
+ORPHAN_GRACE = 1.0
+"""Seconds between SIGTERM and SIGKILL when the daemon died and its keeper ends the nodes."""
+FILES_PER_NODE = 4
+"""Descriptors the daemon holds per running node: stdout, stderr, log file, control socket."""
+FILES_RESERVED = 64
+"""Descriptors kept for the daemon itself beyond those open at the start (store, sockets, keeper)."""
+MIB = 2**20
+MEMORY_PER_NODE = {"python": 25 * MIB, "operator": 25 * MIB, "executable": 4 * MIB, "shell": 1 * MIB}
+"""A rough low estimate of a node's own memory by kind (an idle Python node with pyarrow: ~25 MiB)."""
+READ_CHUNK = 65536
+DRAIN_CHUNKS = 32
+"""Chunks read at most when draining a pipe: more than a pipe holds (1 MiB at most), but a
+helper writing without end cannot keep the reader draining forever."""
+MAX_LINE = 1 << 20
+"""A longer run of output without a newline is cut into lines of this many bytes."""
+PAUSE_CHECK = 0.02
+"""Seconds between two looks at paused stdout pipes (their relay was full)."""
+DROP_POLICY = "drop_oldest"
+"""The queue policy applied (``backpressure`` is not applied yet: see `NOT_APPLIED`)."""
+_node_files: int | None = None
+"""The soft descriptor limit this process had before `raise_open_file_limit`: the one nodes get."""
+
+
+@dataclass(frozen=True)
+class InputDrops:
+    """Messages an input's full queue dropped over a run.
+
+    Example:
+        >>> InputDrops("detector", "image", "camera/frame", 12, 1).message
+        'input detector/image dropped 12 messages (queue_size 1, drop_oldest)'
+    """
+
+    node: str
+    input: str
+    source: str
+    dropped: int
+    queue_size: int
+
+    @property
+    def message(self) -> str:
+        """One line saying which input dropped how many messages, and why."""
+        return (
+            f"input {self.node}/{self.input} dropped {self.dropped} messages "
+            f"(queue_size {self.queue_size}, {DROP_POLICY})"
+        )
+
+
+@dataclass(eq=False)
+class _Pipe:
+    """One of a node's output pipes (stdout or stderr), read by the daemon's I/O thread."""
+
+    proc: NodeProcess
+    stream: str
+    fd: int
+    relay: StdoutRelay | None = None
+    """Where stdout lines also go (``send_stdout_as``), until the node exits."""
+    partial: bytes = b""
+    traceback: list[str] = field(default_factory=list)
+    """A Python traceback being gathered into one record."""
+    registered: bool = False
 
 
 @dataclass(eq=False)
@@ -68,18 +138,28 @@ class NodeProcess:
     """What the daemon knows about one node."""
 
     spec: NodeSpec
-    popen: subprocess.Popen[bytes] | None = None
+    pid: int | None = None
+    """The node's process id (also its process group's), once started."""
+    pipes: list[_Pipe] = field(default_factory=list)
+    """Its stdout and stderr pipes still open (a helper it started may hold them after it exits)."""
     conn: socket.socket | None = None
+    requested: bool = False
+    """The keeper was asked to start it."""
+    answered: bool = False
+    """The request was answered: started, or failed."""
     registered: bool = False
     ready: bool = False
     """The node's links are open (subscriptions confirmed): the start may count it."""
     exited: bool = False
     returncode: int | None = None
     killed: bool = False
+    signalled: set[int] = field(default_factory=set)
+    """Signals `LocalDaemon.kill` sent it."""
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=TAIL_LINES))
     log: IO[str] | None = None
     log_lock: threading.Lock = field(default_factory=threading.Lock)
     readers: list[threading.Thread] = field(default_factory=list)
+    """Threads reading its control socket."""
     links: list[tuple[dict[str, Any], socket.socket | None]] = field(default_factory=list)
     """(link description for the node, its socket end for ``shm`` links, else None)."""
     watched: bool = False
@@ -216,34 +296,128 @@ class LocalDaemon:
         self._started = False
         self._stopping = False
         self._closed = False
-        self.rundir = Path(tempfile.mkdtemp(prefix=f"{run_id[:13]}-", dir=runs_dir()))
+        clean_stale_runs()  # what runs killed with their keeper left (their supervisor has gone)
+        self.rundir = new_run_folder(run_id)
         self.control_path = str(self.rundir / "control.sock")
         self._short_dir: Path | None = None
         if len(self.control_path.encode()) > MAX_SOCKET_PATH:
             # Unix socket paths hold at most 107 bytes: a deep runtime folder gets a short,
             # equally private (0700) folder for the socket.
-            self._short_dir = Path(tempfile.mkdtemp(prefix="doradus-"))
+            self._short_dir = new_socket_folder()
             self.control_path = str(self._short_dir / "c.sock")
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self._sampler = ProcessSampler()
+        self._keeper: Keeper | None = None
+        self._unanswered = 0
+        """Spawn requests the keeper has not answered yet."""
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._io_thread: threading.Thread | None = None
+        self._io_stop = False
+        self._ending = False
+        """The run is ending: the keeper's end is expected."""
+        self._paused: list[_Pipe] = []
 
     # ---------------------------------------------------------------- startup
     def start(self) -> None:
-        """Create the links, open the control socket and spawn every node."""
+        """Check the machine's limits, create the links, open the control socket and spawn every node.
+
+        Raises:
+            ResourceLimitError: The run needs more descriptors or memory than the machine
+                gives; nothing was started.
+        """
+        node_files, _hard = raise_open_file_limit()
+        self.check_resources()
         self.out_dir.mkdir(parents=True, exist_ok=True)
         if enabled_signals():
             self.telemetry = _runtime_telemetry(self)
         self._listener.bind(self.control_path)
-        self._listener.listen(64)
+        self._listener.listen(128)
         if any(n.spec.kind == "dynamic" for n in self.nodes.values()):
             self._update_dynamic_file()
         self._make_links()
+        folders = [str(self.rundir), *([str(self._short_dir)] if self._short_dir else [])]
+        self._keeper = Keeper.start(node_files=node_files, orphan_grace=ORPHAN_GRACE, remove=folders)
+        self._selector.register(self._keeper.fileno(), selectors.EVENT_READ, self._keeper)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self._io_thread = threading.Thread(target=self._io_loop, name="doradus-io", daemon=True)
+        self._io_thread.start()
         threading.Thread(target=self._accept_loop, name="doradus-accept", daemon=True).start()
         for proc in self.nodes.values():
             if proc.spec.kind != "dynamic":
                 self._spawn(proc)
         with self._lock:
+            while self._unanswered:  # the keeper answers each request (or the I/O thread fails it)
+                self._changed.wait()
             self._check_barrier()
+
+    def check_resources(self) -> None:
+        """Fail early when this machine cannot hold the run: memory and descriptors.
+
+        Memory: a rough low estimate per node (`MEMORY_PER_NODE`) against the memory
+        available (the machine's: a container's own limit is not read). Descriptors:
+        `FILES_PER_NODE` per node, two per link between nodes here, and those of the daemon
+        itself, against the limit (``ulimit -n``; see `raise_open_file_limit`). Nothing is
+        started yet when this raises.
+
+        Raises:
+            ResourceLimitError: Naming the limit, the numbers and the fix.
+
+        Example::
+
+            daemon.check_resources()   # ResourceLimitError: this dataflow needs about 464 open files...
+        """
+        spawned = [p.spec for p in self.nodes.values() if p.spec.kind != "dynamic"]
+        psutil: Any = importlib.import_module("psutil")  # untyped; a core dependency
+        available = int(psutil.virtual_memory().available)
+        counts: dict[str, int] = {}
+        for spec in spawned:
+            counts[spec.kind] = counts.get(spec.kind, 0) + 1
+        estimate = sum(MEMORY_PER_NODE.get(kind, 0) * n for kind, n in counts.items())
+        if estimate > available:
+            parts = ", ".join(
+                f"{n} {kind} nodes of {MEMORY_PER_NODE[kind] // MIB} MiB"
+                for kind, n in sorted(counts.items())
+                if kind in MEMORY_PER_NODE
+            )
+            raise ResourceLimitError(
+                f"this dataflow's {len(spawned)} nodes need about {estimate // MIB} MiB ({parts}), "
+                f"more than the {available // MIB} MiB of memory available on this machine; nothing "
+                "was started. Run fewer nodes here: place some on another machine "
+                "(`deploy: {machine: NAME}`), or merge Python nodes into one node with `operators`",
+                limit="memory",
+            )
+        limit, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        needed, detail = self._descriptors_needed(len(spawned))
+        if needed > limit:
+            which = f"the hard limit of {limit}" if limit == hard else f"the limit of {limit}"
+            raise ResourceLimitError(
+                f"this dataflow needs about {needed} open files ({detail}), more than {which} "
+                f"(`ulimit -n`); nothing was started. Raise it in the shell that starts doradus: "
+                f"`ulimit -n {needed}` (past the hard limit, `ulimit -Hn`, only root can: set `nofile` "
+                "in /etc/security/limits.conf, or LimitNOFILE= for a systemd service)",
+                limit="RLIMIT_NOFILE",
+            )
+
+    def _descriptors_needed(self, spawned: int) -> tuple[int, str]:
+        """Descriptors the daemon holds at once with every node running, and how they add up."""
+        pairs = {
+            (inp.source.node, spec.id)
+            for spec in self.dataflow.nodes
+            for inp in spec.inputs.values()
+            if isinstance(inp.source, NodeSource) and {inp.source.node, spec.id} <= self.nodes.keys()
+        }
+        try:
+            open_now = len(os.listdir("/proc/self/fd"))
+        except OSError:
+            open_now = 16
+        needed = FILES_PER_NODE * spawned + 2 * len(pairs) + open_now + FILES_RESERVED
+        detail = f"{FILES_PER_NODE} per node for {spawned} nodes"
+        if pairs:
+            detail += f", {2 * len(pairs)} link ends"
+        return needed, f"{detail}, {open_now + FILES_RESERVED} for the runtime itself"
 
     def _make_links(self) -> None:
         links: dict[tuple[str, str], Link] = {}
@@ -475,40 +649,90 @@ class LocalDaemon:
         return env
 
     def _spawn(self, proc: NodeProcess) -> None:
+        """Ask the keeper to start a node; the I/O thread takes its answer (`_on_spawned`)."""
         spec = proc.spec
-        proc.log = open(self.out_dir / f"log_{spec.id}.txt", "w", encoding="utf-8")  # noqa: SIM115 - closed by the reader
+        assert self._keeper is not None
+        # closed once its pipes are (`_close_log`)
+        proc.log = open(self.out_dir / f"log_{spec.id}.txt", "w", encoding="utf-8")  # noqa: SIM115
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        os.set_blocking(out_r, False)
+        os.set_blocking(err_r, False)
+        proc.pipes = [_Pipe(proc, "stdout", out_r, self.relays.get(spec.id)), _Pipe(proc, "stderr", err_r)]
+        with self._lock:
+            self._unanswered += 1
+            proc.requested = True
         try:
-            proc.popen = subprocess.Popen(
+            self._keeper.spawn(
+                spec.id,
                 self._command(spec),
-                cwd=self.dataflow.working_dir,
+                cwd=str(self.dataflow.working_dir),
                 env=self._environment(spec),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                start_new_session=True,
+                stdout=out_w,
+                stderr=err_w,
             )
-        except OSError as exc:
-            message = f"could not start node: {exc}"
-            proc.tail.append(message)
-            proc.log.write(message + "\n")
-            proc.log.close()
-            self.runtime_record("ERROR", message, spec.id, {"event": "failed"})
-            relay = self.relays.get(spec.id)
-            if relay is not None:
-                relay.finish()  # no stdout will come: its readers' inputs close
-            with self._lock:
-                self._mark_exited(proc, 127)
+        except OSError as exc:  # the keeper has gone (the I/O thread says so) or the request is too big
+            self._on_spawn_failed(proc, f"the request did not reach the node keeper: {exc}")
+        finally:
+            # The keeper got copies: end of file comes once the node and its children close theirs.
+            os.close(out_w)
+            os.close(err_w)
+
+    def _on_spawned(self, proc: NodeProcess, pid: int) -> None:
+        if not self._answer(proc):
             return
-        self.runtime_record("INFO", f"started (pid {proc.popen.pid})", spec.id, {"event": "started"})
+        proc.pid = pid
+        for pipe in proc.pipes:
+            self._selector.register(pipe.fd, selectors.EVENT_READ, pipe)
+            pipe.registered = True
+        self.runtime_record("INFO", f"started (pid {pid})", proc.spec.id, {"event": "started"})
         if self.telemetry is not None:
-            self.telemetry.node_started(spec.id, proc.popen.pid)
-        for stream in ("stdout", "stderr"):
-            reader = threading.Thread(
-                target=self._pump, args=(proc, stream), name=f"{stream}-{spec.id}", daemon=True
-            )
-            proc.readers.append(reader)
-            reader.start()
-        threading.Thread(target=self._watch, args=(proc,), name=f"wait-{spec.id}", daemon=True).start()
+            self.telemetry.node_started(proc.spec.id, pid)
+
+    def _on_spawn_failed(self, proc: NodeProcess, error: str) -> None:
+        if not self._answer(proc):
+            return
+        for pipe in proc.pipes:
+            os.close(pipe.fd)
+        proc.pipes = []
+        message = f"could not start node: {error}"
+        proc.tail.append(message)
+        self._write_raw(proc, message)
+        self._close_log(proc)
+        self.runtime_record("ERROR", message, proc.spec.id, {"event": "failed"})
+        relay = self.relays.get(proc.spec.id)
+        if relay is not None:
+            relay.finish()  # no stdout will come: its readers' inputs close
+        with self._lock:
+            self._mark_exited(proc, 127)
+
+    def _answer(self, proc: NodeProcess) -> bool:
+        """Count the answer to a node's spawn request; False if it had one (exactly one counts)."""
+        with self._lock:
+            if proc.answered:
+                return False
+            proc.answered = True
+            self._unanswered -= 1
+            self._changed.notify_all()
+            return True
+
+    def _on_exited(self, proc: NodeProcess, code: int) -> None:
+        """The node's process exited: take what it wrote, report it and close what it leaves.
+
+        Pipes still held by a helper it started stay open: their lines are logged until they
+        close or the run ends.
+        """
+        for pipe in list(proc.pipes):
+            self._read_pipe(pipe, drain=True)
+            self._end_lines(pipe)
+            if pipe.relay is not None:
+                pipe.relay.finish()  # the node's stdout lines end with the node
+                pipe.relay = None
+        if not proc.pipes:
+            self._close_log(proc)
+        self._report_exit(proc, code)
+        with self._lock:
+            self._mark_exited(proc, code)
 
     # ------------------------------------------------------------------ logs
     def record(self, record: dict[str, Any]) -> None:
@@ -612,53 +836,158 @@ class LocalDaemon:
                 proc.log.flush()
 
     # --------------------------------------------------------------- watching
-    def _pump(self, proc: NodeProcess, stream: str) -> None:
-        relay = self.relays.get(proc.spec.id) if stream == "stdout" else None
-        try:
-            self._read_lines(proc, stream, relay)
-        finally:
-            if relay is not None:
-                relay.finish()  # every line is queued: it sends them, then its readers' inputs close
+    def _io_loop(self) -> None:
+        """Read every node's output pipes and the keeper's reports, until `close` ends the run."""
+        while not self._io_stop:
+            for key, _events in self._selector.select(PAUSE_CHECK if self._paused else None):
+                try:
+                    if key.data is None:
+                        _read_all(self._wake_r)
+                    elif isinstance(key.data, Keeper):
+                        self._keeper_events(key.data)
+                    else:
+                        self._read_pipe(key.data)
+                except Exception as exc:  # this thread must live on: without it no node is seen ending
+                    self.runtime_record("ERROR", f"internal error watching the nodes: {exc!r}")
+            if self._paused:
+                self._resume_paused()
+        # The keeper has ended every node: take its last reports and what is left in the pipes.
+        keeper = self._keeper
+        deadline = time.monotonic() + 1.0
+        while keeper is not None and keeper.fileno() in self._selector.get_map():
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._keeper_events(keeper, wait=left):
+                break
+        for proc in self.nodes.values():
+            for pipe in list(proc.pipes):
+                self._read_pipe(pipe, drain=True)
+                self._close_pipe(pipe)
 
-    def _read_lines(self, proc: NodeProcess, stream: str, relay: StdoutRelay | None) -> None:
-        assert proc.popen is not None
-        pipe = proc.popen.stdout if stream == "stdout" else proc.popen.stderr
-        assert pipe is not None
-        traceback: list[str] = []
-        for raw in pipe:
-            line = raw.decode("utf-8", "replace").rstrip("\n")
-            if relay is not None:
-                relay.put(line, time.time_ns())
-            proc.tail.append(line)
-            self._write_raw(proc, line)
-            if traceback:  # a Python traceback becomes one ERROR record, ending at its exception line
-                traceback.append(line)
-                if line[:1] not in (" ", "\t", "") and not line.startswith("During handling"):
-                    self._emit_traceback(proc, stream, traceback)
-                    traceback = []
+    def _keeper_events(self, keeper: Keeper, wait: float = 0.0) -> bool:
+        """Act on the keeper's reports; False once it has gone."""
+        events = keeper.receive(wait)
+        for event in events or []:
+            proc = self.nodes.get(event.key)
+            if proc is None:
                 continue
-            if line.startswith("Traceback (most recent call last):"):
-                traceback = [line]
-                continue
-            level, message, fields = classify_line(line, stream)
-            self.record(make_record(level, message, node=proc.spec.id, source=stream, fields=fields))
-        if traceback:
-            self._emit_traceback(proc, stream, traceback)
+            if isinstance(event, Spawned):
+                self._on_spawned(proc, event.pid)
+            elif isinstance(event, SpawnFailed):
+                self._on_spawn_failed(proc, event.error)
+            elif isinstance(event, Exited) and not proc.exited:
+                self._on_exited(proc, event.code)
+        if events is None:
+            self._keeper_gone(keeper)
+            return False
+        return True
+
+    def _keeper_gone(self, keeper: Keeper) -> None:
+        """The keeper ended: at the end of the run, or killed (its nodes were killed with it)."""
+        self._selector.unregister(keeper.fileno())
+        if self._ending:
+            return
+        self.runtime_record(
+            "ERROR",
+            f"the node keeper (pid {keeper.pid}) ended unexpectedly: every node it started was killed",
+        )
+        for proc in self.nodes.values():
+            if proc.requested and not proc.answered:
+                self._on_spawn_failed(proc, "the node keeper ended")
+            elif proc.pid is not None and not proc.exited:
+                proc.killed = True
+                self._on_exited(proc, -signal.SIGKILL)
+
+    def _read_pipe(self, pipe: _Pipe, drain: bool = False) -> None:
+        """Read what the pipe holds (one chunk, or with ``drain`` all of it) and log its lines."""
+        chunks = DRAIN_CHUNKS if drain else 1
+        while chunks and pipe.fd >= 0:  # closed meanwhile: by an event earlier in the same batch
+            chunks -= 1
+            if not drain and pipe.relay is not None and not pipe.relay.has_room():
+                self._pause(pipe)  # its readers lag: the node waits on its stdout, as on a terminal
+                return
+            try:
+                chunk = os.read(pipe.fd, READ_CHUNK)
+            except BlockingIOError:
+                return
+            except OSError:
+                chunk = b""
+            if not chunk:
+                self._close_pipe(pipe)
+                return
+            lines = (pipe.partial + chunk).split(b"\n")
+            pipe.partial = lines.pop()
+            if len(pipe.partial) > MAX_LINE:
+                lines.append(pipe.partial)
+                pipe.partial = b""
+            for raw in lines:  # one chunk per turn unless draining: every node's output gets its turn
+                self._line(pipe, raw.decode("utf-8", "replace"))
+
+    def _pause(self, pipe: _Pipe) -> None:
+        if pipe.registered:
+            self._selector.unregister(pipe.fd)
+            pipe.registered = False
+            self._paused.append(pipe)
+
+    def _resume_paused(self) -> None:
+        for pipe in list(self._paused):
+            if pipe.relay is None or pipe.relay.has_room():
+                self._paused.remove(pipe)
+                if pipe in pipe.proc.pipes:
+                    self._selector.register(pipe.fd, selectors.EVENT_READ, pipe)
+                    pipe.registered = True
+
+    def _close_pipe(self, pipe: _Pipe) -> None:
+        """The pipe ended (every holder closed it) or the run did: log its last line, close it."""
+        self._end_lines(pipe)
+        if pipe.relay is not None:
+            pipe.relay.finish()  # every line is queued: it sends them, then its readers' inputs close
+            pipe.relay = None
+        if pipe.registered:
+            self._selector.unregister(pipe.fd)
+            pipe.registered = False
+        if pipe in self._paused:
+            self._paused.remove(pipe)
+        os.close(pipe.fd)
+        pipe.fd = -1  # the number may soon name another node's pipe
+        proc = pipe.proc
+        proc.pipes.remove(pipe)
+        if not proc.pipes and proc.exited:
+            self._close_log(proc)
+
+    def _end_lines(self, pipe: _Pipe) -> None:
+        """Log a last line without its newline, and a traceback being gathered."""
+        if pipe.partial:
+            self._line(pipe, pipe.partial.decode("utf-8", "replace"))
+            pipe.partial = b""
+        if pipe.traceback:
+            self._emit_traceback(pipe.proc, pipe.stream, pipe.traceback)
+            pipe.traceback = []
+
+    def _line(self, pipe: _Pipe, line: str) -> None:
+        proc, stream = pipe.proc, pipe.stream
+        if pipe.relay is not None:
+            pipe.relay.put(line, time.time_ns())
+        proc.tail.append(line)
+        self._write_raw(proc, line)
+        if pipe.traceback:  # a Python traceback becomes one ERROR record, ending at its exception line
+            pipe.traceback.append(line)
+            if line[:1] not in (" ", "\t", "") and not line.startswith("During handling"):
+                self._emit_traceback(proc, stream, pipe.traceback)
+                pipe.traceback = []
+            return
+        if line.startswith("Traceback (most recent call last):"):
+            pipe.traceback = [line]
+            return
+        level, message, fields = classify_line(line, stream)
+        self.record(make_record(level, message, node=proc.spec.id, source=stream, fields=fields))
 
     def _emit_traceback(self, proc: NodeProcess, stream: str, lines: list[str]) -> None:
         self.record(make_record("ERROR", "\n".join(lines), node=proc.spec.id, source=stream))
 
-    def _watch(self, proc: NodeProcess) -> None:
-        assert proc.popen is not None
-        code = proc.popen.wait()
-        for reader in proc.readers:
-            reader.join(timeout=5)
+    def _close_log(self, proc: NodeProcess) -> None:
         with proc.log_lock:
             if proc.log is not None:
                 proc.log.close()
-        self._report_exit(proc, code)
-        with self._lock:
-            self._mark_exited(proc, code)
 
     def _report_exit(self, proc: NodeProcess, code: int) -> None:
         node_id = proc.spec.id
@@ -742,6 +1071,16 @@ class LocalDaemon:
                 with self._lock:
                     proc.record_stats(message)
         conn.close()
+        for drops in self.dropped_inputs(proc.spec.id):  # its last report is in: the final counts
+            fields = {
+                "event": "dropped",
+                "input": drops.input,
+                "source": drops.source,
+                "dropped": drops.dropped,
+                "queue_size": drops.queue_size,
+                "queue_policy": DROP_POLICY,
+            }
+            self.runtime_record("WARN", drops.message, proc.spec.id, fields)
         if proc.spec.kind != "dynamic":
             return
         with self._lock:
@@ -783,9 +1122,11 @@ class LocalDaemon:
             proc.conn = conn
             proc.registered = True
             proc.watched = True
-            threading.Thread(
+            reader = threading.Thread(
                 target=self._watch_conn, args=(proc, conn), name=f"control-{node_id}", daemon=True
-            ).start()
+            )
+            proc.readers.append(reader)
+            reader.start()
             if proc.spec.kind == "dynamic":
                 self._update_dynamic_file()
             if self._stopping:
@@ -844,17 +1185,43 @@ class LocalDaemon:
                         pass
             self._changed.notify_all()
 
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        """Signal every node's process group that is still running."""
+    def running(self) -> list[str]:
+        """Ids of the nodes started and not ended yet, in dataflow order.
+
+        Example::
+
+            daemon.running()   # ['camera', 'detector']
+        """
         with self._lock:
-            procs = [p for p in self.nodes.values() if p.popen is not None and not p.exited]
+            return [node_id for node_id, p in self.nodes.items() if p.pid is not None and not p.exited]
+
+    def kill(self, sig: int = signal.SIGKILL) -> list[str]:
+        """Signal every node's process group that is still running; returns their ids.
+
+        A node gets a WARN record naming the signal the first time it is sent that signal.
+
+        Example::
+
+            daemon.kill(signal.SIGTERM)   # ['detector']
+        """
+        with self._lock:
+            procs = [p for p in self.nodes.values() if p.pid is not None and not p.exited]
+        name = signal.Signals(sig).name
+        signalled = []
         for proc in procs:
-            assert proc.popen is not None
+            assert proc.pid is not None
             try:
-                os.killpg(proc.popen.pid, sig)
-                proc.killed = True
+                # The keeper holds an exited node unreaped until the run ends: the group id is still ours.
+                os.killpg(proc.pid, sig)
             except ProcessLookupError:
-                pass
+                continue
+            proc.killed = True
+            signalled.append(proc.spec.id)
+            if sig not in proc.signalled:  # callers repeat SIGKILL until the node is seen gone
+                proc.signalled.add(sig)
+                fields = {"event": "signal", "signal": name}
+                self.runtime_record("WARN", f"still running: sending {name}", proc.spec.id, fields)
+        return signalled
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until every node has ended; False if ``timeout`` passed first."""
@@ -901,7 +1268,7 @@ class LocalDaemon:
             snapshot = [
                 (
                     node_id,
-                    p.popen.pid if p.popen is not None else None,
+                    p.pid,
                     p.exited,
                     p.returncode,
                     p.registered,
@@ -988,6 +1355,27 @@ class LocalDaemon:
                 )
         return result
 
+    def dropped_inputs(self, node_id: str | None = None) -> list[InputDrops]:
+        """The inputs whose full queue dropped messages, as last reported (of one node, or all).
+
+        Example::
+
+            daemon.dropped_inputs()[0].message   # 'input detector/image dropped 12 messages (...)'
+        """
+        with self._lock:
+            stats = {nid: dict(p.stats) for nid, p in self.nodes.items() if p.stats}
+        found = []
+        for spec in self.dataflow.nodes:
+            if spec.id not in stats or node_id not in (None, spec.id):
+                continue
+            inputs = stats[spec.id].get("inputs") or {}
+            for input_id, inp in spec.inputs.items():
+                dropped = int((inputs.get(input_id) or {}).get("dropped", 0))
+                if dropped:
+                    source = str(inp.source) if isinstance(inp.source, NodeSource) else inp.source.source
+                    found.append(InputDrops(spec.id, input_id, source, dropped, inp.queue_size))
+        return found
+
     def write_edges(self) -> Path:
         """Write `edges` to ``out/<run-id>/edges.json``; returns the file.
 
@@ -1018,21 +1406,23 @@ class LocalDaemon:
         return path
 
     def close(self) -> None:
-        """Release the control socket and the private runtime folder; flush logs and telemetry.
+        """End what is left of the run; release its sockets and private runtime folders; flush logs.
 
-        Writes ``out/<run-id>/edges.json`` first.
+        What is left in the nodes' process groups (helpers a node started and left running)
+        gets SIGTERM, then SIGKILL `KILL_AFTER_TERM` seconds later; what they print until
+        then is logged. Writes ``out/<run-id>/edges.json``.
         """
-        if not self._closed:
-            try:
-                self.write_edges()
-            except OSError:
-                pass
-        self._closed = True
-        for relay in self.relays.values():
-            relay.abort()
-        self.store.close()
-        if self.telemetry is not None:
-            self.telemetry.shutdown()
+        if self._closed:
+            return
+        self._closed = self._ending = True
+        if self._keeper is not None:
+            self._keeper.end(KILL_AFTER_TERM)
+        if self._io_thread is not None:
+            self._io_stop = True
+            os.write(self._wake_w, b"!")
+            self._io_thread.join(timeout=5.0)
+        if self._keeper is not None:
+            self._keeper.close()
         try:
             self._listener.close()
         except OSError:
@@ -1046,10 +1436,64 @@ class LocalDaemon:
                     proc.conn.shutdown(socket.SHUT_RDWR)  # wakes its reader thread
                 except OSError:
                     pass
+        deadline = time.monotonic() + 2.0
+        for proc in self.nodes.values():  # their last reports (and drop records) before the store closes
+            for reader in proc.readers:
+                reader.join(timeout=max(0.0, deadline - time.monotonic()))
+            if proc.conn is not None:
                 proc.conn.close()
+            self._close_log(proc)
+        try:
+            self.write_edges()
+        except OSError:
+            pass
+        for relay in self.relays.values():
+            relay.abort()
+        self.store.close()
+        if self.telemetry is not None:
+            self.telemetry.shutdown()
+        self._selector.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
         shutil.rmtree(self.rundir, ignore_errors=True)
         if self._short_dir is not None:
             shutil.rmtree(self._short_dir, ignore_errors=True)
+
+
+def raise_open_file_limit() -> tuple[int, int]:
+    """Raise this process's soft descriptor limit to its hard limit (``ulimit -n`` up to ``-Hn``).
+
+    The daemon holds several descriptors per node, so the usual soft limit of 1024 would
+    cap a run at a few hundred nodes. Nodes keep the soft limit this process had before
+    the first call: programs using ``select()`` break on descriptors past 1024, and a node
+    needing more may raise its own limit up to the same hard limit.
+
+    Returns:
+        (the soft limit nodes get, the hard limit).
+
+    Example:
+        >>> node_files, hard = raise_open_file_limit()
+        >>> resource.getrlimit(resource.RLIMIT_NOFILE)[0] == hard, node_files <= hard
+        (True, True)
+    """
+    global _node_files
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if _node_files is None:
+        _node_files = soft
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            pass  # e.g. an unlimited hard limit: `check_resources` measures what we have
+    return _node_files, hard
+
+
+def _read_all(fd: int) -> None:
+    try:
+        while os.read(fd, 4096):
+            pass
+    except BlockingIOError:
+        pass
 
 
 class ProcessSampler:

@@ -3,11 +3,15 @@ r"""Loading and validating dataflow files (dora-rs YAML plus Doradus's own keys)
 `load_dataflow` returns a validated `Dataflow` or raises `DescriptorError`
 carrying *every* error in the file, each with its line, column and a
 suggested fix; `check_dataflow` returns the same problems (warnings too)
-without raising, for ``doradus validate``.
+without raising, for ``doradus validate``. `load_dataflow_text` and
+`check_dataflow_text` do the same for text received from elsewhere (the
+coordinator's API, a daemon's spawn order): the path they are given names the
+file in messages and is where relative node paths start; it is never read.
 
 Guarantees: any input file gives either a `Dataflow` or a `DescriptorError`,
-never another exception; nothing is imported beyond PyYAML and the standard
-library.
+never another exception; a file is read only if it is a regular file of at
+most `MAX_DATAFLOW_BYTES` (a pipe, a device or a huge file is a problem, not a
+hang); nothing is imported beyond PyYAML and the standard library.
 
 Example:
     >>> import tempfile
@@ -32,12 +36,31 @@ from doradus._exceptions import DescriptorError
 from doradus._fields import FieldReader
 from doradus._format_fields import apply_formats
 from doradus._node_io import read_env
-from doradus._node_spec import DATA_FORMATS, NodeContext, NodeDraft, read_deploy, read_node
+from doradus._node_spec import (
+    DATA_FORMATS,
+    NodeContext,
+    NodeDraft,
+    _read_node_machine,
+    read_deploy,
+    read_node,
+)
 from doradus._not_applied import find_not_applied
 from doradus._problems import Problem, closest, shorten, sort_problems
+from doradus._regular_file import FileTooLarge, NotRegularFile, read_regular_file
 from doradus._yamlpos import KeyPath, location_of_offset, parse_yaml
 
-__all__ = ["check_dataflow", "load_dataflow"]
+__all__ = [
+    "MAX_DATAFLOW_BYTES",
+    "check_dataflow",
+    "check_dataflow_text",
+    "load_dataflow",
+    "load_dataflow_text",
+    "node_machines",
+    "read_dataflow_text",
+]
+
+MAX_DATAFLOW_BYTES = 1 << 20
+"""The largest dataflow file read or accepted (1 MiB): far more than any real one needs."""
 
 TOP_LEVEL_KEYS = frozenset(
     {
@@ -109,9 +132,59 @@ def check_dataflow(
         (True, True)
     """
     file = Path(path)
-    text, problems = _read_text(file)
+    text, problems = read_dataflow_text(file)
     if text is None:
         return None, problems
+    return check_dataflow_text(text, file, extra_env=extra_env)
+
+
+def load_dataflow_text(
+    text: str, path: str | os.PathLike[str], *, extra_env: Mapping[str, str] | None = None
+) -> Dataflow:
+    r"""Validate and normalise a dataflow given as text, as `load_dataflow` does a file.
+
+    Args:
+        text: The YAML text.
+        path: Where the file lives (never read): messages name it, relative
+            node paths start from its folder, nodes run there.
+        extra_env: Variables for ``$VAR`` expansion (see `load_dataflow`).
+
+    Returns:
+        The dataflow.
+
+    Raises:
+        DescriptorError: The text is invalid; ``problems`` lists every error.
+
+    Example:
+        >>> flow = load_dataflow_text("nodes:\n  - id: a\n    path: dynamic\n", "/srv/robot/flow.yml")
+        >>> flow.node("a").id, str(flow.path), str(flow.working_dir)
+        ('a', '/srv/robot/flow.yml', '/srv/robot')
+    """
+    dataflow, problems = check_dataflow_text(text, path, extra_env=extra_env)
+    if dataflow is None:
+        raise DescriptorError([problem for problem in problems if problem.is_error])
+    return dataflow
+
+
+def check_dataflow_text(
+    text: str, path: str | os.PathLike[str], *, extra_env: Mapping[str, str] | None = None
+) -> tuple[Dataflow | None, list[Problem]]:
+    r"""Validate a dataflow given as text, returning every problem instead of raising.
+
+    Args:
+        text: The YAML text.
+        path: Where the file lives (never read; see `load_dataflow_text`).
+        extra_env: Variables for ``$VAR`` expansion (see `load_dataflow`).
+
+    Returns:
+        ``(dataflow, problems)``, as `check_dataflow` returns them.
+
+    Example:
+        >>> dataflow, problems = check_dataflow_text("nodes: []\n", "/srv/flow.yml")
+        >>> dataflow, [str(p.location) for p in problems], problems[0].message
+        (None, ['/srv/flow.yml:1:8'], '`nodes` is empty')
+    """
+    file = Path(path)
     document, problems = parse_yaml(text, file)
     if document is None:
         return None, problems or [Problem(Location(file, 1, 1), "the dataflow file is empty", _NODES_FIX)]
@@ -125,16 +198,32 @@ def check_dataflow(
     return dataclasses.replace(dataflow, warnings=warnings), problems
 
 
-def _read_text(file: Path) -> tuple[str | None, list[Problem]]:
+def read_dataflow_text(path: str | os.PathLike[str]) -> tuple[str | None, list[Problem]]:
+    r"""The text of a dataflow file, or None and the problem that kept it from being read.
+
+    Only a regular file of at most `MAX_DATAFLOW_BYTES` is read (see
+    `doradus._regular_file`); UTF-8 (with or without a BOM) and UTF-16 with a
+    BOM are decoded. The problem names the file, never its contents.
+
+    Example:
+        >>> text, problems = read_dataflow_text("/dev/zero")
+        >>> text, problems[0].message
+        (None, '/dev/zero is not a regular file: it is a character device')
+    """
+    file = Path(path)
     start = Location(file, 1, 1)
     try:
-        data = file.read_bytes()
+        data = read_regular_file(file, limit=MAX_DATAFLOW_BYTES)
     except FileNotFoundError:
         return None, [Problem(start, f"no dataflow file at {file}", "check the path and the current folder")]
     except IsADirectoryError:
         return None, [
             Problem(start, f"{file} is a folder, not a dataflow file", "name the YAML file inside it")
         ]
+    except NotRegularFile as exc:
+        return None, [Problem(start, str(exc), "name the dataflow's YAML file")]
+    except FileTooLarge as exc:
+        return None, [Problem(start, f"{exc}: not a dataflow file", "name the dataflow's YAML file")]
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
         return None, [
@@ -148,6 +237,32 @@ def _read_text(file: Path) -> tuple[str | None, list[Problem]]:
         prefix = data[: exc.start].decode(encoding, errors="replace")
         where = location_of_offset(prefix, len(prefix), file)
         return None, [Problem(where, f"the file is not valid {label} text", "save it as UTF-8")]
+
+
+def node_machines(text: str, path: str | os.PathLike[str]) -> dict[str, str | None] | None:
+    r"""Node id → the machine its ``deploy`` names (or the file's), from the text alone.
+
+    What the coordinator needs to place nodes, without validating the rest: no
+    file is read (a dataflow's schema files and programs live on the daemons'
+    machines). None when the text is not a mapping with a ``nodes`` list.
+
+    Example:
+        >>> text = "deploy: {machine: a}\nnodes:\n  - id: x\n  - id: y\n    deploy: {machine: b}\n"
+        >>> node_machines(text, "f.yml")
+        {'x': 'a', 'y': 'b'}
+    """
+    file = Path(path)
+    document, _problems = parse_yaml(text, file)
+    top = None if document is None else document.value
+    if document is None or not isinstance(top, dict) or not isinstance(top.get("nodes"), list):
+        return None
+    reader = FieldReader(document.positions)
+    default = _read_machine(reader, top)
+    return {
+        node["id"]: _read_node_machine(reader, ("nodes", index), node) or default
+        for index, node in enumerate(top["nodes"])
+        if isinstance(node, dict) and isinstance(node.get("id"), str)
+    }
 
 
 def _read_dataflow(

@@ -7,6 +7,8 @@
     ├── NodeError              the node API was misused or its runtime failed
     │   └── UnknownOutputError an output id that the dataflow does not declare
     ├── MetadataError          metadata holding a value type that cannot travel
+    ├── ResourceLimitError     a system limit was reached (open files, mappings, memory):
+    │                          names the limit and how to raise it or use less (an OSError too)
     ├── TransportError         moving bytes failed
     │   ├── ConnectError       a peer or service could not be reached
     │   ├── TransportTimeout   an operation exceeded its deadline
@@ -23,6 +25,9 @@ Example:
 
 from __future__ import annotations
 
+import errno as _errno  # `errno` is an attribute of ResourceLimitError
+import os
+import resource
 from collections.abc import Sequence
 from typing import Any
 
@@ -69,6 +74,82 @@ class UnknownOutputError(NodeError):
 
 class MetadataError(DoradusError, TypeError):
     """Metadata held a value type that cannot travel with a message."""
+
+
+class ResourceLimitError(DoradusError, OSError):
+    """A system limit was reached: open files, memory mappings, or memory.
+
+    The message names the limit and the fix (release values, or raise the
+    limit); ``limit`` names it for programs (``"RLIMIT_NOFILE"``, ``"fs.file-max"``,
+    ``"vm.max_map_count"``...; empty when several are involved), and ``errno`` is
+    the failed call's error number. Also an ``OSError``, so code that handled
+    the system's error keeps working.
+
+    Example:
+        >>> err = ResourceLimitError("out of files: raise `ulimit -n`", limit="RLIMIT_NOFILE", errno=24)
+        >>> err.limit, err.errno, isinstance(err, DoradusError)
+        ('RLIMIT_NOFILE', 24, True)
+    """
+
+    def __init__(self, message: str, *, limit: str = "", errno: int | None = None) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.errno = errno
+
+    @classmethod
+    def from_os_error(cls, exc: OSError, doing: str) -> ResourceLimitError | None:
+        """The error for ``exc`` raised while ``doing``, if it is a resource limit, else None.
+
+        Example:
+            >>> err = ResourceLimitError.from_os_error(OSError(_errno.EMFILE, "Too many files"), "mapping")
+            >>> err.limit, "ulimit -n" in str(err)
+            ('RLIMIT_NOFILE', True)
+            >>> ResourceLimitError.from_os_error(OSError(_errno.EPIPE, "Broken pipe"), "sending") is None
+            True
+        """
+        known = _LIMITS.get(exc.errno or 0)
+        if known is None:
+            return None
+        limit, fix = known
+        try:
+            with open("/proc/sys/vm/max_map_count") as maps_file:
+                maps = maps_file.read().strip()
+        except OSError:  # out of descriptors, most likely: the message does without the figure
+            maps = "?"
+        nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        text = f"{doing}: {fix.format(nofile=nofile, maps=maps)} [{os.strerror(exc.errno or 0)}]"
+        return cls(text, limit=limit, errno=exc.errno)
+
+
+_LIMITS = {
+    _errno.EMFILE: (
+        "RLIMIT_NOFILE",
+        "this process has reached its limit of open files (RLIMIT_NOFILE = {nofile}). Drop received "
+        "values you no longer need (each kept value holds its shared-memory segment), or raise the "
+        "limit: `ulimit -n`, or resource.setrlimit(resource.RLIMIT_NOFILE, ...) in the node",
+    ),
+    _errno.ENFILE: (
+        "fs.file-max",
+        "the system has reached its limit of open files (fs.file-max): close files in other "
+        "processes, or raise it with `sysctl fs.file-max=...`",
+    ),
+    _errno.ENOMEM: (
+        "vm.max_map_count",
+        "out of memory or of memory mappings (vm.max_map_count = {maps}). Drop received values "
+        "you no longer need, or raise `sysctl vm.max_map_count=...`",
+    ),
+    _errno.ETOOMANYREFS: (
+        "RLIMIT_NOFILE",
+        "too many descriptors are in flight to receivers that have not read them yet (at most "
+        "RLIMIT_NOFILE = {nofile}): raise `ulimit -n`, or let receivers catch up",
+    ),
+    _errno.ENOBUFS: (
+        "net.core.wmem_max",
+        "the kernel is out of socket buffer memory: let receivers catch up, or raise "
+        "`sysctl net.core.wmem_max`",
+    ),
+}
+"""Error numbers that mean a system limit: the limit's name, and what to do (formatted)."""
 
 
 class TransportError(DoradusError):

@@ -2,11 +2,16 @@
 
 It connects to the coordinator's ``/api/v1/daemon`` WebSocket (one try,
 then ``retries`` retries: `call_with_retries`, the contract of every client
-command), registers, sends a heartbeat with each node's metrics (CPU,
-memory, input/output rates, dropped, queued, p50 latency, errors) every
-second, runs each dataflow with `LocalDaemon` in a thread and relays node
-output lines and state changes. If the coordinator goes away it stops its
-dataflows and exits non-zero.
+command), registers with its proof (the coordinator's daemon key when both
+run on this machine for this user, else the API token: `doradus._auth`),
+sends a heartbeat with each node's metrics (CPU, memory, input/output rates,
+dropped, queued, p50 latency, errors) every second, runs each dataflow with
+`LocalDaemon` in a thread and relays node output lines and state changes.
+The dataflow comes as text in the ``prepare``/``spawn`` order, with the path
+of its file: relative node paths start from that file's folder on this
+machine. If the coordinator goes away it stops its dataflows and exits
+non-zero; if it refuses the registration (no valid secret, or the machine id
+has a connected daemon) it exits at once with the reason (`ApiError`).
 
 Example::
 
@@ -22,19 +27,31 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from doradus._control_client import (
     DEFAULT_RETRIES,
     DEFAULT_RETRY_INTERVAL,
     Address,
+    ApiError,
     call_with_retries,
+    found_daemon_key,
 )
-from doradus._daemon import LocalDaemon
+from doradus._daemon import KILL_AFTER_TERM, LocalDaemon
+from doradus._daemon_link import NOT_AUTHENTICATED, REGISTER_TIMEOUT, SEAT_TAKEN
+from doradus._dataflow import Dataflow
 
 HEARTBEAT = 1.0
-KILL_AFTER_TERM = 2.0
+_FIX_TOKEN = "pass --token-file with the coordinator's token (or set DORADUS_TOKEN_FILE)"
+_REFUSALS = {
+    NOT_AUTHENTICATED: (
+        401,
+        "run the daemon as the coordinator's user on its machine (it reads the daemon key from "
+        "the runtime folder), or pass --token-file with the coordinator's token",
+    ),
+    SEAT_TAKEN: (409, "stop the other daemon first, or give this one another --machine-id"),
+}
+"""Close codes of a refused registration → (the `ApiError` status, the fix)."""
 SHUTDOWN_GRACE = 3.0
 METRIC_KEYS = frozenset(
     {
@@ -95,13 +112,13 @@ class _RunningDataflow:
                 state = "finished" if proc.returncode == 0 else "failed"
                 if self.stop_at is not None and proc.returncode != 0:
                     state = "stopped"
-            elif proc.popen is not None:
+            elif proc.pid is not None:
                 state = "running"
             else:
                 state = "pending"
             if self.reported.get(node_id) != state:
                 self.reported[node_id] = state
-                pid = proc.popen.pid if proc.popen is not None else None
+                pid = proc.pid
                 self.send(
                     {"type": "node", "id": self.id, "node": node_id, "state": state, "pid": pid}
                     | ({"exit_code": proc.returncode} if proc.exited else {})
@@ -167,25 +184,38 @@ class MachineDaemon:
         """Seconds between heartbeats; the coordinator's ``welcome`` may change it."""
 
     def connect(self) -> None:
-        """Open the WebSocket to the coordinator: one try, then up to ``retries`` retries.
+        """Open the WebSocket to the coordinator (one try, then up to ``retries`` retries) and register.
 
-        Each retry is announced on stderr (see `call_with_retries`).
+        Each retry is announced on stderr (see `call_with_retries`). Returns once the
+        coordinator welcomed this daemon.
 
         Raises:
             ServiceUnreachable: The first try and every retry failed.
+            ApiError: The coordinator refused the token (401), the registration
+                (401: no valid secret; 409: the machine id has a connected daemon),
+                or closed the link at once.
         """
         from websockets.exceptions import InvalidHandshake, InvalidStatus
         from websockets.sync.client import connect
 
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
+
+        def attempt() -> Any:
+            try:
+                return connect(
+                    f"{self.address.ws}/daemon", additional_headers=headers, open_timeout=5, max_size=None
+                )
+            except InvalidStatus as exc:
+                if exc.response.status_code in (401, 403):  # an answer, not an absence: no retry
+                    raise ApiError(401, "the coordinator refused the token", _FIX_TOKEN) from exc
+                raise
+
         self._ws = call_with_retries(
-            lambda: connect(
-                f"{self.address.ws}/daemon", additional_headers=headers, open_timeout=5, max_size=None
-            ),
+            attempt,
             retries=self.retries,
             interval=self.retry_interval,
             what=f"coordinator at {self.address}",
-            retry_on=(OSError, InvalidHandshake, InvalidStatus, TimeoutError),
+            retry_on=(OSError, InvalidHandshake, TimeoutError),
         )
         self.send(
             {
@@ -194,8 +224,25 @@ class MachineDaemon:
                 "hostname": socket.gethostname(),
                 "pid": os.getpid(),
                 "address": self.address_for_peers(),
+                "secret": found_daemon_key(self.address) or self.token,
             }
         )
+        self._handle(self._welcome())
+
+    def _welcome(self) -> dict[str, Any]:
+        """The coordinator's first answer; its refusal as an `ApiError`."""
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            answer: dict[str, Any] = json.loads(self._ws.recv(timeout=REGISTER_TIMEOUT))
+        except (ConnectionClosed, TimeoutError) as exc:
+            self._closed.set()
+            self._ws.close()
+            closed = getattr(exc, "rcvd", None)
+            code, reason = (int(closed.code), str(closed.reason)) if closed is not None else (0, "no answer")
+            status, fix = _REFUSALS.get(code, (400, "see the coordinator's log"))
+            raise ApiError(status, f"the coordinator refused this daemon: {reason or code}", fix) from None
+        return answer
 
     def address_for_peers(self) -> str:
         """The IP this machine reaches the coordinator from: where other machines reach its nodes.
@@ -268,18 +315,33 @@ class MachineDaemon:
             if running is not None:
                 running.stop(float(message.get("grace_seconds", 5.0)), bool(message.get("force")))
 
-    def _spawn(self, message: dict[str, Any]) -> None:
-        from doradus._descriptor import load_dataflow
+    def _load(self, message: dict[str, Any]) -> Dataflow | None:
+        """The dataflow of a ``prepare`` or ``spawn`` order, or None once ``spawn_failed`` was sent."""
+        from doradus._descriptor import load_dataflow_text
         from doradus._exceptions import DescriptorError
 
         run_id = str(message["id"])
         env = {str(k): str(v) for k, v in dict(message.get("env") or {}).items()}
+        text = message.get("text")
+        if not isinstance(text, str):
+            error = "the coordinator sent no dataflow text"
+            self.send(
+                {"type": "spawn_failed", "id": run_id, "error": error, "fix": "upgrade the coordinator"}
+            )
+            return None
         try:
-            flow = load_dataflow(Path(str(message["path"])), extra_env=env)
+            return load_dataflow_text(text, str(message["path"]), extra_env=env)
         except DescriptorError as exc:
             self.send(
                 {"type": "spawn_failed", "id": run_id, "error": str(exc), "fix": "run `doradus check` on it"}
             )
+            return None
+
+    def _spawn(self, message: dict[str, Any]) -> None:
+        run_id = str(message["id"])
+        env = {str(k): str(v) for k, v in dict(message.get("env") or {}).items()}
+        flow = self._load(message)
+        if flow is None:
             return
         out_dir = flow.working_dir / "out" / run_id
         early: list[dict[str, Any]] = []
@@ -342,18 +404,11 @@ class MachineDaemon:
         endpoint this machine's Zenoh router will listen on.
         """
         from doradus._daemon import free_port, inbound_remote, uses_zenoh_across
-        from doradus._descriptor import load_dataflow
-        from doradus._exceptions import DescriptorError
 
         run_id = str(message["id"])
-        env = {str(k): str(v) for k, v in dict(message.get("env") or {}).items()}
         placement = {str(k): str(v) for k, v in dict(message.get("placement") or {}).items()}
-        try:
-            flow = load_dataflow(Path(str(message["path"])), extra_env=env)
-        except DescriptorError as exc:
-            self.send(
-                {"type": "spawn_failed", "id": run_id, "error": str(exc), "fix": "run `doradus check` on it"}
-            )
+        flow = self._load(message)
+        if flow is None:
             return
         host = self.address_for_peers()
         listen = {

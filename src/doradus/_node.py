@@ -434,6 +434,8 @@ class Node:
             NodeError: the output carries this node's stdout lines (``send_stdout_as``).
             MetadataError: metadata holds a value that cannot travel.
             EncodeError: ``data`` cannot be sent.
+            ResourceLimitError: a system limit (open files, memory mappings, memory)
+                stopped it; the message names the limit and the fix.
 
         Example::
 
@@ -482,6 +484,10 @@ class Node:
         to :meth:`send_output`: nothing is copied. Do not write into it after
         sending; receivers read the same memory.
 
+        Raises:
+            ResourceLimitError: a system limit (open files, memory mappings, memory)
+                stopped it; the message names the limit and the fix.
+
         Example::
 
             frame = node.allocate(640 * 480 * 3)
@@ -497,6 +503,11 @@ class Node:
         """Fill a shared-memory buffer, sent without a copy when the block ends.
 
         Arrives as a ``UInt8Array`` of ``data_length`` bytes.
+
+        Raises:
+            UnknownOutputError: the output is not declared.
+            ResourceLimitError: a system limit (open files, memory mappings, memory)
+                stopped it; the message names the limit and the fix.
 
         Example::
 

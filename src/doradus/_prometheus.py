@@ -34,10 +34,10 @@ per-bucket (non-cumulative) counts with bounds in microseconds;
 `cumulative_buckets` turns them into Prometheus's cumulative buckets with
 ``le`` bounds in seconds. The histogram's count is its ``+Inf`` bucket.
 
-With a coordinator token, ``/metrics`` needs ``Authorization: Bearer <token>``
-like every other route; Prometheus sends it with ``authorization:
-{credentials_file: <token file>}`` (or ``bearer_token_file``) in the scrape
-config.
+``/metrics`` needs the coordinator's token (on by default, see
+docs/security.md) like every other route: ``Authorization: Bearer <token>``,
+which Prometheus sends with ``authorization: {credentials_file: <token file>}``
+(or ``bearer_token_file``) in the scrape config.
 
 prometheus-client is optional (``pip install 'doradus[telemetry]'``): it is
 imported on the first scrape, and without it ``/metrics`` answers 503.
@@ -60,7 +60,7 @@ from doradus._dataflow import NodeSource
 from doradus._sources import parse_source
 
 if TYPE_CHECKING:
-    from doradus._coordinator import CoordinatorState
+    from doradus._coordinator_state import CoordinatorState
 
 MISSING_ERROR = "prometheus-client is not installed"
 MISSING_FIX = "pip install 'doradus[telemetry]'"
@@ -132,7 +132,7 @@ class DoradusCollector:
 
     Example:
         >>> from prometheus_client import CollectorRegistry
-        >>> from doradus._coordinator import CoordinatorState
+        >>> from doradus._coordinator_state import CoordinatorState
         >>> CollectorRegistry().register(DoradusCollector(CoordinatorState()))
     """
 
@@ -146,7 +146,7 @@ class DoradusCollector:
             An empty list.
 
         Example:
-            >>> from doradus._coordinator import CoordinatorState
+            >>> from doradus._coordinator_state import CoordinatorState
             >>> DoradusCollector(CoordinatorState()).describe()
             []
         """
@@ -159,7 +159,7 @@ class DoradusCollector:
             prometheus_client ``Metric`` families (see the module docstring).
 
         Example:
-            >>> from doradus._coordinator import CoordinatorState
+            >>> from doradus._coordinator_state import CoordinatorState
             >>> [m.name for m in DoradusCollector(CoordinatorState()).collect()][-1]
             'doradus_daemons_connected'
         """
@@ -248,7 +248,7 @@ def mount_metrics(app: FastAPI, state: CoordinatorState) -> None:
         state: The state the metrics are read from.
 
     Example:
-        >>> from doradus._coordinator import CoordinatorState
+        >>> from doradus._coordinator_state import CoordinatorState
         >>> app = FastAPI()
         >>> mount_metrics(app, CoordinatorState())
         >>> any(getattr(r, "path", None) == "/metrics" for r in app.routes)

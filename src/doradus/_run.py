@@ -19,12 +19,13 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
-from doradus._daemon import LocalDaemon, NodeResult
+from doradus._daemon import KILL_AFTER_TERM, InputDrops, LocalDaemon, NodeResult
 from doradus._dataflow import Dataflow
 from doradus._ids import new_run_id
 
 DEFAULT_GRACE = 5.0
-KILL_AFTER_TERM = 2.0
+NAMED_AT_MOST = 10
+"""Nodes named in one line; more are counted."""
 _PALETTE = (36, 35, 33, 32, 34, 96, 95, 93, 92, 94)
 _LEVEL_COLORS = {"TRACE": 2, "DEBUG": 2, "INFO": 0, "WARN": 33, "ERROR": 31, "FATAL": 91}
 LOG_FORMATS = ("pretty", "compact", "json")
@@ -32,13 +33,15 @@ LOG_FORMATS = ("pretty", "compact", "json")
 
 @dataclass(frozen=True)
 class RunOutcome:
-    """The end of a run: its id, where its logs are, and how each node ended."""
+    """The end of a run: its id, where its logs are, how each node ended, what queues dropped."""
 
     run_id: str
     out_dir: Path
     results: tuple[NodeResult, ...]
     stopped: bool
     duration: float
+    drops: tuple[InputDrops, ...] = ()
+    """Inputs whose full queue dropped messages, in dataflow order."""
 
     @property
     def failed(self) -> list[NodeResult]:
@@ -191,7 +194,12 @@ def run_dataflow(
         daemon.kill()  # nothing is left behind, whatever happened above
         daemon.close()
     return RunOutcome(
-        run_id, out_dir, tuple(daemon.results()), bool(stop.requested_at), time.monotonic() - started
+        run_id,
+        out_dir,
+        tuple(daemon.results()),
+        bool(stop.requested_at),
+        time.monotonic() - started,
+        tuple(daemon.dropped_inputs()),
     )
 
 
@@ -201,6 +209,7 @@ class _StopState:
         self.signals = 0
         self.sent = False
         self.termed_at = 0.0
+        self.killed = False
 
     def request(self) -> None:
         if not self.requested_at:
@@ -215,11 +224,33 @@ def _drive_stop(daemon: LocalDaemon, stop: _StopState, grace: float, info: Calla
         daemon.request_stop()
     now = time.monotonic()
     if (stop.signals >= 2 or now - stop.requested_at >= grace) and not stop.termed_at:
-        info("nodes still running: sending SIGTERM" if stop.signals < 2 else "forced stop")
+        running = daemon.running()
+        if running and stop.signals < 2:
+            info(f"still running after the {grace:g}s grace: {name_nodes(running)}; sending SIGTERM")
+        elif running:
+            info(f"forced stop: sending SIGTERM to {name_nodes(running)}")
         daemon.kill(signal.SIGTERM)
         stop.termed_at = now
-    elif stop.termed_at and now - stop.termed_at >= KILL_AFTER_TERM:
-        daemon.kill(signal.SIGKILL)
+    elif stop.termed_at and now - stop.termed_at >= KILL_AFTER_TERM and not stop.killed:
+        stop.killed = True
+        running = daemon.running()
+        if running:
+            info(f"still running {KILL_AFTER_TERM:g}s after SIGTERM: {name_nodes(running)}; sending SIGKILL")
+            daemon.kill(signal.SIGKILL)
+
+
+def name_nodes(node_ids: list[str]) -> str:
+    """Node ids for one line: the first `NAMED_AT_MOST`, then how many more.
+
+    Example:
+        >>> name_nodes(["camera", "detector"])
+        'camera, detector'
+        >>> name_nodes([f"n{i}" for i in range(12)])
+        'n0, n1, n2, n3, n4, n5, n6, n7, n8, n9 and 2 more'
+    """
+    named = ", ".join(node_ids[:NAMED_AT_MOST])
+    more = len(node_ids) - NAMED_AT_MOST
+    return f"{named} and {more} more" if more > 0 else named
 
 
 def _install_signals(stop: _StopState) -> Callable[[], None]:

@@ -10,7 +10,8 @@ that only prints and never creates a `Node`, a shell script, a compiled program.
 Lines wait in a queue served by a thread of their own, so reading stdout never
 waits on a receiver (a node that prints before the dataflow has started would
 otherwise stall the start). Once the dataflow runs, a queue of
-`QUEUE_BOUND` lines makes reading wait: a node printing faster than its
+`QUEUE_BOUND` lines has no room (`StdoutRelay.has_room`): the daemon stops
+reading that node's stdout until it has, so a node printing faster than its
 readers take lines slows down on its stdout, as on a terminal.
 
 When the node's stdout ends (it exited), the queued lines are sent, then the
@@ -61,7 +62,7 @@ class StdoutRelay:
     """Sends one node's stdout lines on its ``send_stdout_as`` output, from the daemon.
 
     Thread safety: `put` and `finish` are meant for the one thread reading the
-    node's stdout; `dataflow_started` and `abort` may come from any thread.
+    node's stdout; `has_room`, `dataflow_started` and `abort` may come from any thread.
 
     Args:
         node_id: the node whose stdout this is (its receivers see the lines come from it).
@@ -116,18 +117,30 @@ class StdoutRelay:
     def put(self, line: str, stamp_ns: int) -> None:
         """Queue one line (without its newline), read at ``stamp_ns`` (its message's timestamp).
 
-        Waits while `QUEUE_BOUND` lines are queued once the dataflow has started.
+        Never waits: the reader asks `has_room` before reading more of the node's stdout.
         """
         with self._changed:
-            while self._bounded and len(self._lines) >= QUEUE_BOUND and not self._aborted:
-                self._changed.wait()
             if self._aborted:
                 return
             self._lines.append((line, stamp_ns))
             self._changed.notify_all()
 
+    def has_room(self) -> bool:
+        """Whether more lines may be read: fewer than `QUEUE_BOUND` wait, or the dataflow has not started.
+
+        Example:
+            >>> import socket
+            >>> mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            >>> relay = StdoutRelay("talker", "out", [("listener", mine)])
+            >>> relay.has_room()
+            True
+            >>> relay.abort(); theirs.close()
+        """
+        with self._changed:
+            return self._aborted or not self._bounded or len(self._lines) < QUEUE_BOUND
+
     def dataflow_started(self) -> None:
-        """Every node is ready: from now on a full queue makes `put` wait."""
+        """Every node is ready: from now on a full queue has no room (see `has_room`)."""
         with self._changed:
             self._bounded = True
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import socket
 
-from doradus.backends import LinkSpec
+import pytest
+
+from doradus.backends import LinkSpec, _segments
 from doradus.backends._shm import ShmBackend
 from doradus.testing import CollectingReceiver, check_backend
 
@@ -23,4 +25,11 @@ def shm_pair(receiver: CollectingReceiver) -> tuple[ShmBackend, ShmBackend]:
 
 
 def test_conformance() -> None:
+    check_backend(shm_pair)
+
+
+def test_conformance_with_no_descriptor_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every segment's descriptor is closed as early as possible: reuse, releases and large
+    # payloads must not depend on a descriptor being kept.
+    monkeypatch.setattr(_segments, "descriptor_budget", lambda: 0)
     check_backend(shm_pair)

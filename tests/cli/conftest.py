@@ -11,9 +11,12 @@ import sys
 import tempfile
 import textwrap
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 DORADUS = [sys.executable, "-m", "doradus.cli"]
@@ -59,13 +62,28 @@ class Control:
         path.write_text(textwrap.dedent(text).lstrip("\n"))
         return path
 
+    @property
+    def address(self) -> str:
+        return self.env["DORADUS_COORDINATOR"]
 
-@pytest.fixture
-def control(tmp_path: Path) -> Iterator[Control]:
+    @property
+    def headers(self) -> dict[str, str]:
+        """The bearer token `doradus up` generated (none before `up`, or after `up --no-token`)."""
+        return api_headers(self.runtime / "doradus", int(self.address.rpartition(":")[2]))
+
+    def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One request to ``/api/v1{path}`` with the token, as any API client would send it."""
+        return httpx.request(
+            method, f"http://{self.address}/api/v1{path}", headers=self.headers, timeout=10, **kwargs
+        )
+
+
+@contextmanager
+def open_control(folder: Path) -> Iterator[Control]:
+    """A `Control` with its own runtime folder and port; destroys what it started when done."""
     # Short: node control sockets live under it and AF_UNIX paths are limited to 107 bytes.
     runtime = Path(tempfile.mkdtemp(prefix="dx-"))
     runtime.chmod(0o700)
-    folder = tmp_path / "project"
     folder.mkdir()
     env = dict(os.environ)
     env.pop("DORADUS_TOKEN_FILE", None)
@@ -86,6 +104,21 @@ def control(tmp_path: Path) -> Iterator[Control]:
             except ProcessLookupError:
                 pass
         shutil.rmtree(runtime, ignore_errors=True)
+
+
+@pytest.fixture
+def control(tmp_path: Path) -> Iterator[Control]:
+    with open_control(tmp_path / "project") as ctl:
+        yield ctl
+
+
+def api_headers(runtime: Path, port: int) -> dict[str, str]:
+    """``Authorization`` for the coordinator on ``port`` whose token is in ``runtime`` (if any).
+
+    ``runtime`` is the Doradus runtime folder (``$XDG_RUNTIME_DIR/doradus``).
+    """
+    token = runtime / f"coordinator-{port}.token"
+    return {"Authorization": f"Bearer {token.read_text().strip()}"} if token.exists() else {}
 
 
 def pid_alive(pid: int) -> bool:

@@ -10,7 +10,6 @@ import time
 from datetime import datetime
 from typing import Any
 
-import httpx
 import pytest
 from tests.cli.conftest import Control, pid_alive
 from tests.cli.test_control_plane import TICKER, TICKER_PY, eventually
@@ -27,7 +26,7 @@ TALKER_PY = """
 
 
 def _api(control: Control, path: str) -> Any:
-    response = httpx.get(f"http://{control.env['DORADUS_COORDINATOR']}/api/v1{path}", timeout=5)
+    response = control.api("GET", path)
     response.raise_for_status()
     return response.json()
 

@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from tests.cli.conftest import free_port
+from tests.cli.conftest import api_headers, free_port
 
 from doradus._logrecord import RECORD_KEYS, iso_timestamp, make_record
 from doradus._logstore import LogStore
@@ -57,6 +57,12 @@ class Coordinator:
     def api(self) -> str:
         return f"http://{self.address}/api/v1"
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """The token the coordinator made in its runtime folder (any client of the user finds it)."""
+        port = int(self.address.rpartition(":")[2])
+        return api_headers(Path(self.env["XDG_RUNTIME_DIR"]) / "doradus", port)
+
     def __call__(self, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> Ran:
         proc = subprocess.run(
             [*DORADUS, *args],
@@ -70,11 +76,14 @@ class Coordinator:
 
     def register(self, name: str, run_id: str, nodes: list[str]) -> None:
         body = {"name": name, "id": run_id, "nodes": nodes, "machine": "test", "path": "/x/dataflow.yml"}
-        httpx.post(f"{self.api}/dataflows/external", json=body, timeout=10).raise_for_status()
+        httpx.post(
+            f"{self.api}/dataflows/external", json=body, headers=self.headers, timeout=10
+        ).raise_for_status()
 
     def report(self, run_id: str, records: list[dict[str, Any]], status: str | None = None) -> None:
         body = {"logs": records, "status": status}
-        httpx.post(f"{self.api}/dataflows/{run_id}/report", json=body, timeout=10).raise_for_status()
+        url = f"{self.api}/dataflows/{run_id}/report"
+        httpx.post(url, json=body, headers=self.headers, timeout=10).raise_for_status()
 
 
 def known_records(t0: float) -> list[dict[str, Any]]:
@@ -122,7 +131,11 @@ def coord(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Coordinator]:
         deadline = time.monotonic() + 30
         while True:
             try:
-                if httpx.get(f"http://{address}/api/v1/health", timeout=1).status_code == 200:
+                headers = api_headers(runtime / "doradus", port)  # written once it listens
+                if (
+                    httpx.get(f"http://{address}/api/v1/health", headers=headers, timeout=1).status_code
+                    == 200
+                ):
                     break
             except httpx.HTTPError:
                 pass
@@ -394,14 +407,17 @@ def test_unknown_dataflow_exits_2(coord: Coordinator) -> None:
 def test_api_rejects_bad_filters_with_error_and_fix(coord: Coordinator) -> None:
     url = f"{coord.api}/dataflows/demo/logs"
     for params, word in (({"level": "loud"}, "level"), ({"grep": "("}, "grep"), ({"filter": "x"}, "filter")):
-        response = httpx.get(url, params=params, timeout=10)
+        response = httpx.get(url, params=params, headers=coord.headers, timeout=10)
         assert response.status_code == 422
         detail = response.json()["detail"]
         assert word in detail["error"]
         assert detail["fix"]
-    ok = httpx.get(url, params=[("node", "planner"), ("node", "controller"), ("level", "warn")], timeout=10)
+    both = [("node", "planner"), ("node", "controller"), ("level", "warn")]
+    ok = httpx.get(url, params=both, headers=coord.headers, timeout=10)
     assert [r["message"] for r in ok.json()] == ["slow plan", "motor overheated"]
-    since = httpx.get(url, params={"since": coord.t0 - 25, "until": coord.t0 - 15}, timeout=10)
+    since = httpx.get(
+        url, params={"since": coord.t0 - 25, "until": coord.t0 - 15}, headers=coord.headers, timeout=10
+    )
     assert [r["message"] for r in since.json()] == ["tick"]
 
 

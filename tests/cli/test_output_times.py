@@ -8,7 +8,6 @@ import time
 from datetime import datetime
 from typing import Any
 
-import httpx
 import yaml
 from tests.cli.conftest import Control
 from tests.cli.test_control_plane import TICKER, TICKER_PY, eventually
@@ -111,6 +110,6 @@ def test_list_status_and_top_give_iso_times_and_durations_in_seconds(control: Co
     time.sleep(0.2)
     assert _data(control, "status", "first")["uptime_s"] == done["uptime_s"]  # ended: it stays
 
-    daemons = httpx.get(f"http://{control.env['DORADUS_COORDINATOR']}/api/v1/daemons", timeout=5).json()
+    daemons = control.api("GET", "/daemons").json()
     _check_times(daemons)
     assert _moment(daemons[0]["connected_at"]) <= _moment(daemons[0]["last_seen_at"]) <= time.time()

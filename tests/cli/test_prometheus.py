@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import time
@@ -47,12 +48,17 @@ def _start(tmp_path: Path, token: str | None) -> Iterator[Coordinator]:
     port = free_port()
     args = [*DORADUS, "coordinator", "--bind", "127.0.0.1", "--port", str(port)]
     headers = {}
-    if token:
+    if token is None:
+        args.append("--no-token")  # these tests are about the metrics; test_security about tokens
+    else:
         token_file = tmp_path / "token"
         token_file.write_text(token + "\n")
         args += ["--token-file", str(token_file)]
         headers["Authorization"] = f"Bearer {token}"
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    runtime = tmp_path / "runtime"  # its daemon key goes there, not in the user's runtime folder
+    runtime.mkdir(mode=0o700)
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime)}
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 20

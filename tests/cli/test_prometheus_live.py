@@ -21,12 +21,16 @@ nodes:
     inputs:
       in: source/out
 """
-SOURCE = """
+SENT = 60
+"""Messages the source sends (one per 20 ms tick) before it falls silent."""
+SOURCE = f"""
 from doradus import Input, Node
 node = Node()
+sent = 0
 for event in node:
-    if isinstance(event, Input):
+    if isinstance(event, Input) and sent < {SENT}:
         node.send_output("out", [1, 2, 3])
+        sent += 1
 """
 SINK = """
 from doradus import Node
@@ -37,7 +41,7 @@ for event in Node():
 
 def _samples(control: Control) -> list[tuple[str, dict[str, str], float]]:
     url = "http://" + control.env["DORADUS_COORDINATOR"] + "/metrics"
-    text = httpx.get(url, timeout=10).text
+    text = httpx.get(url, headers=control.headers, timeout=10).text
     return [(s.name, s.labels, s.value) for f in text_string_to_metric_families(text) for s in f.samples]
 
 
@@ -65,20 +69,23 @@ def test_metrics_of_a_daemon_run_dataflow(control: Control) -> None:
     started = control("start", "flow.yml", "--name", "live", "--detach")
     assert started.returncode == 0, started.stderr
 
-    def edge_seen() -> bool:
+    def all_arrived() -> bool:
         count = _value(_samples(control), "doradus_message_latency_seconds_count", target="sink/in")
-        return count is not None and count >= 5
+        return count == SENT
 
-    # Nodes report every second; five messages at 50 per second arrive within a few reports.
-    assert _eventually(edge_seen, 15)
+    # Nodes report every second: the last of the 60 messages (1.2 s at 50 per second) is counted
+    # within a few reports.
+    assert _eventually(all_arrived, SENT / 50 + 10)
     samples = _samples(control)
+    _assert_edge_counts(samples, dataflow="live")
+    sent = _value(samples, "doradus_messages_sent_total", dataflow="live", node="source", output="out")
+    assert sent == SENT
     assert _value(samples, "doradus_node_up", node="source") == 1.0
     assert _value(samples, "doradus_dataflow_running", dataflow="live") == 1.0
     assert (_value(samples, "doradus_node_memory_bytes", node="sink") or 0) > 1_000_000
     assert control("stop", "live").returncode == 0
     ended = lambda: _value(_samples(control), "doradus_dataflow_running", dataflow="live") == 0.0  # noqa: E731
     assert _eventually(ended, 15)
-    _assert_edge_counts(_samples(control), dataflow="live")
     assert control("destroy").returncode == 0
 
 
@@ -101,6 +108,7 @@ def _assert_edge_counts(samples: list[tuple[str, dict[str, str], float]], **labe
 
 def test_metrics_of_a_registered_doradus_run(control: Control) -> None:
     control.write("flow.yml", FLOW)
+    # Its 60 messages (1.2 s) are all sent and taken well before the run is stopped after 3 s.
     control.write("source.py", SOURCE)
     control.write("sink.py", SINK)
     assert control("up").returncode == 0
@@ -109,8 +117,7 @@ def test_metrics_of_a_registered_doradus_run(control: Control) -> None:
     samples = _samples(control)
     sent = _value(samples, "doradus_messages_sent_total", node="source", output="out")
     assert sent is not None
-    # One message per tick of a 50 Hz timer for at most the 3 s the run lasted.
-    assert 20 <= sent <= 3 * 50 + 1
+    assert sent == SENT
     _assert_edge_counts(samples, dataflow="flow")
     listed = control("status", "flow", "--output", "json")
     assert listed.returncode == 0, listed.stderr

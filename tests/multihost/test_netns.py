@@ -258,6 +258,19 @@ def test_a_dataflow_across_hosts_then_a_lost_daemon(hosts: Hosts) -> None:
     addresses = {d["machine_id"]: d.get("hostname") for d in hosts.api("/daemons")}  # type: ignore[attr-defined]
     assert set(addresses) == {"a", "b"}
 
+    # 0. Remote daemons prove themselves with the token, and a live daemon keeps its seat.
+    wrong = hosts.folder / "wrong-token"
+    wrong.write_text("not-the-token\n")
+    wrong.chmod(0o600)
+    refused = hosts.run("a", "daemon", "--machine-id", "x", "--retries", "0", "--token-file", str(wrong))
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "refused the token" in refused.stderr
+    taken = hosts.run("b", "daemon", "--machine-id", "a", "--retries", "0")
+    assert taken.returncode == 2, taken.stdout + taken.stderr
+    assert "already has a connected daemon" in taken.stderr
+    seats = {d["machine_id"]: d["status"] for d in hosts.api("/daemons")}  # type: ignore[attr-defined]
+    assert seats == {"a": "connected", "b": "connected"}
+
     # 1. Every message crosses a → b (Zenoh) → a (TCP).
     started = hosts.run("c", "start", "flow.yml", "--name", "across", "--detach", "--env", "COUNT=50")
     assert started.returncode == 0, started.stdout + started.stderr

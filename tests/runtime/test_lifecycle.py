@@ -136,6 +136,7 @@ def test_node_ignoring_stop_is_terminated_after_grace(dataflow):
     assert time.monotonic() - start < 30
     assert ran.returncode == 1
     assert "node 'counter' failed: it was killed" in ran.stderr
+    assert "still running after the 0.5s grace: counter; sending SIGTERM" in ran.stderr
 
 
 def test_crash_fails_the_run_naming_the_node_and_closes_dependents(dataflow):

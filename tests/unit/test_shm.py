@@ -153,12 +153,12 @@ def test_the_smallest_fitting_free_segment_is_chosen(pool: SegmentPool) -> None:
 
 
 def test_statistics_count_segments_bytes_and_those_in_use(pool: SegmentPool) -> None:
-    assert pool.statistics() == {"segments": 0, "bytes": 0, "in_use": 0}
+    assert pool.statistics() == {"segments": 0, "bytes": 0, "in_use": 0, "descriptors": 0}
     busy = pool.acquire(10)
     idle = pool.acquire(MIN_SEGMENT + 1)
     pool.set_pending(idle, 0)
 
-    assert pool.statistics() == {"segments": 2, "bytes": 3 * MIN_SEGMENT, "in_use": 1}
+    assert pool.statistics() == {"segments": 2, "bytes": 3 * MIN_SEGMENT, "in_use": 1, "descriptors": 2}
     pool.set_pending(busy, 0)
     assert pool.statistics()["in_use"] == 0
 
@@ -476,7 +476,7 @@ def test_close_drops_the_pools_descriptors(pool: SegmentPool) -> None:
 
     pool.close()
 
-    assert pool.statistics() == {"segments": 0, "bytes": 0, "in_use": 0}
+    assert pool.statistics() == {"segments": 0, "bytes": 0, "in_use": 0, "descriptors": 0}
     assert pool.get(seg.id) is None
     with pytest.raises(FileNotFoundError):
         os.readlink(f"/proc/self/fd/{fd}")

@@ -11,6 +11,28 @@ A segment carrying a message goes back to its sender's pool only once every
 receiver has released it (each receiver sends a release when the last Arrow
 buffer over the message is garbage-collected).
 
+**Only the sender writes.** A segment is sealed as soon as its sender's own
+writable mapping exists (``F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE |
+F_SEAL_SEAL``, Linux ≥ 5.1). From then on the kernel refuses, with ``EPERM``,
+every new writable shared mapping and every ``write(2)``, ``ftruncate(2)`` and
+hole punch, through any descriptor — including one a receiver reopens
+read-write through ``/proc/self/fd/N`` — and ``mprotect`` cannot make a
+receiver's read-only mapping writable (``EACCES``). A receiver therefore cannot
+change what another receiver reads, nor shrink the file under its mapping
+(which would fault other readers). The sender keeps writing through the
+mapping it made before sealing (pool reuse, ``allocate()``). Receivers refuse
+segments that do not carry these seals. What a sender writes into a segment
+it has sent is not policed: the guarantee is between receivers.
+
+**Descriptors are not kept.** A mapping does not need its descriptor
+(:mod:`doradus._unsafe.memory`): a receiver closes it once mapped, unless it
+keeps it, within :func:`descriptor_budget`, to forward the segment without a
+copy (``ReceivedFds`` in :mod:`doradus.backends._shm_links`); a sender closes
+it once every receiver wired to it has it (or past the same budget). A process
+therefore holds a bounded number of descriptors however many values it keeps.
+A limit still reached raises :class:`~doradus.ResourceLimitError` naming the
+limit and the fix.
+
 Example:
     >>> pool = SegmentPool()
     >>> seg = pool.acquire(100_000)
@@ -21,19 +43,29 @@ Example:
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import mmap
 import os
+import resource
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+from doradus._exceptions import DecodeError, ResourceLimitError, TransportError
+from doradus._unsafe.memory import Region, map_file
+
 MIN_SEGMENT = 64 * 1024
 PAGE = mmap.PAGESIZE
+F_SEAL_FUTURE_WRITE = 0x0010
+"""``<linux/fcntl.h>``; not in Python's ``fcntl`` module (Linux ≥ 5.1)."""
+SEALS = fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | F_SEAL_FUTURE_WRITE | fcntl.F_SEAL_SEAL
+"""The seals every segment carries once its sender has mapped it."""
 
 
 def _size_class(nbytes: int) -> int:
@@ -43,18 +75,70 @@ def _size_class(nbytes: int) -> int:
     return size
 
 
+def descriptor_budget() -> int:
+    """How many segment descriptors a pool (or a receiver) keeps open at most.
+
+    A sixteenth of the soft ``RLIMIT_NOFILE``, between 16 and 256: the rest is
+    the node's own.
+
+    Example:
+        >>> 16 <= descriptor_budget() <= 256
+        True
+    """
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft == resource.RLIM_INFINITY:
+        return 256
+    return max(16, min(256, soft // 16))
+
+
+def _raise_for_limit(exc: OSError, doing: str) -> None:
+    err = ResourceLimitError.from_os_error(exc, doing)
+    if err is not None:
+        raise err from exc
+
+
+def check_sealed(fd: int, size: int) -> None:
+    """Refuse a received segment that its sender did not seal, or that is smaller than ``size``.
+
+    Raises:
+        DecodeError: the descriptor is not a sealed memfd of at least ``size`` bytes.
+
+    Example:
+        >>> fd = os.memfd_create("doctest", os.MFD_CLOEXEC)
+        >>> try:
+        ...     check_sealed(fd, 4096)
+        ... except DecodeError as exc:
+        ...     print(exc)
+        not a sealed shared-memory segment (seals 0x1)
+        >>> os.close(fd)
+    """
+    try:
+        seals = fcntl.fcntl(fd, fcntl.F_GET_SEALS)
+        actual = os.fstat(fd).st_size
+    except OSError as exc:
+        raise DecodeError(f"not a shared-memory segment: {exc}") from exc
+    if seals & SEALS != SEALS:
+        raise DecodeError(f"not a sealed shared-memory segment (seals {seals:#x})")
+    if not 0 < size <= actual:
+        raise DecodeError(f"a segment of {actual} B announced as {size} B")
+
+
 @dataclass(eq=False)
 class Segment:
     """One memfd segment mapped read-write in its sender.
 
     ``pending`` counts receivers that still hold the segment; ``user_held`` is
-    true while a buffer from :meth:`SegmentPool.allocate` is alive.
+    true while a buffer from :meth:`SegmentPool.allocate` is alive. ``fd`` is
+    -1 once closed: then only receivers in ``known_by`` can be sent it.
+    Read or close ``fd`` only under the pool's lock (:meth:`SegmentPool.lend_fd`).
     """
 
     id: int
     size: int
     fd: int
-    view: mmap.mmap
+    region: Region
+    view: memoryview
+    """The whole segment, writable (it keeps ``region`` mapped)."""
     address: int
     pending: int = 0
     user_held: bool = False
@@ -70,6 +154,10 @@ class Segment:
 class SegmentPool:
     """A sender's pool of reusable segments. Thread-safe.
 
+    ``links`` holds the ids of the receivers wired to the sender (the backend
+    keeps it): a segment's descriptor is closed once all of them have it.
+    At most ``fd_budget`` descriptors stay open (:func:`descriptor_budget`).
+
     Example:
         >>> pool = SegmentPool()
         >>> arr = pool.allocate(16)
@@ -78,38 +166,113 @@ class SegmentPool:
         >>> pool.close()
     """
 
-    def __init__(self, name: str = "doradus") -> None:
+    def __init__(self, name: str = "doradus", fd_budget: int | None = None) -> None:
         self._name = name
         self._lock = threading.Lock()
         self._segments: dict[int, Segment] = {}
         self._next_id = 1
         self._user_count = 0
+        self._open_fds = 0
+        self._fd_budget = descriptor_budget() if fd_budget is None else fd_budget
+        self.links: set[int] = set()
 
-    def acquire(self, nbytes: int) -> Segment:
-        """Return a free segment of at least ``nbytes``, marked pending-zero.
+    def acquire(self, nbytes: int, links: Collection[int] = ()) -> Segment:
+        """Return a free segment of at least ``nbytes`` that can reach ``links``, reserved.
 
-        The caller sets ``pending`` before anyone can release it.
+        The segment is marked pending (1); the caller sets the real count
+        before anyone can release it. A segment whose descriptor is closed is
+        chosen only if every one of ``links`` already has it.
+
+        Raises:
+            ResourceLimitError: a new segment was needed and a system limit stopped it.
         """
         with self._lock:
             best: Segment | None = None
             for seg in self._segments.values():
                 fits = seg.free and nbytes <= seg.size <= 2 * max(nbytes, MIN_SEGMENT)
-                if fits and (best is None or seg.size < best.size):
-                    best = seg
+                if not fits or (best is not None and seg.size >= best.size):
+                    continue
+                if seg.fd < 0 and not seg.known_by.issuperset(links):
+                    continue  # its descriptor is gone and some receiver never saw it
+                best = seg
             if best is None:
                 best = self._create(_size_class(nbytes))
             best.pending = 1  # reserved until the sender sets the real count
             return best
 
     def _create(self, size: int) -> Segment:
-        fd = os.memfd_create(f"{self._name}-{self._next_id}", os.MFD_CLOEXEC)
-        os.ftruncate(fd, size)
-        view = mmap.mmap(fd, size)
-        address = np.frombuffer(view, dtype=np.uint8, count=1).__array_interface__["data"][0]
-        seg = Segment(self._next_id, size, fd, view, address)
+        while self._open_fds >= self._fd_budget and self._shed_fd():
+            pass
+        doing = f"creating a {size} B shared-memory segment"
+        try:
+            fd = os.memfd_create(f"{self._name}-{self._next_id}", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+        except OSError as exc:
+            _raise_for_limit(exc, doing)
+            raise
+        try:
+            os.ftruncate(fd, size)
+            region = map_file(fd, size, writable=True)
+            # Sealed only now: our writable mapping exists, and no other ever can.
+            fcntl.fcntl(fd, fcntl.F_ADD_SEALS, SEALS)
+        except OSError as exc:
+            os.close(fd)
+            _raise_for_limit(exc, doing)
+            if exc.errno == errno.EINVAL:  # a kernel without F_SEAL_FUTURE_WRITE
+                raise TransportError(
+                    f"{doing}: the kernel refused its seals; the shm backend needs Linux 5.1 or later"
+                ) from exc
+            raise
+        seg = Segment(self._next_id, size, fd, region, np.asarray(region).data, region.address)
         self._segments[seg.id] = seg
         self._next_id += 1
+        self._open_fds += 1
         return seg
+
+    def _shed_fd(self) -> bool:
+        """Close the oldest descriptor no message is waiting on (over budget); False if none."""
+        for seg in self._segments.values():
+            if seg.fd >= 0 and seg.pending == 0:
+                self._close_fd(seg)
+                if not seg.known_by and not seg.user_held:
+                    del self._segments[seg.id]  # no receiver could ever be sent it again
+                return True
+        return False
+
+    def _close_fd(self, seg: Segment) -> None:
+        try:
+            os.close(seg.fd)
+        except OSError:
+            pass
+        seg.fd = -1
+        self._open_fds -= 1
+
+    def lend_fd(self, seg: Segment, links: Collection[int]) -> int | None:
+        """A duplicate of ``seg``'s descriptor if one of ``links`` lacks it (the caller closes it).
+
+        Returns -1 when every one of ``links`` already has the segment, and
+        None when one lacks it but the descriptor is closed (send a copy).
+        A duplicate, because another thread may close the pool's own at any time.
+
+        Raises:
+            ResourceLimitError: no descriptor was left to duplicate it into.
+        """
+        known = seg.known_by
+        if all(link in known for link in links):
+            return -1
+        with self._lock:
+            if seg.fd < 0:
+                return None
+            try:
+                return os.dup(seg.fd)
+            except OSError as exc:
+                _raise_for_limit(exc, "passing a shared-memory segment on")
+                raise
+
+    def settle(self, seg: Segment) -> None:
+        """Close ``seg``'s descriptor if every receiver has it, or past the budget."""
+        with self._lock:
+            if seg.fd >= 0 and (seg.known_by >= self.links or self._open_fds > self._fd_budget):
+                self._close_fd(seg)
 
     def set_pending(self, seg: Segment, count: int) -> None:
         """Record how many receivers hold ``seg`` (0 frees it)."""
@@ -133,6 +296,20 @@ class SegmentPool:
             if seg is not None and seg.pending > 0:
                 seg.pending = max(0, seg.pending - count)
 
+    def lost(self, seg_id: int, link_id: int) -> None:
+        """Receiver ``link_id`` could not map ``seg_id``: it needs the descriptor again.
+
+        Without a descriptor left to pass, the segment is retired instead (the
+        receivers that have it keep their mappings): reused, it would be
+        skipped for that receiver forever, and the pool would grow around it.
+        """
+        with self._lock:
+            seg = self._segments.get(seg_id)
+            if seg is not None:
+                seg.known_by.discard(link_id)
+                if seg.fd < 0:
+                    del self._segments[seg_id]
+
     def allocate(self, nbytes: int) -> np.ndarray:
         """A writable numpy ``uint8`` array of ``nbytes`` in shared memory.
 
@@ -140,13 +317,16 @@ class SegmentPool:
         copy. The segment returns to the pool when the array is gone and every
         receiver has released it.
 
+        Raises:
+            ResourceLimitError: a system limit stopped a new segment.
+
         Example:
             >>> pool = SegmentPool(); buf = pool.allocate(8); buf[:] = 1
             >>> int(buf.sum())
             8
             >>> del buf; pool.close()
         """
-        seg = self.acquire(nbytes)
+        seg = self.acquire(nbytes, tuple(self.links))
         with self._lock:
             seg.pending = 0
             seg.user_held = True
@@ -178,18 +358,17 @@ class SegmentPool:
         A segment the receiver still held is never reused: the receiver may
         have passed it on (a relay forwards without copying), and whoever got
         it may still be reading. Dropping it from the pool lets the kernel
-        free it once the last mapping is gone.
+        free it once the last mapping is gone. So does a segment no live
+        receiver has and whose descriptor is closed: it can never be sent again.
         """
         with self._lock:
-            for seg in self._segments.values():
+            self.links.discard(link_id)
+            for seg in list(self._segments.values()):
                 seg.known_by.discard(link_id)
-            for seg_id in seg_ids:
-                held = self._segments.pop(seg_id, None)
-                if held is not None:
-                    try:
-                        os.close(held.fd)
-                    except OSError:
-                        pass
+                if seg.id in seg_ids or (seg.fd < 0 and not seg.known_by):
+                    del self._segments[seg.id]
+                    if seg.fd >= 0:
+                        self._close_fd(seg)
 
     def statistics(self) -> dict[str, int]:
         """Counts for status displays.
@@ -203,38 +382,53 @@ class SegmentPool:
                 "segments": len(self._segments),
                 "bytes": sum(s.size for s in self._segments.values()),
                 "in_use": sum(1 for s in self._segments.values() if not s.free),
+                "descriptors": self._open_fds,
             }
 
     def close(self) -> None:
-        """Drop the pool's own references (receivers keep their mappings)."""
+        """Drop the pool's descriptors and references (receivers keep their mappings).
+
+        A segment stays mapped here while an array from :meth:`allocate` views it.
+        """
         with self._lock:
             for seg in self._segments.values():
-                try:
-                    os.close(seg.fd)
-                except OSError:
-                    pass
+                if seg.fd >= 0:
+                    self._close_fd(seg)
             self._segments.clear()
 
 
 class Mapping:
     """A receiver's read-only mapping of one sender segment.
 
-    It owns the segment's descriptor (closed with the mapping) so that the
-    receiver can pass the segment on without a copy when it forwards a value.
+    Mapping does not take the descriptor: the caller closes it, or hands it to
+    ``ReceivedFds``, which stores it in ``fd`` (closed with the mapping, or
+    earlier when the budget needs it) so the segment can be forwarded without a copy.
+
+    Raises:
+        DecodeError: the descriptor is not a sealed segment of at least ``size`` bytes.
+        ResourceLimitError: a system limit stopped the mapping.
     """
 
-    __slots__ = ("address", "base", "fd", "size", "view")
+    __slots__ = ("__weakref__", "address", "base", "fd", "region", "size", "view")
 
     def __init__(self, fd: int, size: int) -> None:
-        self.fd = fd
+        check_sealed(fd, size)
+        try:
+            self.region = map_file(fd, size, writable=False)
+        except OSError as exc:
+            _raise_for_limit(exc, f"mapping a {size} B shared-memory segment")
+            raise
+        self.fd = -1
         self.size = size
-        self.view = mmap.mmap(fd, size, prot=mmap.PROT_READ)
-        self.base = pa.py_buffer(self.view)
-        self.address: int = self.base.address
+        self.address = self.region.address
+        self.view = np.asarray(self.region).data
+        self.base = pa.foreign_buffer(self.address, size, base=self.region)
 
     def __del__(self) -> None:
+        # Nothing refers to the mapping, so no ReceivedFds.borrow can be reading fd.
         try:
-            os.close(self.fd)
+            if self.fd >= 0:
+                os.close(self.fd)
         except Exception:  # a finalizer must never raise (the interpreter may be exiting)
             pass
 
@@ -254,8 +448,12 @@ class Lease:
         self._release = release
 
     def buffer(self, offset: int, size: int) -> pa.Buffer:
-        """An immutable Arrow buffer over ``[offset, offset + size)`` of the mapping."""
-        return pa.foreign_buffer(self.mapping.base.address + offset, size, base=self)
+        """An immutable Arrow buffer over ``[offset, offset + size)`` of the mapping.
+
+        The buffer holds this lease, which holds the mapping: the memory stays
+        mapped while the buffer (or any slice, array or numpy view of it) lives.
+        """
+        return pa.foreign_buffer(self.mapping.address + offset, size, base=self)
 
     def __del__(self) -> None:
         try:

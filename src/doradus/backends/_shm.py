@@ -5,6 +5,13 @@ pair made by the daemon. Payloads up to ``INLINE_MAX`` travel inside the
 datagram; larger ones are copied into (or were allocated in) a pooled
 ``memfd`` segment that receivers map read-only. See docs/concepts/data-plane.md.
 
+Segments are sealed so that no receiver can write them, and no descriptor is
+kept per segment beyond a small budget; see :mod:`doradus.backends._segments`
+for both guarantees. A system limit reached while sending (open files,
+mappings, memory, descriptors in flight) raises
+:class:`~doradus.ResourceLimitError` from ``send``; one reached while
+receiving reaches the node as an ``Error`` event with the same text.
+
 Example::
 
     backend = ShmBackend("camera", receiver)
@@ -15,6 +22,7 @@ Example::
 
 from __future__ import annotations
 
+import os
 import select
 import socket
 import threading
@@ -24,11 +32,12 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from doradus._exceptions import ResourceLimitError
 from doradus._protocol import CODEC_SHIFT, DATA, FLAG_FD, FLAG_IPC, FLAG_SHM, INLINE_MAX, KIND_DATA
 from doradus._values import KIND_BUFFERS, KIND_IPC, PLAIN_OFFSETS, ValuePlan, layout_struct
 from doradus.backends._base import Backend, BackendStatistics, LinkSpec, Outgoing, Receiver
 from doradus.backends._segments import Mapping, Segment, SegmentPool
-from doradus.backends._shm_links import InLink, LinkReader, OutLink, Reactor
+from doradus.backends._shm_links import InLink, LinkReader, OutLink, Reactor, ReceivedFds
 
 _ZEROS = bytes(64)
 FORWARD_BIT = 1 << 62
@@ -45,16 +54,20 @@ class ShmBackend(Backend):
         self.pool = SegmentPool(f"doradus-{node_id}")
         self._routes: dict[bytes, list[OutLink]] = {}
         self._out_links: list[OutLink] = []
+        self._next_link = 0
+        # Descriptors of received segments, kept (within a budget) to forward them without a copy.
+        self.received_fds = ReceivedFds()
         self._reactor = Reactor(
-            LinkReader(receiver.deliver, self._link_closed, receiver.error),
+            LinkReader(receiver.deliver, self._link_closed, receiver.error, self.received_fds),
             self._released,
             self._receiver_gone,
+            self._lost_segment,
         )
         # Received segments passed on to our receivers: forward id -> [lease, holders].
         self._forwarded: dict[int, list[Any]] = {}
         self._forward_lock = threading.Lock()
         # The node's own thread reads too, while it waits: see wait().
-        self._reader = LinkReader(receiver.deliver, self._link_closed, receiver.error)
+        self._reader = LinkReader(receiver.deliver, self._link_closed, receiver.error, self.received_fds)
         self._epoll = select.epoll()
         self._in_by_fd: dict[int, InLink] = {}
         self._wake_fd = -1
@@ -63,14 +76,19 @@ class ShmBackend(Backend):
         self._failures = 0
 
     def open(self, links: Sequence[LinkSpec], fds: Sequence[int]) -> None:
-        """Wrap each descriptor in its link end."""
-        for index, (spec, fd) in enumerate(zip(links, fds, strict=True)):
+        """Wrap each descriptor in its link end (link ids stay unique if called again)."""
+        for spec, fd in zip(links, fds, strict=True):
+            index = self._next_link
+            self._next_link += 1
             sock = socket.socket(fileno=fd)
             if spec.direction == "out":
                 link = OutLink(index, spec.peer, sock, spec.outputs)
                 for output in link.outputs:
                     self._routes.setdefault(output.encode(), []).append(link)
                 self._out_links.append(link)
+                # A receiver wired later has none of the descriptors closed so far: segments it
+                # lacks are not picked for it, and a buffer from allocate() goes as a copy.
+                self.pool.links.add(link.id)
                 self._reactor.add_out(link)
             else:
                 inbound = InLink(index, spec.peer, sock, spec.routes)
@@ -89,6 +107,13 @@ class ShmBackend(Backend):
             self._unhold_forward(seg_id, 1)
         else:
             self.pool.release(seg_id)
+
+    def _lost_segment(self, link: OutLink, seg_id: int) -> None:
+        """``link``'s receiver could not map ``seg_id``: pass its descriptor again next time."""
+        if seg_id & FORWARD_BIT:
+            link.known_forwards.discard(seg_id)
+        else:
+            self.pool.lost(seg_id, link.id)
 
     def _receiver_gone(self, link: OutLink, held: dict[int, int]) -> None:
         own = {seg_id: n for seg_id, n in held.items() if not seg_id & FORWARD_BIT}
@@ -173,32 +198,77 @@ class ShmBackend(Backend):
                     iov.append(_ZEROS[: offset - cursor])
                 iov.append(part)
                 cursor = offset + part.size
+        failure: ResourceLimitError | None = None
         for link in list(links):
             try:
                 link.sock.sendmsg(iov)
-            except OSError:
-                self._lost(link)
+            except OSError as exc:
+                failure = self._send_failed(link, exc) or failure
+        if failure is not None:
+            raise failure
+
+    def _send_failed(self, link: OutLink, exc: OSError) -> ResourceLimitError | None:
+        """A send to ``link`` failed: a resource limit (returned), or the receiver is gone."""
+        err = ResourceLimitError.from_os_error(exc, f"sending to {link.peer!r}")
+        if err is None:
+            self._lost(link)
+        return err
 
     def _send_shared(self, links: list[OutLink], message: Outgoing) -> None:
         plan = message.plan
         if plan.kind == KIND_BUFFERS and self._forward(links, message):
             return
+        ids = [link.id for link in links]
         layout = plan.layout
+        fd: int | None = None
         seg = self._zero_copy_segment(message.array, plan) if self.pool.has_user_segments else None
         if seg is not None:
-            layout = _rebase_layout(message.array, seg.address)
-            self.pool.add_pending(seg, len(links))
-        else:
-            seg = self.pool.acquire(plan.size)
-            plan.write_into(memoryview(seg.view), 0)
+            fd = self.pool.lend_fd(seg, ids)
+            if fd is None:
+                seg = None  # a receiver lacks it and its descriptor is closed: send a copy
+            else:
+                layout = _rebase_layout(message.array, seg.address)
+                self.pool.add_pending(seg, len(links))
+        if seg is None:
+            seg = self.pool.acquire(plan.size, ids)
+            try:
+                fd = self.pool.lend_fd(seg, ids)  # not None: acquire picked a segment they can all get
+                plan.write_into(seg.view, 0)
+            except BaseException:
+                if fd is not None and fd >= 0:
+                    os.close(fd)
+                self.pool.set_pending(seg, 0)
+                raise
             self.pool.set_pending(seg, len(links))
+        try:
+            failure = self._send_to_all(links, message, layout, seg, fd if fd is not None else -1)
+        finally:
+            if fd is not None and fd >= 0:
+                os.close(fd)
+        if seg.fd >= 0:
+            self.pool.settle(seg)
+        if failure is not None:
+            raise failure
+
+    def _send_to_all(
+        self, links: list[OutLink], message: Outgoing, layout: bytes, seg: Segment, fd: int
+    ) -> ResourceLimitError | None:
+        """Send ``seg`` to each link (with ``fd`` to those new to it); a limit reached is returned."""
+        failure: ResourceLimitError | None = None
         for link in list(links):
-            first = link.id not in seg.known_by
-            if self._send_segment(link, message, layout, seg.id, seg.size, seg.fd if first else None):
+            first = fd >= 0 and link.id not in seg.known_by
+            if first:  # before sending: the receiver's answer (a loss) may beat sendmsg's return
+                seg.known_by.add(link.id)
+            try:
+                sent = self._send_segment(link, message, layout, seg.id, seg.size, fd if first else None)
+            except ResourceLimitError as exc:
+                sent, failure = False, exc
+            if not sent:
                 if first:
-                    seg.known_by.add(link.id)
-            elif link.untrack(seg.id):
-                self.pool.release(seg.id)
+                    seg.known_by.discard(link.id)
+                if link.untrack(seg.id):
+                    self.pool.release(seg.id)
+        return failure
 
     def _send_segment(
         self, link: OutLink, message: Outgoing, layout: bytes, seg_id: int, seg_size: int, fd: int | None
@@ -228,8 +298,10 @@ class ShmBackend(Backend):
                 link.sock.sendmsg([header, tail], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, _fd_bytes(fd))])
             else:
                 link.sock.sendmsg([header, tail])
-        except OSError:
-            self._lost(link)
+        except OSError as exc:
+            err = self._send_failed(link, exc)
+            if err is not None:
+                raise err from exc
             return False
         return True
 
@@ -243,18 +315,38 @@ class ShmBackend(Backend):
         if lease is None:
             return False
         fwd_id = FORWARD_BIT | (in_link.id << 32) | seg_id
+        fd = -1
+        if any(fwd_id not in link.known_forwards for link in links):
+            fd = self.received_fds.borrow(mapping)
+            if fd < 0:
+                return False  # its descriptor was not kept (budget): the caller sends a copy
         layout = _rebase_layout(message.array, mapping.address)
         with self._forward_lock:
             entry = self._forwarded.setdefault(fwd_id, [lease, 0])
             entry[0] = lease
             entry[1] += len(links)
-        for link in list(links):
-            first = fwd_id not in link.known_forwards
-            if self._send_segment(link, message, layout, fwd_id, mapping.size, mapping.fd if first else None):
-                if first:
+        failure: ResourceLimitError | None = None
+        try:
+            for link in list(links):
+                first = fd >= 0 and fwd_id not in link.known_forwards
+                if first:  # before sending, as in _send_to_all
                     link.known_forwards.add(fwd_id)
-            elif link.untrack(fwd_id):
-                self._unhold_forward(fwd_id, 1)
+                try:
+                    sent = self._send_segment(
+                        link, message, layout, fwd_id, mapping.size, fd if first else None
+                    )
+                except ResourceLimitError as exc:
+                    sent, failure = False, exc
+                if not sent:
+                    if first:
+                        link.known_forwards.discard(fwd_id)
+                    if link.untrack(fwd_id):
+                        self._unhold_forward(fwd_id, 1)
+        finally:
+            if fd >= 0:
+                os.close(fd)
+        if failure is not None:
+            raise failure
         return True
 
     def _received_segment(self, array: pa.Array) -> tuple[InLink, int, Mapping] | None:
@@ -317,19 +409,24 @@ class ShmBackend(Backend):
                 link.flush()
 
     def close(self) -> None:
-        """Stop the reader and close every link."""
+        """Stop the reader and close every link and descriptor the backend holds.
+
+        Mappings stay while received values or allocated buffers use them.
+        """
         self._reactor.stop()
         for link in self._out_links:
             try:
                 link.sock.close()
             except OSError:
                 pass
-        for inbound in self._in_by_fd.values():
+        for inbound in self._reactor.in_links:
             try:
                 inbound.sock.close()
             except OSError:
                 pass
         self._epoll.close()
+        self.pool.close()
+        self.received_fds.close()
 
     def statistics(self) -> BackendStatistics:
         """Counters plus the segment pool's usage."""
@@ -339,7 +436,12 @@ class ShmBackend(Backend):
             bytes_sent=self._bytes,
             messages_received=sum(link.received for link in self._reactor.in_links),
             send_failures=self._failures,
-            details={"shared_memory": self.pool.statistics()},
+            details={
+                "shared_memory": {
+                    **self.pool.statistics(),
+                    "received_fds": self.received_fds.statistics()["kept"],
+                }
+            },
         )
 
 

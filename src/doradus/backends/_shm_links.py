@@ -6,6 +6,13 @@ An ``OutLink`` is the sending end: data goes out, releases come back. An
 one while it waits for events, and the ``Reactor`` thread with another while
 the node is busy, so a fast sender never waits on a busy receiver.
 
+A receiver that cannot map a segment (its descriptor was cut off at the
+process's open-file limit, or the mapping failed) drops the message, reports
+a :class:`~doradus.ResourceLimitError` naming the limit and the fix, and
+releases the segment with ``LOST_BIT`` set: its sender then passes the
+descriptor again (or uses another segment) instead of sending it more messages
+it cannot read.
+
 Example:
     >>> import socket
     >>> a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -16,14 +23,17 @@ Example:
 
 from __future__ import annotations
 
+import errno
 import os
 import select
 import socket
 import threading
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+from doradus._exceptions import DecodeError, ResourceLimitError
 from doradus._protocol import (
     DATA,
     FLAG_FD,
@@ -36,9 +46,85 @@ from doradus._protocol import (
     SEG_ID,
     fds_from,
 )
+from doradus.backends import _segments
 from doradus.backends._segments import Lease, Mapping
 
 _ANC = socket.CMSG_SPACE(4 * 4)
+LOST_BIT = 1 << 63
+"""Set on a released segment id the receiver could not map: it needs the descriptor again."""
+
+
+def _out_of_files() -> ResourceLimitError:
+    """Receiving a descriptor found no free slot (``MSG_CTRUNC``): ``EMFILE``, said plainly."""
+    err = ResourceLimitError.from_os_error(OSError(errno.EMFILE, ""), "receiving a shared-memory segment")
+    assert err is not None  # EMFILE is a known limit
+    return err
+
+
+class ReceivedFds:
+    """Descriptors of received segments kept to forward them without a copy. Thread-safe.
+
+    At most ``budget`` stay open (``_segments.descriptor_budget``); keeping one more
+    closes the least recently kept or forwarded. A mapping whose descriptor
+    went is forwarded as a copy.
+
+    Example:
+        >>> fds = ReceivedFds(budget=0)
+        >>> fds.statistics()
+        {'kept': 0, 'budget': 0}
+    """
+
+    def __init__(self, budget: int | None = None) -> None:
+        self._budget = _segments.descriptor_budget() if budget is None else budget
+        self._lock = threading.Lock()
+        self._kept: OrderedDict[weakref.ref[Mapping], None] = OrderedDict()
+
+    def keep(self, mapping: Mapping, fd: int) -> None:
+        """Hand ``fd`` (``mapping``'s descriptor) over: kept within the budget, else closed."""
+        if self._budget <= 0:
+            os.close(fd)
+            return
+        with self._lock:
+            mapping.fd = fd
+            self._kept[weakref.ref(mapping)] = None
+            if len(self._kept) <= self._budget:
+                return
+            for ref in [ref for ref in self._kept if ref() is None]:
+                del self._kept[ref]  # the mapping went, and closed its descriptor
+            while len(self._kept) > self._budget:
+                oldest = self._kept.popitem(last=False)[0]()
+                if oldest is not None and oldest.fd >= 0:
+                    os.close(oldest.fd)
+                    oldest.fd = -1
+
+    def borrow(self, mapping: Mapping) -> int:
+        """A duplicate of ``mapping``'s descriptor (the caller closes it), or -1 if it is gone."""
+        with self._lock:
+            if mapping.fd < 0:
+                return -1
+            ref = weakref.ref(mapping)
+            if ref in self._kept:  # always, while fd >= 0: checked, not assumed
+                self._kept.move_to_end(ref)
+            try:
+                return os.dup(mapping.fd)
+            except OSError:
+                return -1  # out of descriptors: the caller copies instead
+
+    def statistics(self) -> dict[str, int]:
+        """How many descriptors are kept, and the budget."""
+        with self._lock:
+            kept = sum(1 for ref in self._kept if (m := ref()) is not None and m.fd >= 0)
+            return {"kept": kept, "budget": self._budget}
+
+    def close(self) -> None:
+        """Close every kept descriptor (the mappings stay)."""
+        with self._lock:
+            for ref in self._kept:
+                mapping = ref()
+                if mapping is not None and mapping.fd >= 0:
+                    os.close(mapping.fd)
+                    mapping.fd = -1
+            self._kept.clear()
 
 
 class OutLink:
@@ -89,6 +175,8 @@ class InLink:
         self.received = 0
         self.closed = False
         self.pending: list[int] = []
+        self.starved = False
+        """True from a message lost to a resource limit until a segment maps again (one report)."""
         self.lock = threading.Lock()
         """Held while reading: one thread at a time, so order is kept."""
 
@@ -123,6 +211,7 @@ class LinkReader:
     ``deliver(input_ids, entry)`` receives each data message (once per
     message, with every input it feeds); ``on_closed(link)`` runs once when a
     sender is gone; ``on_error(text)`` when a datagram could not be read.
+    Received segment descriptors go to ``fds`` once mapped (kept or closed).
     """
 
     def __init__(
@@ -130,10 +219,12 @@ class LinkReader:
         deliver: Callable[[tuple[str, ...], tuple[Any, ...]], None],
         on_closed: Callable[[InLink], None],
         on_error: Callable[[str], None],
+        fds: ReceivedFds | None = None,
     ) -> None:
         self._deliver = deliver
         self._on_closed = on_closed
         self._on_error = on_error
+        self._fds = ReceivedFds(0) if fds is None else fds
         self._view = memoryview(bytearray(RECV_BUFFER))
 
     def drain(self, link: InLink, once: bool = False) -> bool:
@@ -150,23 +241,35 @@ class LinkReader:
             view = self._view
             while True:
                 try:
-                    nbytes, ancdata, _flags, _addr = sock.recvmsg_into([view], _ANC, socket.MSG_DONTWAIT)
+                    nbytes, ancdata, msg_flags, _addr = sock.recvmsg_into([view], _ANC, socket.MSG_DONTWAIT)
                 except BlockingIOError:
                     return True
                 except OSError:
-                    nbytes, ancdata = 0, []
+                    nbytes, ancdata, msg_flags = 0, [], 0
                 if nbytes == 0 and not ancdata:
                     link.closed = True
                     self._on_closed(link)
                     return False
+                fds = fds_from(ancdata) if ancdata else []
                 try:
-                    self._on_data(link, bytes(view[:nbytes]), ancdata)
+                    self._on_data(link, bytes(view[:nbytes]), fds, msg_flags & socket.MSG_CTRUNC != 0)
+                except ResourceLimitError as exc:
+                    if not link.starved:  # once, not once per lost message
+                        link.starved = True
+                        self._on_error(
+                            f"dropped a message from {link.peer!r} (and drops more until fixed): {exc}"
+                        )
                 except Exception as exc:  # a malformed datagram must not kill the reader
                     self._on_error(f"dropped a malformed message from {link.peer!r}: {exc!r}")
+                finally:
+                    for fd in fds:  # whatever a mapping did not take (a sender may attach any)
+                        if fd >= 0:
+                            os.close(fd)
                 if once:
                     return True
 
-    def _on_data(self, link: InLink, data: bytes, ancdata: list[Any]) -> None:
+    def _on_data(self, link: InLink, data: bytes, fds: list[int], truncated: bool) -> None:
+        """Deliver one datagram; a descriptor ``fds`` loses to a mapping is set to -1 there."""
         (kind, flags, out_len, type_len, layout_len, meta_len, _seq, stamp, seg_id, seg_size, seg_off) = (
             DATA.unpack_from(data, 0)
         )
@@ -176,14 +279,12 @@ class LinkReader:
         inputs = link.routes.get(data[pos : pos + out_len])
         lease: Lease | None = None
         if flags & FLAG_SHM:
-            if flags & FLAG_FD:
-                fd = fds_from(ancdata)[0]
-                try:
-                    link.mappings[seg_id] = Mapping(fd, seg_size)
-                except OSError:
-                    os.close(fd)
-                    raise
-            lease = Lease(link.mappings[seg_id], seg_id, link.release)
+            try:
+                mapping = self._mapping(link, flags, seg_id, seg_size, fds, truncated)
+            except Exception:
+                link.release(seg_id | LOST_BIT)  # the sender must not wait for this one, nor reuse it blind
+                raise
+            lease = Lease(mapping, seg_id, link.release)
             link.leases[seg_id] = lease
         if not inputs:
             return  # nobody here listens to this output; the lease releases on return
@@ -191,6 +292,34 @@ class LinkReader:
         self._deliver(
             inputs, (data, pos + out_len, type_len, layout_len, meta_len, stamp, lease, seg_off, flags)
         )
+
+    def _mapping(
+        self, link: InLink, flags: int, seg_id: int, seg_size: int, fds: list[int], truncated: bool
+    ) -> Mapping:
+        """The mapping of segment ``seg_id``: mapped now if its descriptor came along."""
+        if not flags & FLAG_FD:
+            mapping = link.mappings.get(seg_id)
+            if mapping is None:
+                if link.starved:  # its descriptor was among those cut off
+                    raise _out_of_files()
+                raise DecodeError(f"segment {seg_id} was never received")
+            return mapping
+        if not fds:
+            if truncated:  # the kernel had no descriptor slot left for it
+                raise _out_of_files()
+            raise DecodeError("a shared-memory message without its segment's descriptor")
+        fd = fds[0]
+        try:
+            mapping = Mapping(fd, seg_size)
+        except ResourceLimitError:
+            raise  # an OSError too, but not a bad message
+        except OSError as exc:
+            raise DecodeError(f"cannot map segment {seg_id}: {exc}") from exc
+        fds[0] = -1  # handed over: kept for forwarding, or closed now
+        self._fds.keep(mapping, fd)
+        link.mappings[seg_id] = mapping
+        link.starved = False
+        return mapping
 
 
 class Reactor:
@@ -200,6 +329,11 @@ class Reactor:
     receivers going away. Receiving ends are registered with
     ``EPOLLEXCLUSIVE``, after the node thread's own registrations: the kernel
     then wakes the node thread when it is waiting, and this thread otherwise.
+    ``on_lost(link, seg_id)`` runs for a segment the receiver could not map.
+
+    :meth:`stop` ends the thread and closes the reactor's own descriptors (its
+    epoll and wake-up eventfd), so a long-lived process running many
+    dataflows does not collect them.
     """
 
     def __init__(
@@ -207,14 +341,19 @@ class Reactor:
         reader: LinkReader,
         on_release: Callable[[int], None],
         on_receiver_gone: Callable[[OutLink, dict[int, int]], None],
+        on_lost: Callable[[OutLink, int], None] | None = None,
     ) -> None:
         self._on_release = on_release
         self._on_receiver_gone = on_receiver_gone
+        self._on_lost = on_lost
         self._reader = reader
         self._epoll = select.epoll()
         self._targets: dict[int, InLink | OutLink | None] = {}
         self._thread = threading.Thread(target=self._run, name="doradus-reactor", daemon=True)
-        self._wake_r, self._wake_w = os.pipe()
+        self._wake = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+        self._fds_lock = threading.Lock()
+        """Guards closing the epoll and eventfd against a late wake-up write (a reused number)."""
+        self._fds_closed = False
         self._running = True
         self.in_links: list[InLink] = []
 
@@ -233,19 +372,40 @@ class Reactor:
 
     def start(self) -> None:
         """Start the thread."""
-        self._register(self._wake_r, None, select.EPOLLIN)
+        self._register(self._wake, None, select.EPOLLIN)
         self._thread.start()
 
-    def stop(self) -> None:
-        """Ask the thread to end (idempotent)."""
-        if self._running:
-            self._running = False
-            try:
-                os.write(self._wake_w, b"x")
-            except OSError:
-                pass
+    def stop(self, timeout: float = 1.0) -> None:
+        """End the thread and close the reactor's descriptors (idempotent).
+
+        If the thread does not end within ``timeout`` (it is blocked handing a
+        message over), it closes them itself when it ends.
+        """
+        with self._fds_lock:
+            if self._running and not self._fds_closed:
+                self._running = False
+                os.eventfd_write(self._wake, 1)
+        self._running = False
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self._close_fds()
+
+    def _close_fds(self) -> None:
+        with self._fds_lock:
+            if not self._fds_closed:
+                self._fds_closed = True
+                self._epoll.close()
+                os.close(self._wake)
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            if not self._running:
+                self._close_fds()
+
+    def _loop(self) -> None:
         poll = self._epoll.poll
         while self._running:
             for link in self.in_links:
@@ -254,7 +414,7 @@ class Reactor:
             for fd, _events in poll():
                 target = self._targets.get(fd)
                 if target is None:
-                    if fd == self._wake_r:
+                    if fd == self._wake:
                         return
                     continue
                 if isinstance(target, InLink):
@@ -287,6 +447,10 @@ class Reactor:
             if kind != KIND_RELEASE or len(data) != RELEASE_HEAD.size + count * SEG_ID.size:
                 continue
             for (seg_id,) in SEG_ID.iter_unpack(memoryview(data)[RELEASE_HEAD.size :]):
+                if seg_id & LOST_BIT:
+                    seg_id &= ~LOST_BIT
+                    if self._on_lost is not None:  # before the release: reused, it carries the fd again
+                        self._on_lost(link, seg_id)
                 if link.untrack(seg_id):
                     self._on_release(seg_id)
 

@@ -92,12 +92,12 @@ def _client(opts: dict[str, Any]) -> ControlClient:
         address = resolve_address(opts["coordinator"])
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--coordinator") from exc
-    return ControlClient(
-        address,
-        retries=opts["retries"],
-        retry_interval=opts["retry_interval"],
-        token=resolve_token(opts["token_file"]),
-    )
+    try:
+        token = resolve_token(opts["token_file"], address)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise click.BadParameter(f"cannot read the token file: {reason}", param_hint="--token-file") from exc
+    return ControlClient(address, retries=opts["retries"], retry_interval=opts["retry_interval"], token=token)
 
 
 @contextmanager
@@ -172,15 +172,29 @@ def _styled(status: str) -> str:
 
 
 # ------------------------------------------------------------- services
+no_token_option = click.option(
+    "--no-token",
+    is_flag=True,
+    help="Serve the API without a token (loopback only): every local user can then run programs as you.",
+)
+"""``--no-token``: the opt-out of the API token, for ``coordinator`` and ``up``."""
+
+
 @click.command(context_settings=CONTEXT)
 @click.option("--bind", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(1, 65535), default=6300, show_default=True)
 @click.option(
     "--token-file",
     type=click.Path(dir_okay=False),
-    help="File holding the API token clients must send (required for a non-loopback --bind).",
+    help="File holding the API token clients must send (default: a new one in the runtime folder).",
 )
-@click.option("--generate-token", is_flag=True, help="Create a token file (0600) in the runtime folder.")
+@click.option(
+    "--generate-token",
+    is_flag=True,
+    help="Make a new token in the runtime folder (the default on loopback; needed beyond it without "
+    "--token-file).",
+)
+@no_token_option
 @click.option(
     "--heartbeat-interval",
     type=click.FloatRange(min=0.05),
@@ -189,27 +203,74 @@ def _styled(status: str) -> str:
     help="Seconds between daemon heartbeats; a daemon silent for 2 intervals is marked lost.",
 )
 def coordinator(
-    bind: str, port: int, token_file: str | None, generate_token: bool, heartbeat_interval: float
+    bind: str,
+    port: int,
+    token_file: str | None,
+    generate_token: bool,
+    no_token: bool,
+    heartbeat_interval: float,
 ) -> None:
-    """Run the coordinator in the foreground (`doradus up` starts it in the background)."""
-    from doradus._coordinator import create_app, is_loopback, new_token_file, serve
+    """Run the coordinator in the foreground (`doradus up` starts it in the background).
+
+    Clients must send its API token: a new one in the runtime folder (mode 0600,
+    found there by every command of the same user on this machine), or the one
+    of --token-file. Daemons of this machine prove themselves with a key it
+    writes beside it; daemons elsewhere with the token. See docs/security.md.
+    """
+    from doradus._auth import (
+        daemon_key_path,
+        is_loopback,
+        new_secret,
+        remove_secret,
+        token_path,
+        write_secret,
+    )
+    from doradus._coordinator import create_app, serve
 
     reporter = Reporter()
-    if generate_token and not token_file:
-        token_file = str(new_token_file(runtime_base()))
-        reporter.info(f"API token written to {token_file} (mode 0600)")
-    if not is_loopback(bind) and not token_file:
+    if no_token and (token_file or generate_token):
+        raise click.UsageError("--no-token cannot go with --token-file or --generate-token")
+    if not is_loopback(bind) and (no_token or not (token_file or generate_token)):
         reporter.error(f"refusing to listen on {bind} without a token: anyone on the network could run code")
         reporter.info("Suggested fix: add --generate-token (or --token-file FILE), or bind 127.0.0.1")
         sys.exit(2)
-    token = Path(token_file).read_text().strip() if token_file else None
-    reporter.info(f"coordinator listening on http://{bind}:{port}/api/v1 (pid {os.getpid()})")
+    token = None if no_token else (_read_token_file(token_file) if token_file else new_secret())
+    made = token is not None and not token_file
+    daemon_key = new_secret()
+
+    def ready() -> None:  # the port is ours: a coordinator that could not bind replaces nothing
+        write_secret(daemon_key_path(port), daemon_key)
+        if made and token is not None:
+            path = write_secret(token_path(port), token)
+            reporter.info(f"API token written to {path} (mode 0600); other machines need a copy")
+        elif token is None:
+            reporter.warning(
+                "no API token: every user of this machine can use the API and run programs as you"
+            )
+        reporter.info(f"coordinator listening on http://{bind}:{port}/api/v1 (pid {os.getpid()})")
+
     try:
-        serve(create_app(token, heartbeat_interval=heartbeat_interval), bind, port)
+        serve(create_app(token, heartbeat_interval, daemon_key=daemon_key), bind, port, ready)
     except OSError as exc:
         reporter.error(f"cannot listen on {bind}:{port}: {exc.strerror or exc}")
         reporter.info("Suggested fix: is a coordinator already running? see `doradus list`, or pick --port")
         sys.exit(1)
+    finally:
+        remove_secret(daemon_key_path(port), daemon_key)
+        if made and token is not None:
+            remove_secret(token_path(port), token)
+
+
+def _read_token_file(path: str) -> str:
+    from doradus._auth import read_secret
+
+    try:
+        token = read_secret(Path(path).expanduser())
+    except OSError as exc:
+        raise click.BadParameter(f"cannot read it: {exc.strerror or exc}", param_hint="--token-file") from exc
+    if token is None:
+        raise click.BadParameter(f"no token file at {path}", param_hint="--token-file")
+    return token
 
 
 @click.command(context_settings=CONTEXT)
@@ -239,10 +300,13 @@ def daemon(machine_id: str | None, **opts: Any) -> None:
 
 @click.command(context_settings=CONTEXT)
 @click.option("--port", type=click.IntRange(1, 65535), help="Coordinator port (default: from the address).")
+@no_token_option
 @connection_options
-def up(port: int | None, **opts: Any) -> None:
+def up(port: int | None, no_token: bool, **opts: Any) -> None:
     """Start a coordinator and this machine's daemon in the background.
 
+    The API gets a new token (mode 0600 in the runtime folder, where every
+    command finds it), or the one of --token-file; --no-token opts out.
     Returns once the daemon is connected, or fails with the cause and the
     last lines of the log file. Does nothing if a coordinator already answers.
     """
@@ -255,22 +319,26 @@ def up(port: int | None, **opts: Any) -> None:
         return
     base = runtime_base()
     address = str(client.address)
+    token, token_args = _up_token(client, no_token, opts["token_file"])
     started = time.monotonic()
     procs = {
         "coordinator": _background(
-            ["coordinator", "--bind", client.address.host, "--port", str(client.address.port)],
+            ["coordinator", "--bind", client.address.host, "--port", str(client.address.port), *token_args],
             base / "coordinator.log",
         ),
     }
     retry = ["--retries", str(UP_DAEMON_RETRIES), "--retry-interval", str(UP_DAEMON_RETRY_INTERVAL)]
-    procs["daemon"] = _background(["daemon", "-c", address, *retry], base / "daemon.log")
-    write_state(
-        {
-            "address": address,
-            "pids": {name: p.pid for name, p in procs.items()},
-            "logs": {name: str(base / f"{name}.log") for name in procs},
-        }
-    )
+    daemon_token = token_args if token_args[:1] == ["--token-file"] else []
+    procs["daemon"] = _background(["daemon", "-c", address, *retry, *daemon_token], base / "daemon.log")
+    state: dict[str, Any] = {
+        "address": address,
+        "pids": {name: p.pid for name, p in procs.items()},
+        "logs": {name: str(base / f"{name}.log") for name in procs},
+    }
+    if daemon_token:
+        state["token_file"] = daemon_token[1]
+    write_state(state)
+    client.token = token
     deadline = started + UP_TIMEOUT
     while time.monotonic() < deadline:
         for name, proc in procs.items():
@@ -291,6 +359,26 @@ def up(port: int | None, **opts: Any) -> None:
     _up_failed(reporter, procs, f"the daemon did not connect within {UP_TIMEOUT:g}s", "daemon")
 
 
+def _up_token(client: ControlClient, no_token: bool, token_file: str | None) -> tuple[str | None, list[str]]:
+    """The token ``up`` gives its coordinator, and the arguments that say so.
+
+    A new token is written to the runtime folder before anything starts, so the
+    daemon and the first probe have it.
+    """
+    from doradus._auth import new_secret, token_path, write_secret
+    from doradus._control_client import ENV_TOKEN_FILE
+
+    if no_token:
+        if token_file:
+            raise click.UsageError("--no-token cannot go with --token-file")
+        return None, ["--no-token"]
+    given = token_file or os.environ.get(ENV_TOKEN_FILE)
+    if given:
+        return client.token, ["--token-file", str(Path(given).expanduser().resolve())]
+    token = new_secret()
+    return token, ["--token-file", str(write_secret(token_path(client.address.port), token))]
+
+
 def _background(args: list[str], log: Path) -> subprocess.Popen[bytes]:
     with open(log, "wb") as out:
         return subprocess.Popen(
@@ -307,7 +395,7 @@ def _up_failed(reporter: Reporter, procs: dict[str, subprocess.Popen[bytes]], wh
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    state_path().unlink(missing_ok=True)
+    _forget_up(read_state() or {})
     log = runtime_base() / f"{name}.log"
     reporter.error(f"doradus up failed: {why}")
     lines = log.read_text(errors="replace").splitlines()[-10:] if log.exists() else []
@@ -339,9 +427,24 @@ def destroy(**opts: Any) -> None:
     left = [p for p in pids if _alive(p)]
     for pid in left:
         os.kill(pid, signal.SIGKILL)
-    state_path().unlink(missing_ok=True)
+    _forget_up(state)
     note = f" (killed {len(left)} process(es) that did not exit)" if left else ""
     reporter.success(f"coordinator at {client.address} and its daemons stopped{note}")
+
+
+def _forget_up(state: dict[str, Any]) -> None:
+    """Remove the state file, and the token ``up`` made (never a token file the user gave)."""
+    from doradus._auth import token_path
+
+    state_path().unlink(missing_ok=True)
+    token_file, address = state.get("token_file"), state.get("address")
+    if isinstance(token_file, str) and isinstance(address, str):
+        try:
+            made = Path(token_file) == token_path(parse_address(address, "state").port)
+        except ValueError:
+            made = False
+        if made:
+            Path(token_file).unlink(missing_ok=True)
 
 
 def _alive(pid: int) -> bool:
@@ -382,11 +485,15 @@ def start(
     Attached, its logs are printed prefixed by node id until it ends; Ctrl-C
     stops it (a second Ctrl-C forces). Exit 0 if it finished, 1 if it failed.
     """
-    from doradus._descriptor import check_dataflow
+    from doradus._descriptor import check_dataflow_text, read_dataflow_text
 
     reporter = Reporter(color=False if opts["no_color"] else None)
     extra_env = parse_env(env)
-    flow, problems = check_dataflow(dataflow, extra_env=extra_env)
+    # Read once: the text checked here is the text the coordinator gets (it never opens the file).
+    text, problems = read_dataflow_text(dataflow)
+    flow = None
+    if text is not None:
+        flow, problems = check_dataflow_text(text, dataflow, extra_env=extra_env)
     if flow is not None:  # settings the file gives but Doradus does not apply yet, as `run` says
         from doradus._problems import sort_problems
 
@@ -398,6 +505,7 @@ def start(
     client = _client(opts)
     body = {
         "path": str(dataflow.resolve()),
+        "text": text,
         "name": name,
         "env": extra_env,
         "log_level": log_level.upper() if log_level else None,
@@ -988,7 +1096,7 @@ class RunRegistration:
             address = resolve_address(None)
             with socket.create_connection((address.host, address.port), timeout=REGISTER_CONNECT_TIMEOUT):
                 pass
-            token = resolve_token(None)
+            token = resolve_token(None, address)
         except (OSError, ValueError):
             return None
         import httpx

@@ -76,6 +76,10 @@ def cli(ctx: click.Context, profile: str | None) -> None:
     """Doradus: run dora-style dataflows of Python nodes, fast."""
     if profile:
         _use_profile(ctx, profile)
+    if ctx.invoked_subcommand == "daemon":  # `doradus run` does it as its run starts
+        from doradus._paths import clean_stale_runs
+
+        clean_stale_runs()  # folders of runs whose supervisor was killed with its keeper
 
 
 def _use_profile(ctx: click.Context, name: str) -> None:
@@ -142,7 +146,7 @@ def run(
     second Ctrl-C forces).
     """
     from doradus._descriptor import load_dataflow
-    from doradus._exceptions import DescriptorError
+    from doradus._exceptions import DescriptorError, ResourceLimitError
     from doradus._ids import new_run_id
     from doradus._problems import sort_problems
     from doradus._run import RecordPrinter, run_dataflow
@@ -210,6 +214,12 @@ def run(
             log_level=log_level,
             on_daemon=registration.watch if registration is not None else None,
         )
+    except ResourceLimitError as exc:  # the machine cannot hold the run: nothing was started
+        stages.end(ok=False)
+        if registration is not None:
+            registration.finish(None)
+        reporter.error(str(exc))
+        sys.exit(1)
     except BaseException:
         stages.end(ok=False)
         if registration is not None:
@@ -217,6 +227,8 @@ def run(
         raise
     if registration is not None:
         registration.finish(outcome)
+    for drops in outcome.drops:  # the summary says which queues dropped, before the verdict
+        reporter.warning(drops.message)
     reporter.outcome(outcome)
     sys.exit(outcome.exit_code)
 

@@ -1,0 +1,525 @@
+r"""Ending nodes with their supervisor: the node keeper, and the one ``prctl`` call it needs.
+
+A supervisor (``doradus run``, the machine daemon) does not fork its nodes itself: it asks
+one **keeper** per run to. The keeper is a small single-threaded Python process (this file,
+run as a script: it imports only the standard library) that the supervisor talks to over a
+Unix socket pair, in JSON datagrams (`Keeper` is the supervisor's side). The keeper
+
+- starts each node in a session (so a process group) of its own, with the descriptor limit
+  the supervisor chose for nodes, and asks the kernel to SIGKILL the node if the keeper
+  itself dies (``PR_SET_PDEATHSIG``);
+- reports each node's exit status as soon as it exits (a pidfd per node; ``SIGCHLD`` where
+  the kernel has no pidfds), and leaves the exited node unreaped (a zombie) until the run
+  ends: its pid, which is also its process group's id, cannot be reused meanwhile, so
+  signalling the group never reaches a stranger;
+- when the supervisor ends the run, or when the supervisor's end of the socket closes
+  because the supervisor died — even by SIGKILL: the kernel closes a dead process's
+  descriptors — sends SIGTERM to every node's process group that still holds a process,
+  SIGKILL to those left after the grace, reaps every node, removes the run's runtime
+  folders and exits.
+
+Why a keeper rather than ``preexec_fn`` in the supervisor: the supervisor runs many threads,
+where ``preexec_fn`` may deadlock and forces ``fork`` of a large process instead of ``vfork``;
+and ``PR_SET_PDEATHSIG`` fires when the *thread* that forked the child exits, which in the
+machine daemon is a short-lived one. The keeper has one thread, alive as long as it is.
+
+Invariants — what keeps nodes from outliving their supervisor, and what callers must keep:
+
+1. **Only the supervisor holds the supervisor's end** of the socket pair: it is
+   close-on-exec and never passed to a node, so its closing means the supervisor is gone.
+   A supervisor must not ``fork`` without ``exec`` while a keeper runs.
+2. **`set_parent_death_signal` runs only where one thread exists**: in the keeper's
+   children between ``fork`` and ``exec`` (they then check that the keeper still lives:
+   a death before the call would go unnoticed).
+3. **Groups are signalled only while pinned**: the keeper signals a node's group only
+   while it holds the node's zombie or the group still has a live member.
+4. What escapes: a process that leaves its node's process group (``setsid``, a daemon
+   that double-forks) is not ended by the keeper; nor are a node's children when the
+   keeper itself is SIGKILLed (the nodes themselves are).
+
+Example:
+    >>> import os
+    >>> keeper = Keeper.start()
+    >>> out, into = os.pipe()
+    >>> keeper.spawn("hello", ["/bin/sh", "-c", "echo hi"], cwd="/", env={}, stdout=into, stderr=into)
+    >>> os.close(into)
+    >>> os.read(out, 100)
+    b'hi\n'
+    >>> events = []
+    >>> while not any(isinstance(e, Exited) for e in events):
+    ...     events += keeper.receive(timeout=5) or []
+    >>> [type(e).__name__ for e in events], events[-1].code
+    (['Spawned', 'Exited'], 0)
+    >>> keeper.end(grace=1.0), keeper.receive()   # ended: every node reaped, then the keeper's end
+    (True, None)
+    >>> keeper.close(); os.close(out)
+"""
+
+from __future__ import annotations
+
+import array
+import ctypes
+import json
+import os
+import resource
+import select
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+_PR_SET_PDEATHSIG = 1
+_PR_GET_PDEATHSIG = 2
+RECV_BUFFER = 1 << 20
+"""Largest request: a node's command, folder and environment."""
+SCAN_INTERVAL = 0.02
+"""Seconds between two looks at the process groups left while ending a run."""
+_prctl_function: Any = None
+
+
+def _prctl() -> Any:
+    """``prctl(2)`` from the C library, loaded once (before any fork: loading takes locks)."""
+    global _prctl_function
+    if _prctl_function is None:
+        function = ctypes.CDLL(None, use_errno=True).prctl
+        function.restype = ctypes.c_int
+        function.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong)
+        _prctl_function = function
+    return _prctl_function
+
+
+def set_parent_death_signal(signum: int) -> None:
+    r"""Ask the kernel to send ``signum`` to this process when the thread that forked it ends.
+
+    See invariant 2: call it only in a single-threaded process (a child between fork and
+    exec). The setting survives ``exec`` (not of set-user-id programs) and is not inherited
+    by this process's own children.
+
+    Args:
+        signum: The signal, e.g. ``signal.SIGKILL``; 0 clears the setting.
+
+    Raises:
+        OSError: The kernel refused (an invalid signal number).
+
+    Example:
+        >>> import subprocess, sys
+        >>> code = "import signal; from doradus._unsafe.process import *; "
+        >>> code += "set_parent_death_signal(signal.SIGKILL); print(parent_death_signal())"
+        >>> subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
+        '9\n'
+    """
+    if _prctl()(_PR_SET_PDEATHSIG, signum, 0, 0, 0) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, f"prctl(PR_SET_PDEATHSIG): {os.strerror(error)}")
+
+
+def parent_death_signal() -> int:
+    """The signal this process gets when the thread that forked it ends (0: none).
+
+    Example:
+        >>> parent_death_signal() in range(65)
+        True
+    """
+    value = ctypes.c_int(0)
+    # PR_GET_PDEATHSIG writes through its second argument: pass the address as an integer.
+    if _prctl()(_PR_GET_PDEATHSIG, ctypes.addressof(value), 0, 0, 0) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, f"prctl(PR_GET_PDEATHSIG): {os.strerror(error)}")
+    return value.value
+
+
+# ------------------------------------------------------------------ the supervisor's side
+@dataclass(frozen=True)
+class Spawned:
+    """The node ``key`` runs as ``pid`` (also its process group's id)."""
+
+    key: str
+    pid: int
+
+
+@dataclass(frozen=True)
+class SpawnFailed:
+    """The node ``key`` could not be started; ``error`` says why."""
+
+    key: str
+    error: str
+
+
+@dataclass(frozen=True)
+class Exited:
+    """The node ``key`` exited: ``code`` is its status, or minus the signal that ended it."""
+
+    key: str
+    code: int
+
+
+KeeperEvent = Spawned | SpawnFailed | Exited
+
+
+class Keeper:
+    """The supervisor's side of a run's keeper (see the module docstring).
+
+    Thread safety: `spawn` may be called from one thread while another calls `receive`;
+    `end` once, after the last `spawn`; `close` once nothing reads any more.
+
+    Example:
+        >>> keeper = Keeper.start(orphan_grace=0.5)
+        >>> keeper.pid > 0, keeper.end(grace=1.0)
+        (True, True)
+        >>> keeper.close()
+    """
+
+    def __init__(self, process: subprocess.Popen[bytes], sock: socket.socket) -> None:
+        self._process = process
+        self._sock = sock
+
+    @classmethod
+    def start(
+        cls,
+        *,
+        node_files: int | None = None,
+        orphan_grace: float = 1.0,
+        remove: Sequence[str] = (),
+        pidfd: bool = True,
+    ) -> Keeper:
+        """Start a keeper.
+
+        Args:
+            node_files: The soft descriptor limit (``ulimit -n``) nodes get; None keeps the keeper's.
+            orphan_grace: Seconds between SIGTERM and SIGKILL when the supervisor dies.
+            remove: Folders the keeper removes when the supervisor dies (the run's runtime folders).
+            pidfd: Watch nodes through pidfds (False: through ``SIGCHLD``, as on kernels before 5.3).
+
+        Returns:
+            The running keeper.
+
+        Example:
+            >>> keeper = Keeper.start(node_files=1024)
+            >>> keeper.end(grace=1.0)
+            True
+            >>> keeper.close()
+        """
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        config = {
+            "node_files": node_files,
+            "orphan_grace": orphan_grace,
+            "remove": list(remove),
+            "supervisor": os.getpid(),
+            "pidfd": pidfd,
+        }
+        try:
+            # -I -S: no site packages, environment or current folder; a bare interpreter starts fast.
+            process = subprocess.Popen(
+                [sys.executable, "-I", "-S", __file__, str(theirs.fileno()), json.dumps(config)],
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                start_new_session=True,  # Ctrl-C on the terminal reaches the supervisor, not the keeper
+            )
+        except BaseException:
+            mine.close()
+            raise
+        finally:
+            theirs.close()
+        return cls(process, mine)
+
+    @property
+    def pid(self) -> int:
+        """The keeper's process id."""
+        return self._process.pid
+
+    def fileno(self) -> int:
+        """The socket to wait on (readable when `receive` has events)."""
+        return self._sock.fileno()
+
+    def spawn(
+        self, key: str, argv: Sequence[str], *, cwd: str, env: dict[str, str], stdout: int, stderr: int
+    ) -> None:
+        """Ask for a node to be started; a `Spawned` or `SpawnFailed` event answers.
+
+        The descriptors are passed on, the caller may close its own at once. Blocks while the
+        keeper has many requests to serve.
+
+        Raises:
+            OSError: The keeper has gone.
+        """
+        request = {"op": "spawn", "key": key, "argv": list(argv), "cwd": cwd, "env": env}
+        _send(self._sock, request, [stdout, stderr])
+
+    def receive(self, timeout: float = 0.0) -> list[KeeperEvent] | None:
+        """The events that have arrived (waiting up to ``timeout`` for one); None once the keeper has gone."""
+        events: list[KeeperEvent] = []
+        wait = timeout
+        while True:
+            try:
+                message, fds = _receive(self._sock, wait=wait)
+            except BlockingIOError:
+                return events
+            except OSError:
+                return events if events else None
+            wait = 0.0
+            for fd in fds:
+                os.close(fd)
+            if message is None:
+                return events if events else None
+            op, key = message.get("op"), str(message.get("key"))
+            if op == "spawned":
+                events.append(Spawned(key, int(message["pid"])))
+            elif op == "failed":
+                events.append(SpawnFailed(key, str(message["error"])))
+            elif op == "exited":
+                events.append(Exited(key, int(message["code"])))
+
+    def end(self, grace: float) -> bool:
+        """End the run: SIGTERM to what is left in the nodes' groups, SIGKILL after ``grace``.
+
+        Returns once the keeper has exited (every node reaped), its last reports readable
+        with `receive`; False if it did not exit within ``grace`` and a few seconds.
+        """
+        try:
+            _send(self._sock, {"op": "end", "grace": grace})
+        except OSError:
+            pass  # gone already: it ended the nodes when it went
+        try:
+            self._process.wait(grace + 3.0)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
+    def close(self) -> None:
+        """Close the socket (a keeper still running takes it as the supervisor's end)."""
+        self._sock.close()
+
+
+def _send(sock: socket.socket, message: dict[str, Any], fds: Sequence[int] = ()) -> None:
+    data = json.dumps(message, separators=(",", ":")).encode()
+    if fds:
+        sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+    else:
+        sock.send(data)
+
+
+def _receive(sock: socket.socket, wait: float = 0.0) -> tuple[dict[str, Any] | None, list[int]]:
+    """One datagram, waiting up to ``wait`` seconds; ``(None, [])`` at the peer's end.
+
+    Raises:
+        BlockingIOError: Nothing arrived in time.
+    """
+    if wait > 0:
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        poller.poll(wait * 1000)
+    data, ancdata, _flags, _addr = sock.recvmsg(RECV_BUFFER, socket.CMSG_SPACE(2 * 4), socket.MSG_DONTWAIT)
+    fds = array.array("i")
+    for level, kind, payload in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
+    if not data:
+        return None, list(fds)
+    return json.loads(data), list(fds)
+
+
+# ------------------------------------------------------------------------- the keeper
+@dataclass(eq=False)
+class _Child:
+    key: str
+    popen: subprocess.Popen[bytes]
+    pidfd: int | None
+    reported: bool = False
+
+
+class _Server:
+    """The keeper's loop: serve spawn requests, report exits, end the run (see the module docstring)."""
+
+    def __init__(self, sock: socket.socket, config: dict[str, Any]) -> None:
+        self.sock = sock
+        self.node_files: int | None = config.get("node_files")
+        self.orphan_grace = float(config.get("orphan_grace", 1.0))
+        self.remove: list[str] = list(config.get("remove") or [])
+        self.supervisor = int(config["supervisor"])
+        self.use_pidfd = bool(config.get("pidfd", True)) and hasattr(os, "pidfd_open")
+        self.me = os.getpid()
+        self.children: list[_Child] = []
+        self.selector = selectors.DefaultSelector()
+
+    def serve(self) -> None:
+        """Serve until the supervisor ends the run or goes, then end every node and exit."""
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_r, False)
+        os.set_blocking(wake_w, False)
+        signal.signal(signal.SIGCHLD, lambda _signum, _frame: None)
+        signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+        self.selector.register(self.sock, selectors.EVENT_READ, "control")
+        self.selector.register(wake_r, selectors.EVENT_READ, "sigchld")
+        grace = None
+        while grace is None:
+            for key, _events in self.selector.select():
+                if key.data == "sigchld":
+                    while _drained(wake_r):
+                        pass
+                    if not self.use_pidfd:
+                        self._report_exits(self.children)
+                elif isinstance(key.data, _Child):
+                    self._report_exits([key.data])
+                elif grace is None:
+                    grace = self._serve_requests()
+        self._end(grace)
+        for path in self.remove:
+            shutil.rmtree(path, ignore_errors=True)
+
+    def _serve_requests(self) -> float | None:
+        """Serve the requests that have arrived; the grace to end with once the run ends."""
+        while True:
+            try:
+                message, fds = _receive(self.sock, wait=0)
+            except BlockingIOError:
+                return None
+            except OSError:
+                return self.orphan_grace
+            if message is None:
+                return self.orphan_grace  # the supervisor died
+            if message.get("op") == "end":
+                return float(message.get("grace", self.orphan_grace))
+            if message.get("op") == "spawn":
+                self._spawn(message, fds)
+            else:
+                for fd in fds:
+                    os.close(fd)
+
+    def _spawn(self, request: dict[str, Any], fds: list[int]) -> None:
+        key = str(request.get("key"))
+        try:
+            if os.getppid() != self.supervisor:
+                return  # the supervisor died with requests in flight: start nothing more
+            stdout, stderr = fds
+            popen = subprocess.Popen(
+                request["argv"],
+                cwd=request["cwd"],
+                env=request["env"],
+                stdin=subprocess.DEVNULL,
+                stdout=stdout,
+                stderr=stderr,
+                start_new_session=True,
+                preexec_fn=self._in_child,
+            )
+        except (OSError, ValueError, subprocess.SubprocessError) as exc:
+            self._tell({"op": "failed", "key": key, "error": str(exc)})
+            return
+        finally:
+            for fd in fds:
+                os.close(fd)
+        child = _Child(key, popen, None)
+        self.children.append(child)
+        self._tell({"op": "spawned", "key": key, "pid": popen.pid})
+        if self.use_pidfd:
+            try:
+                child.pidfd = os.pidfd_open(popen.pid)
+            except OSError:
+                self.use_pidfd = False  # e.g. ENOSYS: SIGCHLD tells from now on
+                self._report_exits(self.children)
+                return
+            self.selector.register(child.pidfd, selectors.EVENT_READ, child)
+
+    def _in_child(self) -> None:
+        """Between fork and exec in a node (one thread exists): die with the keeper, take the node's limit."""
+        set_parent_death_signal(signal.SIGKILL)
+        if os.getppid() != self.me:
+            os._exit(127)  # the keeper died before the request took effect
+        if self.node_files is not None:
+            _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (self.node_files, hard))
+
+    def _report_exits(self, children: list[_Child]) -> None:
+        for child in children:
+            if child.reported:
+                continue
+            try:
+                # WNOWAIT: the zombie stays, and so does the pid (its group's id) until the run ends.
+                found = os.waitid(os.P_PID, child.popen.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:
+                found = None
+            if found is None:
+                continue
+            child.reported = True
+            if child.pidfd is not None:
+                self.selector.unregister(child.pidfd)
+                os.close(child.pidfd)
+                child.pidfd = None
+            code = found.si_status if found.si_code == os.CLD_EXITED else -found.si_status
+            self._tell({"op": "exited", "key": child.key, "code": code})
+
+    def _tell(self, message: dict[str, Any]) -> None:
+        try:
+            _send(self.sock, message)
+        except OSError:
+            pass  # the supervisor has gone: the loop sees its end next
+
+    def _end(self, grace: float) -> None:
+        """SIGTERM the groups still holding a process, SIGKILL them after ``grace``; reap every node."""
+        live = self._live_groups()
+        _signal_groups(live, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while live and time.monotonic() < deadline:
+            time.sleep(SCAN_INTERVAL)
+            live = self._live_groups()
+        _signal_groups(live, signal.SIGKILL)
+        for child in self.children:
+            code = child.popen.wait()
+            if not child.reported:  # killed above: the supervisor may still be listening
+                child.reported = True
+                self._tell({"op": "exited", "key": child.key, "code": code})
+
+    def _live_groups(self) -> set[int]:
+        """Process groups of nodes holding a process that has not exited (zombies do not count)."""
+        groups = {child.popen.pid for child in self.children}
+        live: set[int] = set()
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{name}/stat", "rb") as stat:
+                    data = stat.read()
+            except OSError:
+                continue  # gone meanwhile
+            # "pid (command) state ppid pgrp ...": the command may hold spaces and parentheses.
+            fields = data[data.rindex(b")") + 2 :].split()
+            if int(fields[2]) in groups and fields[0] not in (b"Z", b"X"):
+                live.add(int(fields[2]))
+        return live
+
+
+def _signal_groups(groups: set[int], signum: int) -> None:
+    for group in groups:
+        try:
+            os.killpg(group, signum)
+        except ProcessLookupError:
+            pass
+
+
+def _drained(fd: int) -> bool:
+    try:
+        return bool(os.read(fd, 4096))
+    except BlockingIOError:
+        return False
+
+
+def _main(argv: list[str]) -> None:
+    sock = socket.socket(fileno=int(argv[1]))
+    sock.set_inheritable(False)
+    config = json.loads(argv[2])
+    # One pidfd per running node: the keeper needs as many descriptors as the run has nodes.
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when the run ends
+    _prctl()  # loaded before the first fork (invariant 2)
+    _Server(sock, config).serve()
+
+
+if __name__ == "__main__":
+    _main(sys.argv)
