@@ -57,6 +57,8 @@ RecordSink = Callable[[dict[str, Any]], None]
 EARLY_LOG_RECORDS = 1_000
 """Records kept for log inputs until the dataflow starts."""
 KILL_AFTER_TERM = 2.0
+DESCRIPTOR_FILE = "dataflow.yml"
+"""The copy of the dataflow's text in each run folder."""
 """Seconds between SIGTERM and SIGKILL: for nodes past their grace, and at the end of a run
 for what is left in the nodes' process groups (helpers a node started)."""
 ORPHAN_GRACE = 1.0
@@ -331,6 +333,9 @@ class LocalDaemon:
         node_files, _hard = raise_open_file_limit()
         self.check_resources()
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        # The text this run started from, for its nodes (`dataflow_descriptor()`, operators): the
+        # file may have changed since, or live on another machine.
+        (self.out_dir / DESCRIPTOR_FILE).write_text(self.dataflow.text, encoding="utf-8")
         if enabled_signals():
             self.telemetry = _runtime_telemetry(self)
         self._listener.bind(self.control_path)
@@ -611,6 +616,7 @@ class LocalDaemon:
             "node_id": proc.spec.id,
             "run_id": self.run_id,
             "dataflow": str(self.dataflow.path),
+            "descriptor": str(self.out_dir / DESCRIPTOR_FILE),
             "dataflow_name": self.dataflow_name,
             "machine": self.machine,
             "inputs": inputs,

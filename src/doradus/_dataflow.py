@@ -200,6 +200,8 @@ class Dataflow:
     default_data_format: str | None = None
     health_check_interval: float = 5.0
     raw: dict[str, Any] = field(default_factory=dict)
+    text: str = ""
+    """The YAML text it was read from (what a run copies to its folder for its nodes)."""
     warnings: tuple[Any, ...] = ()
     """Problems of severity warning found while loading (``Problem`` records)."""
     not_applied: tuple[Any, ...] = ()

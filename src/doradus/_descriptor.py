@@ -195,7 +195,7 @@ def check_dataflow_text(
     if dataflow is None or reader.has_errors:
         return None, problems
     warnings = tuple(problem for problem in problems if not problem.is_error)
-    return dataclasses.replace(dataflow, warnings=warnings), problems
+    return dataclasses.replace(dataflow, warnings=warnings, text=text), problems
 
 
 def read_dataflow_text(path: str | os.PathLike[str]) -> tuple[str | None, list[Problem]]:

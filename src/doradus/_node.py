@@ -615,8 +615,7 @@ class Node:
         """
         import yaml
 
-        text = Path(self._config["dataflow"]).read_text()
-        loaded: dict[str, Any] = yaml.safe_load(text)
+        loaded: dict[str, Any] = yaml.safe_load(descriptor_text(self._config))
         return loaded
 
     def node_config(self) -> dict[str, Any]:
@@ -710,6 +709,19 @@ class _NodeReceiver:
 
     def error(self, message: str) -> None:
         self._push(None, Error(message))
+
+
+def descriptor_text(config: dict[str, Any]) -> str:
+    """The dataflow text the node's run started from (its run folder's copy).
+
+    Bounded like every dataflow read; a node started without one (older daemon) reads the
+    dataflow file itself.
+    """
+    from doradus._descriptor import MAX_DATAFLOW_BYTES
+    from doradus._regular_file import read_regular_file
+
+    path = config.get("descriptor") or config["dataflow"]
+    return read_regular_file(path, limit=MAX_DATAFLOW_BYTES).decode("utf-8")
 
 
 def _report_at_exit(node: Node) -> None:

@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from doradus._dataflow import OperatorSpec
-from doradus._descriptor import load_dataflow
+from doradus._descriptor import load_dataflow_text
 from doradus._dora import DoraStatus, to_dora_event
 from doradus._events import Input, InputClosed, Stop
-from doradus._node import Node
+from doradus._node import Node, descriptor_text
 
 
 class _Hosted:
@@ -65,7 +65,7 @@ def main() -> None:
     """Host the operators of this node until its inputs close or it is stopped."""
     node = Node()
     config = node._config
-    flow = load_dataflow(Path(config["dataflow"]))
+    flow = load_dataflow_text(descriptor_text(config), Path(config["dataflow"]))
     spec = flow.node(node.id)
     hosted = [_Hosted(op, f"{op.id}/" if op.id else "", node) for op in spec.operators]
 

@@ -145,7 +145,7 @@ def run(
     (search them with `doradus logs <run-id>`). Ctrl-C stops every node (a
     second Ctrl-C forces).
     """
-    from doradus._descriptor import load_dataflow
+    from doradus._descriptor import load_dataflow_text, read_dataflow_text
     from doradus._exceptions import DescriptorError, ResourceLimitError
     from doradus._ids import new_run_id
     from doradus._problems import sort_problems
@@ -158,14 +158,14 @@ def run(
     grace = parse_duration(grace_duration, "--grace-duration")
     stages = StageDisplay(color=reporter.color)
     stages.begin("Loading dataflow")
-    try:
-        dataflow.read_bytes()
-    except OSError:
-        pass  # load_dataflow below reports why, with the file's name
-    stages.end()
+    text, unreadable = read_dataflow_text(dataflow)  # a regular file of at most 1 MiB, or why not
+    stages.end(ok=text is not None)
+    if text is None:
+        reporter.problems(unreadable)
+        sys.exit(2)
     stages.begin("Validating")
     try:
-        flow = load_dataflow(dataflow, extra_env=extra_env)
+        flow = load_dataflow_text(text, dataflow, extra_env=extra_env)
     except DescriptorError as exc:
         stages.end(ok=False)
         reporter.problems(exc.problems)
