@@ -76,9 +76,9 @@ print(json.dumps({
 
 
 def test_exported_objects_are_the_implementations() -> None:
-    from doradus._events import Input
     from doradus._exceptions import DecodeError
-    from doradus._node import Node
+    from doradus._node.events import Input
+    from doradus._node.node import Node
 
     assert doradus.Node is Node
     assert doradus.Input is Input

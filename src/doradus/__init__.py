@@ -34,18 +34,18 @@ from doradus._exceptions import (
 )
 
 if _typing.TYPE_CHECKING:
-    from doradus._events import Error, Event, Input, InputClosed, Stop
-    from doradus._node import Node
+    from doradus._node.events import Error, Event, Input, InputClosed, Stop
+    from doradus._node.node import Node
 
 # The node API pulls in pyarrow and numpy; the CLI and the daemon do not need them, so
 # these names load on first use (start-up time is felt on every `doradus run`).
 _LAZY = {
-    "Node": "doradus._node",
-    "Error": "doradus._events",
-    "Event": "doradus._events",
-    "Input": "doradus._events",
-    "InputClosed": "doradus._events",
-    "Stop": "doradus._events",
+    "Node": "doradus._node.node",
+    "Error": "doradus._node.events",
+    "Event": "doradus._node.events",
+    "Input": "doradus._node.events",
+    "InputClosed": "doradus._node.events",
+    "Stop": "doradus._node.events",
 }
 
 

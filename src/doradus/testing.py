@@ -258,7 +258,7 @@ class CollectingReceiver:
 
     def deliver(self, inputs: tuple[str, ...], entry: tuple[Any, ...]) -> None:
         """Decode the message (as a node would) and keep it."""
-        from doradus._node import _decode_input
+        from doradus._node.node import _decode_input
 
         value = _decode_input(inputs[0], entry).value
         with self.changed:
@@ -309,7 +309,7 @@ def outgoing(value: Any, seq: int, output: str = "out") -> Any:
     """
     import time
 
-    from doradus._values import plan_value, to_arrow
+    from doradus._wire.values import plan_value, to_arrow
     from doradus.backends import Outgoing
 
     array = to_arrow(value)

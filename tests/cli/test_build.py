@@ -6,7 +6,7 @@ from pathlib import Path
 
 from tests.cli.conftest import Control
 
-from doradus._build import suggest_fix
+from doradus._project.build import suggest_fix
 
 TWO_NODES = """
 nodes:

@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 from tests.cli.conftest import Control
 
-from doradus._dataflow import Dataflow, InputSpec, NodeSource, NodeSpec
-from doradus._graph import mermaid_text
+from doradus._dataflow.diagram import mermaid_text
+from doradus._dataflow.model import Dataflow, InputSpec, NodeSource, NodeSpec
 from doradus.cli._main import cli
 
 DATAFLOW = """

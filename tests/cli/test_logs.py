@@ -30,8 +30,8 @@ import pytest
 import yaml
 from tests.cli.conftest import api_headers, free_port
 
-from doradus._logrecord import RECORD_KEYS, iso_timestamp, make_record
-from doradus._logstore import LogStore
+from doradus._observability.records import RECORD_KEYS, iso_timestamp, make_record
+from doradus._observability.store import LogStore
 
 DORADUS = [sys.executable, "-m", "doradus.cli"]
 TRACE = "0af7651916cd43dd8448eb211c80319c"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from doradus._coordinator import create_app, openapi_text
+from doradus._control.coordinator import create_app, openapi_text
 
 COMMITTED = Path(__file__).parents[2] / "docs" / "openapi.json"
 
@@ -13,7 +13,7 @@ COMMITTED = Path(__file__).parents[2] / "docs" / "openapi.json"
 def test_openapi_file_is_current() -> None:
     expected = json.dumps(create_app().openapi(), indent=2, sort_keys=True)
     assert COMMITTED.read_text().strip() == expected, (
-        "docs/openapi.json is stale: run `python -m doradus._coordinator > docs/openapi.json`"
+        "docs/openapi.json is stale: run `python -m doradus._control.coordinator > docs/openapi.json`"
     )
     assert openapi_text().strip() == expected
 

@@ -17,7 +17,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from tests.cli.conftest import DORADUS, free_port
 
-from doradus._prometheus import cumulative_buckets, is_edge
+from doradus._control.prometheus import cumulative_buckets, is_edge
 
 FLOW = "vision"
 RUN_ID = "0193f5c0-prom-test"
@@ -234,7 +234,7 @@ def test_token_protects_metrics(guarded: Coordinator) -> None:
 
 
 def test_without_prometheus_client_metrics_answers_503(monkeypatch: pytest.MonkeyPatch) -> None:
-    from doradus._coordinator import create_app
+    from doradus._control.coordinator import create_app
 
     async def get() -> httpx.Response:
         transport = httpx.ASGITransport(app=create_app())

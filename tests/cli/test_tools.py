@@ -14,7 +14,7 @@ import pytest
 import yaml
 from tests.cli.conftest import DORADUS, Control
 
-from doradus import _doctor
+from doradus._project import doctor as _doctor
 
 REQUIRED = ["python", "pyarrow", "numpy", "memfd", "seqpacket", "fd passing", "runtime folder", "coordinator"]
 OPTIONAL = ["/dev/shm", "redis", "mqtt", "dora-rs"]

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from doradus._descriptor import check_dataflow, load_dataflow
+from doradus._dataflow.loader import check_dataflow, load_dataflow
+from doradus._dataflow.problems import Problem
 from doradus._exceptions import DescriptorError
-from doradus._problems import Problem
 
 BAD = Path(__file__).parent / "bad"
 EXPECT = re.compile(r"^# expect: (\d+):(\d+) (.+?)(?: => (.+))?$", re.MULTILINE)

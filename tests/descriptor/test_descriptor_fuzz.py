@@ -18,8 +18,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from doradus._dataflow import Dataflow
-from doradus._descriptor import check_dataflow, load_dataflow
+from doradus._dataflow.loader import check_dataflow, load_dataflow
+from doradus._dataflow.model import Dataflow
 from doradus._exceptions import DescriptorError
 
 NOOP = str((Path(__file__).parent / "nodes" / "noop.py").resolve())

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from doradus._dataflow import (
+from doradus._dataflow.loader import check_dataflow, load_dataflow
+from doradus._dataflow.model import (
     Dataflow,
     InputSpec,
     LogSource,
     NodeSource,
     TimerSource,
 )
-from doradus._descriptor import check_dataflow, load_dataflow
 
 GOOD = Path(__file__).parent / "good"
 NODES = (Path(__file__).parent / "nodes").resolve()

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from doradus._dataflow import Location, LogSource, NodeSource, TimerSource
-from doradus._descriptor import check_dataflow, load_dataflow
+from doradus._dataflow.loader import check_dataflow, load_dataflow
+from doradus._dataflow.model import Location, LogSource, NodeSource, TimerSource
+from doradus._dataflow.problems import Problem, closest, sort_problems
+from doradus._dataflow.sources import SourceError, parse_source
+from doradus._dataflow.yaml_positions import parse_yaml
 from doradus._exceptions import DescriptorError
-from doradus._problems import Problem, closest, sort_problems
 from doradus._quantities import parse_byte_size, parse_duration
-from doradus._sources import SourceError, parse_source
-from doradus._yamlpos import parse_yaml
 
 NOOP = (Path(__file__).parent / "nodes" / "noop.py").resolve()
 
@@ -358,7 +358,7 @@ def test_importing_the_descriptor_pulls_in_nothing_heavy() -> None:
     code = (
         "import sys, types\n"
         f"pkg = types.ModuleType('doradus'); pkg.__path__ = [{str(src)!r}]; sys.modules['doradus'] = pkg\n"
-        "import doradus._descriptor\n"
+        "import doradus._dataflow.loader\n"
         "heavy = [m for m in ('pyarrow', 'numpy', 'rich', 'pydantic', 'click') if m in sys.modules]\n"
         "print(','.join(heavy))\n"
     )

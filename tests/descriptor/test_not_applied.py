@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from doradus._dataflow import NOT_APPLIED
-from doradus._descriptor import check_dataflow, load_dataflow
+from doradus._dataflow.loader import check_dataflow, load_dataflow
+from doradus._dataflow.model import NOT_APPLIED
 
 EVERY_KEY = Path(__file__).parent / "not_applied" / "every_key.yml"
 WARNS = re.compile(r"^# warns: (\d+):(\d+) (.+)$", re.MULTILINE)

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from tests.conftest import Ran
 
-from doradus._logrecord import RECORD_KEYS
-from doradus._logstore import log_files, read_records
+from doradus._observability.records import RECORD_KEYS
+from doradus._observability.store import log_files, read_records
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 
@@ -321,7 +321,7 @@ def test_log_files_rotate_by_size(dataflow: Callable[..., Ran], tmp_path: Path, 
 
 @pytest.mark.parametrize("level", ["WARN", "ERROR"])
 def test_classified_levels_from_common_prefixes(level: str) -> None:
-    from doradus._logrecord import classify_line
+    from doradus._observability.records import classify_line
 
     assert classify_line(f"2026-01-01 10:00:00,123 {level} module: text", "stdout")[0] == level
     assert classify_line(f"[2026-01-01T10:00:00Z {level} my_crate] text", "stdout")[0] == level

@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import DORADUS, write_files
 from tests.telemetry.otlp_receiver import OtlpGrpcReceiver, OtlpHttpReceiver
 
-from doradus._otel_env import enabled_signals, format_context, parse_context
+from doradus._observability.otel_env import enabled_signals, format_context, parse_context
 
 CHAIN = {
     "dataflow.yml": """

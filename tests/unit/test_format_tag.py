@@ -8,9 +8,9 @@ import pyarrow as pa
 import pytest
 
 from doradus import DecodeError
-from doradus._node import _decode_input, _encoded_array
-from doradus._protocol import CODEC_SHIFT
-from doradus._values import plan_value
+from doradus._node.node import _decode_input, _encoded_array
+from doradus._wire.protocol import CODEC_SHIFT
+from doradus._wire.values import plan_value
 from doradus.codecs import TAGS, FormatSpec, get_codec
 
 SCHEMAS = Path(__file__).parent.parent / "codecs" / "schemas"

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from doradus._inbox import Inbox
+from doradus._node.inbox import Inbox
 
 DEADLINE = 10.0  # seconds; generous, for loaded machines
 

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from doradus._logquery import (
+from doradus._observability.query import (
     GROUP_COLUMNS,
     LogQuery,
     QueryError,
@@ -30,8 +30,8 @@ from doradus._logquery import (
     short_timestamp,
     to_csv,
 )
-from doradus._logrecord import LEVEL_RANK, LEVELS, RECORD_KEYS, iso_timestamp, make_record
-from doradus._logstore import LogStore
+from doradus._observability.records import LEVEL_RANK, LEVELS, RECORD_KEYS, iso_timestamp, make_record
+from doradus._observability.store import LogStore
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 NODES = st.sampled_from(["camera", "planner", "x", None])
@@ -100,7 +100,7 @@ def test_apply_is_filter_then_tail(records: list[dict[str, Any]], level: str, ta
 def test_since_until_window(records: list[dict[str, Any]], a: float, b: float) -> None:
     since, until = min(a, b), max(a, b)
     kept = LogQuery(since=since, until=until).apply(records)
-    from doradus._logrecord import parse_timestamp
+    from doradus._observability.records import parse_timestamp
 
     assert kept == [r for r in records if since <= parse_timestamp(r["timestamp"]) <= until]
 

@@ -16,7 +16,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from doradus import DecodeError, DoradusError, MetadataError
-from doradus._metadata import datetime_from_ns, decode_metadata, encode_metadata
+from doradus._wire.metadata import datetime_from_ns, decode_metadata, encode_metadata
 
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 PROPERTY = settings(max_examples=150, deadline=None)

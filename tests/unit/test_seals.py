@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from doradus._protocol import DATA, FLAG_FD, FLAG_SHM, KIND_DATA
+from doradus._wire.protocol import DATA, FLAG_FD, FLAG_SHM, KIND_DATA
 from doradus.backends import LinkSpec
 from doradus.backends._segments import SEALS, Mapping, SegmentPool, check_sealed
 from doradus.backends._shm import ShmBackend

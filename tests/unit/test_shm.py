@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 from tests.conftest import shm_entries as shared_shm_entries
 
-from doradus._values import decode_value, plan_value
+from doradus._wire.values import decode_value, plan_value
 from doradus.backends._segments import MIN_SEGMENT, Lease, Mapping, Segment, SegmentPool
 
 DEV_SHM = "/dev/shm"

@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from doradus import DecodeError, EncodeError
-from doradus._values import (
+from doradus._wire.values import (
     KIND_BUFFERS,
     KIND_IPC,
     ValuePlan,

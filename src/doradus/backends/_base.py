@@ -32,7 +32,7 @@ from typing import Any, ClassVar, NamedTuple, Protocol
 import numpy as np
 import pyarrow as pa
 
-from doradus._values import ValuePlan
+from doradus._wire.values import ValuePlan
 
 
 class Outgoing(NamedTuple):

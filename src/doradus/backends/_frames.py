@@ -11,7 +11,7 @@ An ``END`` frame (kind 3) tells receivers that a sender closed its output
 cleanly, after everything it sent.
 
 Example:
-    >>> from doradus._values import plan_value
+    >>> from doradus._wire.values import plan_value
     >>> import pyarrow as pa
     >>> arr = pa.array([1, 2])
     >>> message = Outgoing(b"out", arr, plan_value(arr), b"", 1, 0)
@@ -26,8 +26,8 @@ import struct
 from typing import Any
 
 from doradus._exceptions import DecodeError
-from doradus._protocol import CODEC_SHIFT, DATA, FLAG_IPC, KIND_DATA
-from doradus._values import KIND_IPC
+from doradus._wire.protocol import CODEC_SHIFT, DATA, FLAG_IPC, KIND_DATA
+from doradus._wire.values import KIND_IPC
 from doradus.backends._base import Outgoing
 
 KIND_END = 3

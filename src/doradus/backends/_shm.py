@@ -33,8 +33,8 @@ import numpy as np
 import pyarrow as pa
 
 from doradus._exceptions import ResourceLimitError
-from doradus._protocol import CODEC_SHIFT, DATA, FLAG_FD, FLAG_IPC, FLAG_SHM, INLINE_MAX, KIND_DATA
-from doradus._values import KIND_BUFFERS, KIND_IPC, PLAIN_OFFSETS, ValuePlan, layout_struct
+from doradus._wire.protocol import CODEC_SHIFT, DATA, FLAG_FD, FLAG_IPC, FLAG_SHM, INLINE_MAX, KIND_DATA
+from doradus._wire.values import KIND_BUFFERS, KIND_IPC, PLAIN_OFFSETS, ValuePlan, layout_struct
 from doradus.backends._base import Backend, BackendStatistics, LinkSpec, Outgoing, Receiver
 from doradus.backends._segments import Mapping, Segment, SegmentPool
 from doradus.backends._shm_links import InLink, LinkReader, OutLink, Reactor, ReceivedFds

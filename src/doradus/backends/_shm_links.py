@@ -34,7 +34,7 @@ from collections.abc import Callable
 from typing import Any
 
 from doradus._exceptions import DecodeError, ResourceLimitError
-from doradus._protocol import (
+from doradus._wire.protocol import (
     DATA,
     FLAG_FD,
     FLAG_SHM,

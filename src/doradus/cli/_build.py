@@ -65,10 +65,10 @@ def build(dataflow: Path, nodes: tuple[str, ...], env: tuple[str, ...], no_color
     1 when one failed (its last lines, a suggested fix and the log's path are
     printed), 2 for a bad dataflow or an unknown node.
     """
-    from doradus._build import BuildResult, build_dataflow, build_log_path
-    from doradus._descriptor import load_dataflow
+    from doradus._dataflow.loader import load_dataflow
+    from doradus._dataflow.problems import closest
     from doradus._exceptions import DescriptorError
-    from doradus._problems import closest
+    from doradus._project.build import BuildResult, build_dataflow, build_log_path
 
     reporter = Reporter(color=False if no_color else None)
     extra_env = parse_env(env)

@@ -23,7 +23,7 @@ from typing import Any, TypeVar, cast
 
 import click
 
-from doradus._control_client import (
+from doradus._control.client import (
     DEFAULT_RETRIES,
     DEFAULT_RETRY_INTERVAL,
     MAX_RETRY_INTERVAL,
@@ -37,7 +37,7 @@ from doradus._control_client import (
     state_path,
     write_state,
 )
-from doradus._logrecord import parse_timestamp
+from doradus._observability.records import parse_timestamp
 from doradus._paths import runtime_base
 from doradus.cli._render import Reporter, log_options, output_option, parse_duration, parse_env
 
@@ -217,7 +217,7 @@ def coordinator(
     of --token-file. Daemons of this machine prove themselves with a key it
     writes beside it; daemons elsewhere with the token. See docs/security.md.
     """
-    from doradus._auth import (
+    from doradus._control.auth import (
         daemon_key_path,
         is_loopback,
         new_secret,
@@ -225,7 +225,7 @@ def coordinator(
         token_path,
         write_secret,
     )
-    from doradus._coordinator import create_app, serve
+    from doradus._control.coordinator import create_app, serve
 
     reporter = Reporter()
     if no_token and (token_file or generate_token):
@@ -262,7 +262,7 @@ def coordinator(
 
 
 def _read_token_file(path: str) -> str:
-    from doradus._auth import read_secret
+    from doradus._control.auth import read_secret
 
     try:
         token = read_secret(Path(path).expanduser())
@@ -282,7 +282,7 @@ def daemon(machine_id: str | None, **opts: Any) -> None:
     It tries once, then --retries times more, --retry-interval apart; when no
     coordinator answered, it exits 1 with a suggested fix.
     """
-    from doradus._machine_daemon import MachineDaemon
+    from doradus._control.machine_daemon import MachineDaemon
 
     reporter = Reporter(color=False if opts["no_color"] else None)
     client = _client(opts)
@@ -365,8 +365,8 @@ def _up_token(client: ControlClient, no_token: bool, token_file: str | None) -> 
     A new token is written to the runtime folder before anything starts, so the
     daemon and the first probe have it.
     """
-    from doradus._auth import new_secret, token_path, write_secret
-    from doradus._control_client import ENV_TOKEN_FILE
+    from doradus._control.auth import new_secret, token_path, write_secret
+    from doradus._control.client import ENV_TOKEN_FILE
 
     if no_token:
         if token_file:
@@ -434,7 +434,7 @@ def destroy(**opts: Any) -> None:
 
 def _forget_up(state: dict[str, Any]) -> None:
     """Remove the state file, and the token ``up`` made (never a token file the user gave)."""
-    from doradus._auth import token_path
+    from doradus._control.auth import token_path
 
     state_path().unlink(missing_ok=True)
     token_file, address = state.get("token_file"), state.get("address")
@@ -485,7 +485,7 @@ def start(
     Attached, its logs are printed prefixed by node id until it ends; Ctrl-C
     stops it (a second Ctrl-C forces). Exit 0 if it finished, 1 if it failed.
     """
-    from doradus._descriptor import check_dataflow_text, read_dataflow_text
+    from doradus._dataflow.loader import check_dataflow_text, read_dataflow_text
 
     reporter = Reporter(color=False if opts["no_color"] else None)
     extra_env = parse_env(env)
@@ -495,7 +495,7 @@ def start(
     if text is not None:
         flow, problems = check_dataflow_text(text, dataflow, extra_env=extra_env)
     if flow is not None:  # settings the file gives but Doradus does not apply yet, as `run` says
-        from doradus._problems import sort_problems
+        from doradus._dataflow.problems import sort_problems
 
         problems = sort_problems([*problems, *flow.not_applied])
     reporter.problems(problems)
@@ -528,7 +528,7 @@ def start(
 def _attach(
     client: ControlClient, reporter: Reporter, run_id: str, node_ids: list[str], log_format: str = "pretty"
 ) -> None:
-    from doradus._run import RecordPrinter
+    from doradus._runtime.foreground import RecordPrinter
 
     printer = RecordPrinter(node_ids, color=reporter.color, fmt=log_format)
     presses = 0
@@ -557,7 +557,7 @@ def _follow(
 ) -> Iterator[dict[str, Any]]:
     """Records of a dataflow as they come (the last ``tail`` matching first), until it ends.
 
-    ``query`` (a `doradus._logquery.LogQuery`) filters on the coordinator, on
+    ``query`` (a `doradus._observability.query.LogQuery`) filters on the coordinator, on
     the backlog and on live records alike.
     """
     from urllib.parse import urlencode
@@ -930,7 +930,7 @@ def logs(
     no coordinator needed). Every given filter must hold. Text lines are
     TIME LEVEL NODE | message key=value..., coloured by level on a terminal.
     """
-    from doradus import _logquery as lq
+    from doradus._observability import query as lq
 
     reporter = Reporter(color=False if opts["no_color"] else None)
     try:

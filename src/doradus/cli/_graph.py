@@ -44,9 +44,9 @@ def graph(dataflow: Path, mermaid: bool, html_out: Path | None, open_page: bool,
     https://mermaid.live); --html writes a page that renders it offline.
     Exits 2 when the dataflow is invalid, with each problem at file:line:column.
     """
-    from doradus._descriptor import load_dataflow
+    from doradus._dataflow.diagram import html_page, mermaid_text
+    from doradus._dataflow.loader import load_dataflow
     from doradus._exceptions import DescriptorError
-    from doradus._graph import html_page, mermaid_text
 
     reporter = Reporter(color=False if no_color else None)
     try:

@@ -86,7 +86,7 @@ def _use_profile(ctx: click.Context, name: str) -> None:
     """Activate a profile: coordinator for address discovery, defaults for every command."""
     import os
 
-    from doradus import _profiles
+    from doradus._project import profiles as _profiles
     from doradus.cli._profile import profile_errors
 
     reporter = Reporter()
@@ -145,11 +145,11 @@ def run(
     (search them with `doradus logs <run-id>`). Ctrl-C stops every node (a
     second Ctrl-C forces).
     """
-    from doradus._descriptor import load_dataflow_text, read_dataflow_text
+    from doradus._dataflow.loader import load_dataflow_text, read_dataflow_text
+    from doradus._dataflow.problems import sort_problems
     from doradus._exceptions import DescriptorError, ResourceLimitError
     from doradus._ids import new_run_id
-    from doradus._problems import sort_problems
-    from doradus._run import RecordPrinter, run_dataflow
+    from doradus._runtime.foreground import RecordPrinter, run_dataflow
     from doradus.cli._control import RunRegistration
 
     reporter = Reporter(color=False if no_color else None)
@@ -244,8 +244,8 @@ def check(dataflow: Path, no_color: bool, output: str) -> None:
     ``--output json|yaml`` the problems go to stdout as records
     (``file, line, column, severity, message, fix``).
     """
-    from doradus._descriptor import check_dataflow
-    from doradus._problems import sort_problems
+    from doradus._dataflow.loader import check_dataflow
+    from doradus._dataflow.problems import sort_problems
     from doradus.cli._render import emit_data
 
     reporter = Reporter(color=False if no_color else None)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from doradus._templates import (
+from doradus._project.templates import (
     DATAFLOW_FILE,
     DEFAULT_LOG_LEVEL,
     DEFAULT_NODES,

@@ -40,7 +40,7 @@ def _emit(data: Any, output: str) -> None:
 @output_option
 def version(output: str) -> None:
     """Show the versions of Doradus, Python, pyarrow and numpy, and the platform."""
-    from doradus._doctor import version_info
+    from doradus._project.doctor import version_info
 
     info = version_info()
     if output != "table":
@@ -74,7 +74,7 @@ def doctor(output: str, no_color: bool) -> None:
     Each failure comes with a suggested fix. Exits 0 when no required check
     fails (warnings are for optional parts), 1 otherwise.
     """
-    from doradus._doctor import healthy, run_checks
+    from doradus._project.doctor import healthy, run_checks
 
     checks = run_checks()
     ok = healthy(checks)

@@ -13,8 +13,8 @@ Example:
 
 from __future__ import annotations
 
-from doradus._format_spec import FormatSpec
 from doradus._registry import Registry
+from doradus._wire.format_spec import FormatSpec
 from doradus.codecs._base import Buffer, Codec, Detects, as_bytes
 
 _BUILTIN: dict[str, tuple[str, str, str | None]] = {

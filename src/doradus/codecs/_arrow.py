@@ -1,7 +1,7 @@
 """Arrow, the default format: values are pyarrow arrays, read in place.
 
 On the node-to-node data plane Arrow values travel in Doradus's own layout
-(buffers straight into shared memory, see ``doradus._values``); this codec is
+(buffers straight into shared memory, see ``doradus._wire.values``); this codec is
 the same format as self-contained bytes (the Arrow IPC stream format), for
 the registry, the conformance suite and backends that carry plain bytes.
 
@@ -24,7 +24,7 @@ from typing import Any
 import pyarrow as pa
 
 from doradus._exceptions import DecodeError, EncodeError
-from doradus._format_spec import FormatSpec
+from doradus._wire.format_spec import FormatSpec
 from doradus.codecs._base import Buffer, Codec, Detects
 
 _FIELD = "value"
@@ -57,7 +57,7 @@ class ArrowCodec(Codec):
             >>> len(ArrowCodec().encode([1.0])) > 0
             True
         """
-        from doradus._values import to_arrow
+        from doradus._wire.values import to_arrow
 
         try:
             array = to_arrow(value)

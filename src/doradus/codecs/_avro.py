@@ -39,7 +39,7 @@ from typing import Any
 import pyarrow as pa
 
 from doradus._exceptions import DecodeError, EncodeError, SchemaError
-from doradus._format_spec import FormatSpec
+from doradus._wire.format_spec import FormatSpec
 from doradus.codecs._avro_compat import (
     _deref,
     _find_named,

@@ -38,7 +38,7 @@ from typing import Any, ClassVar, TypeAlias
 
 import pyarrow as pa
 
-from doradus._format_spec import FormatSpec
+from doradus._wire.format_spec import FormatSpec
 
 Buffer: TypeAlias = "bytes | bytearray | memoryview | pa.Buffer"
 """What `Codec.encode` returns and `Codec.decode` accepts."""

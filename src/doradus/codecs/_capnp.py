@@ -34,7 +34,7 @@ from typing import Any
 import pyarrow as pa
 
 from doradus._exceptions import DecodeError, EncodeError, SchemaError
-from doradus._format_spec import FormatSpec
+from doradus._wire.format_spec import FormatSpec
 from doradus.codecs._base import Buffer, Codec, Detects
 
 _VALIDATOR = r"""

@@ -66,7 +66,7 @@ from typing import Any
 import pyarrow as pa
 
 from doradus._exceptions import DecodeError, EncodeError, SchemaError
-from doradus._format_spec import FormatSpec
+from doradus._wire.format_spec import FormatSpec
 from doradus.codecs._base import Buffer, Codec, Detects
 
 # reflection.fbs BaseType values

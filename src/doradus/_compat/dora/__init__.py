@@ -7,7 +7,7 @@ node written for dora-rs gets Doradus's implementation — even where the real
 package.
 """
 
-from doradus._dora import DoraStatus, Node
+from doradus._node.dora import DoraStatus, Node
 
 __version__ = "1.1.0"
 __all__ = ["DoraStatus", "Node"]

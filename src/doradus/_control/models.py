@@ -1,0 +1,262 @@
+"""The coordinator's JSON shapes (``/api/v1``), shared by the server and the CLI.
+
+Every field name here is part of the documented contract (``docs/cli.md``,
+``docs/openapi.json``): add fields, never rename them.
+
+Times are `UtcTime`: ISO 8601 UTC to the millisecond with ``Z`` in JSON
+(``2026-12-04T13:07:44.862Z``), in keys ending in ``_at``; durations are
+numbers of seconds in keys ending in ``_s`` (``uptime_s``).
+
+Example:
+    >>> StopRequest().grace_seconds
+    5.0
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, Field, PlainSerializer, WithJsonSchema
+
+from doradus._dataflow.loader import MAX_DATAFLOW_BYTES
+from doradus._observability.records import iso_timestamp
+
+
+def _json_time(value: datetime) -> str:
+    return iso_timestamp(value.timestamp(), timespec="milliseconds")
+
+
+UtcTime = Annotated[
+    AwareDatetime,
+    PlainSerializer(_json_time, return_type=str, when_used="json"),
+    # Without this, the serializer's plain `str` would drop `format: date-time` from the schema.
+    WithJsonSchema({"type": "string", "format": "date-time", "examples": ["2026-12-04T13:07:44.862Z"]}),
+]
+"""A moment: an aware `datetime` in Python, ``2026-12-04T13:07:44.862Z`` in JSON."""
+
+DataflowStatus = Literal["running", "finished", "failed", "stopped"]
+NodeState = Literal["pending", "running", "finished", "failed", "stopped", "lost"]
+DaemonStatus = Literal["connected", "lost", "disconnected"]
+
+
+class Health(BaseModel):
+    """``GET /api/v1/health``."""
+
+    status: Literal["ok"] = "ok"
+    version: str
+    pid: int
+    daemons: int
+    dataflows: int
+
+
+class DaemonInfo(BaseModel):
+    """One connected daemon (one per machine)."""
+
+    machine_id: str
+    hostname: str
+    pid: int
+    connected_at: UtcTime
+    last_heartbeat_at: UtcTime
+    last_seen_at: UtcTime = Field(description="When the last message from this daemon arrived.")
+    status: DaemonStatus = Field(
+        default="connected",
+        description="connected; lost (no heartbeat for 2 intervals, or the connection dropped); "
+        "disconnected (left after a shutdown).",
+    )
+
+
+class InputStats(BaseModel):
+    """One input of a node: what arrived on it, what was dropped, and its latency histogram.
+
+    ``latency_buckets`` counts messages per bucket (not cumulative): bucket
+    ``i`` holds latencies at most ``latency_bounds_us[i]`` and above the
+    previous bound; the last bucket holds the rest (``+Inf``).
+    """
+
+    source: str | None = Field(default=None, description="`node/output`, or the timer/logs source.")
+    received: int = 0
+    dropped: int = 0
+    queued: int = 0
+    latency_bounds_us: list[float] = Field(default_factory=list)
+    latency_buckets: list[int] = Field(default_factory=list)
+    latency_sum_us: float = 0.0
+    latency_count: int = 0
+
+
+class OutputStats(BaseModel):
+    """One output of a node: messages and payload bytes sent."""
+
+    sent: int = 0
+    bytes: int = 0
+
+
+class NodeStatus(BaseModel):
+    """One node of a dataflow, as ``status`` shows it. Metrics not measured yet are null.
+
+    Rates are messages per second over the node's last report interval (1 s),
+    summed over its inputs (every arrival, dropped ones included) or outputs.
+    ``p50_latency_us`` is the median one-way latency (receive time minus the
+    sender's timestamp) of the node's last 256 received messages.
+    """
+
+    state: NodeState = "pending"
+    pid: int | None = None
+    cpu_percent: float | None = None
+    memory_bytes: int | None = None
+    exit_code: int | None = None
+    restarts: int = 0
+    errors: int | None = None
+    input_rate: float | None = None
+    output_rate: float | None = None
+    latency_p50_ms: float | None = Field(
+        default=None, description="p50_latency_us / 1000 (kept for compatibility)."
+    )
+    p50_latency_us: float | None = None
+    dropped: int | None = None
+    queued: int | None = None
+    inputs: dict[str, InputStats] = Field(default_factory=dict, description="Per input (edge) counters.")
+    outputs: dict[str, OutputStats] = Field(default_factory=dict, description="Per output counters.")
+
+
+class _DataflowBase(BaseModel):
+    name: str
+    id: str
+    status: DataflowStatus
+    machine: str
+    path: str
+    started_at: UtcTime
+    finished_at: UtcTime | None = None
+    uptime_s: float = Field(
+        ge=0, description="Seconds it has run: until now while running, else until finished_at."
+    )
+    reason: str | None = Field(default=None, description="Why it failed, when known.")
+    external: bool = Field(default=False, description="Registered by `doradus run`, not started here.")
+    stop_requested: bool = Field(
+        default=False, description="`stop` was asked; a `doradus run` learns it with its next report."
+    )
+    machines: list[str] = Field(default_factory=list, description="Every machine running a part of it.")
+
+
+class DataflowSummary(_DataflowBase):
+    """One dataflow as ``list`` shows it; ``nodes`` is the node count."""
+
+    nodes: int
+
+
+class DataflowDetail(_DataflowBase):
+    """One dataflow with its nodes keyed by node id (``status NAME``)."""
+
+    nodes: dict[str, NodeStatus] = Field(default_factory=dict)
+
+
+class StartRequest(BaseModel):
+    """``POST /api/v1/dataflows``: a dataflow file's text, and where the file lives.
+
+    The coordinator never opens ``path``: it names the file in messages, and the
+    daemons run the nodes from its folder (relative node paths start there). A
+    request without ``text`` (clients before the text was sent) is refused with
+    422: the coordinator does not read files a client names.
+    """
+
+    path: str = Field(
+        min_length=1,
+        max_length=4096,
+        description="The dataflow file's absolute path on the daemons' machines: its folder is where "
+        "relative node paths start and nodes run; never read by the coordinator.",
+    )
+    text: str | None = Field(
+        default=None,
+        max_length=MAX_DATAFLOW_BYTES,
+        description="The dataflow file's text, at most 1 MiB. Required: a request without it is refused "
+        "with 422.",
+    )
+    name: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    log_level: Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"] | None = Field(
+        default=None,
+        description="Minimum level of the records kept; null: DORADUS_LOG_LEVEL of the dataflow's env, "
+        "else INFO.",
+    )
+
+
+class LogRecord(BaseModel):
+    """One structured log record (see ``doradus._observability.records``).
+
+    A node's log call or output line, or the runtime's own news (``source: runtime``,
+    ``node`` null or the node it is about).
+    """
+
+    timestamp: str = Field(description="ISO 8601 UTC with microseconds and Z.")
+    level: Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"] = "INFO"
+    dataflow: str | None = None
+    run_id: str | None = None
+    node: str | None = None
+    machine: str | None = None
+    message: str = ""
+    trace_id: str | None = None
+    span_id: str | None = None
+    source: Literal["log", "stdout", "stderr", "runtime"] = "log"
+    fields: dict[str, Any] = Field(default_factory=dict)
+
+
+class RestartRequest(BaseModel):
+    """``POST /api/v1/dataflows/{name_or_id}/restart``: stop it, then start its file again."""
+
+    grace_seconds: float = 5.0
+
+
+class CleanRequest(BaseModel):
+    """``POST /api/v1/dataflows/clean``: forget ended dataflows (finished longer ago than ``older_than``)."""
+
+    older_than: float | None = Field(default=None, ge=0, description="Seconds; null: every ended one.")
+
+
+class CleanResult(BaseModel):
+    """How many ended dataflows ``clean`` removed, and their ids."""
+
+    removed: int
+    ids: list[str]
+
+
+class ExternalDataflow(BaseModel):
+    """``POST /api/v1/dataflows/external``: a dataflow `doradus run` runs itself, registered to be seen."""
+
+    name: str
+    id: str
+    nodes: list[str]
+    machine: str
+    path: str
+
+
+class ExternalReport(BaseModel):
+    """``POST /api/v1/dataflows/{name_or_id}/report``: news of an external dataflow.
+
+    ``nodes`` maps node ids to the `NodeStatus` fields that changed.
+    """
+
+    status: DataflowStatus | None = None
+    reason: str | None = None
+    nodes: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    logs: list[LogRecord] = Field(default_factory=list)
+
+
+class StopRequest(BaseModel):
+    """``POST /api/v1/dataflows/{name_or_id}/stop``."""
+
+    grace_seconds: float = 5.0
+    force: bool = False
+
+
+class ErrorBody(BaseModel):
+    """The ``detail`` of every error response: what failed and how to fix it."""
+
+    error: str
+    fix: str | None = None
+
+
+class Accepted(BaseModel):
+    """A request that was accepted and completes in the background."""
+
+    accepted: bool = True
+    message: str
