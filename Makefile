@@ -8,7 +8,7 @@ SYSTEM_PACKAGES := chromium flatbuffers-compiler
 
 help:
 	@echo "make demo         create .venv from the lock (every extra) and run the camera pipeline example"
-	@echo "make test         install the lock into .venv (if needed) and run lint, types and the test suite"
+	@echo "make test         install the lock into .venv (if needed); lint, import contracts, types, tests"
 	@echo "make lock         resolve pyproject.toml into requirements/lock.txt (keeps current pins)"
 	@echo "make upgrade      the same, moving every package to its newest version"
 	@echo "make system-deps  install the Debian packages the tests need"
@@ -53,6 +53,7 @@ demo: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(BIN)/ruff check src tests examples benchmarks tools
 	$(BIN)/ruff format --check src tools
+	$(BIN)/lint-imports
 
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy

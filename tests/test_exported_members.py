@@ -107,3 +107,52 @@ def test_no_private_module_name_leaks_through_exported_classes() -> None:
     leaked = {n: getattr(doradus, n).__module__ for n in EXPORTED if isinstance(getattr(doradus, n), type)}
 
     assert {n: m for n, m in leaked.items() if m != "doradus"} == {}
+
+
+# The plug-in packages and the testing kit are public too: their names are pinned the same way.
+BACKENDS = [
+    "Backend",
+    "BackendStatistics",
+    "LinkSpec",
+    "Outgoing",
+    "Receiver",
+    "backend_names",
+    "get_backend",
+]
+CODECS = [
+    "TAGS",
+    "TAG_NAMES",
+    "Buffer",
+    "Codec",
+    "Detects",
+    "FormatSpec",
+    "as_bytes",
+    "codec_names",
+    "get_codec",
+    "get_codec_class",
+]
+TESTING = [
+    "GARBAGE",
+    "PAYLOAD_SIZES",
+    "CollectingReceiver",
+    "MockNode",
+    "check_backend",
+    "check_codec",
+    "check_foreign",
+    "check_unreachable",
+    "decode_fully",
+    "garbage_for",
+    "outgoing",
+]
+
+
+def test_the_plug_in_packages_and_the_testing_kit_are_pinned() -> None:
+    import doradus.backends
+    import doradus.codecs
+    import doradus.testing
+
+    assert doradus.backends.__all__ == BACKENDS
+    assert doradus.codecs.__all__ == CODECS
+    assert sorted(doradus.testing.__all__) == sorted(TESTING)
+    for module, names in ((doradus.backends, BACKENDS), (doradus.codecs, CODECS), (doradus.testing, TESTING)):
+        assert all(hasattr(module, name) for name in names), module.__name__

@@ -1,6 +1,9 @@
 """Doradus: dataflows for robotics and AI pipelines.
 
-The public API lives here; everything else is private.
+The public API lives here (with `doradus.backends`, `doradus.codecs` and `doradus.testing`);
+everything else is private. docs/concepts/architecture.md maps the packages.
+
+May import: the node process (lazily, for `Node` and its events) and the exception tree.
 
 Example::
 

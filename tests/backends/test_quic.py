@@ -10,7 +10,8 @@ import pytest
 
 from doradus import ConnectError
 from doradus.backends import LinkSpec, get_backend
-from doradus.backends._quic import QuicBackend, ensure_certificate, generate_certificate
+from doradus.backends._quic import QuicBackend
+from doradus.backends._quic_tls import ensure_certificate, generate_certificate
 from doradus.testing import CollectingReceiver, check_backend, check_unreachable, outgoing
 
 

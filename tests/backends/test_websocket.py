@@ -55,7 +55,7 @@ def test_an_unreachable_peer_fails_within_the_retry_bound() -> None:
 
 
 def test_wss_with_a_private_ca(tmp_path: Path) -> None:
-    quic = pytest.importorskip("doradus.backends._quic")  # its certificate generator (cryptography)
+    quic = pytest.importorskip("doradus.backends._quic_tls")  # its certificate generator (cryptography)
     cert_pem, key_pem = quic.generate_certificate()
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert.write_bytes(cert_pem)

@@ -17,7 +17,8 @@ pytest.importorskip("zenoh")
 
 from doradus import ConnectError
 from doradus.backends import LinkSpec, get_backend
-from doradus.backends._zenoh import ZenohBackend, ZenohRouter, open_router, session_config
+from doradus.backends._zenoh import ZenohBackend
+from doradus.backends._zenoh_router import ZenohRouter, open_router, session_config
 from doradus.testing import CollectingReceiver, check_backend, outgoing
 
 

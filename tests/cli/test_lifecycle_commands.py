@@ -168,7 +168,7 @@ def test_run_registers_with_a_running_coordinator(control: Control) -> None:
 
 
 def test_run_without_coordinator_does_not_wait(control: Control, monkeypatch: pytest.MonkeyPatch) -> None:
-    from doradus.cli._control import REGISTER_CONNECT_TIMEOUT, RunRegistration
+    from doradus._control.registration import REGISTER_CONNECT_TIMEOUT, RunRegistration
 
     control.write("dataflow.yml", SHORT)
     control.write("talker.py", TALKER_PY)

@@ -23,13 +23,13 @@ from doradus.testing import check_codec, check_foreign
 
 flatbuffers = pytest.importorskip("flatbuffers")
 
-from doradus.codecs import _flatbuffers as fbmod  # noqa: E402
+from doradus.codecs import _flatbuffers_schema as fbschema  # noqa: E402
 from doradus.codecs._flatbuffers import FlatBuffersCodec  # noqa: E402
 
 SCHEMAS = Path(__file__).parent / "schemas"
 READING = SCHEMAS / "reading.fbs"
 
-pytestmark = pytest.mark.skipif(fbmod.shutil.which("flatc") is None, reason="flatc is not installed")
+pytestmark = pytest.mark.skipif(fbschema.shutil.which("flatc") is None, reason="flatc is not installed")
 
 INT64 = st.integers(-(2**63), 2**63 - 1)
 TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
@@ -285,7 +285,7 @@ def test_bad_schemas_raise_schema_error(name: str, type_: str, match: str) -> No
 def test_missing_flatc_names_the_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     path = tmp_path / "fresh.fbs"
     path.write_text("namespace doradus_fresh; table T { a: int; } root_type T;\n")
-    monkeypatch.setattr(fbmod.shutil, "which", lambda name: None)
+    monkeypatch.setattr(fbschema.shutil, "which", lambda name: None)
     with pytest.raises(SchemaError, match="apt install flatbuffers-compiler"):
         FlatBuffersCodec(FormatSpec("flatbuffers", path, "T"))
 

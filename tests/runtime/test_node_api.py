@@ -146,3 +146,69 @@ def test_try_recv_and_drain_return_what_is_queued(dataflow):
     assert ran.returncode == 0, ran.output
     lines = ran.lines_of("receiver")
     assert lines == ["first 0", "rest [1, 2, 3, 4, 5, 6, 7, 8, 9]"]
+
+
+SHAPES = """
+import json, typing
+from doradus import Node
+from doradus._wire import control
+
+def misfit(value, shape):
+    # (keys the shape does not know, required keys missing)
+    hints = typing.get_type_hints(shape, include_extras=True)
+    optional = {k for k, hint in hints.items() if typing.get_origin(hint) is typing.NotRequired}
+    return [sorted(set(value) - set(hints)), sorted(set(hints) - optional - set(value))]
+
+node = Node()
+config = node._config
+print(json.dumps({
+    "config": misfit(config, control.NodeConfig),
+    "inputs": {k: [v["kind"], misfit(v, control.InputConfig)] for k, v in config["inputs"].items()},
+    "links": sorted([link["dir"], misfit(link, control.LinkConfig)] for link in config["links"]),
+    "stats": misfit(node._counters.report(node._inbox), control.StatsMessage),
+}))
+node.close()
+"""
+
+
+def test_the_configuration_a_node_gets_and_the_stats_it_sends_have_their_typed_shapes(dataflow):
+    ran = dataflow(
+        {
+            "dataflow.yml": """
+            nodes:
+              - id: sender
+                path: sender.py
+                outputs: [n]
+              - id: shapes
+                path: shapes.py
+                inputs:
+                  n: sender/n
+                  tick: dora/timer/millis/50
+                  warnings: dora/logs/warn
+                outputs: [out]
+              - id: receiver
+                path: receiver.py
+                inputs:
+                  out: shapes/out
+            """,
+            "sender.py": """
+            from doradus import Node
+            Node()
+            """,
+            "shapes.py": SHAPES,
+            "receiver.py": """
+            from doradus import Node
+            for _event in Node():
+                pass
+            """,
+        }
+    )
+    assert ran.returncode == 0, ran.output
+    (line,) = ran.lines_of("shapes")
+    fits = [[], []]
+    assert json.loads(line) == {
+        "config": fits,
+        "inputs": {"n": ["node", fits], "tick": ["timer", fits], "warnings": ["logs", fits]},
+        "links": [["in", fits], ["out", fits]],
+        "stats": fits,
+    }

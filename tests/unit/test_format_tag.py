@@ -8,7 +8,8 @@ import pyarrow as pa
 import pytest
 
 from doradus import DecodeError
-from doradus._node.node import _decode_input, _encoded_array
+from doradus._node.node import _encoded_array
+from doradus._node.receive import decode_input
 from doradus._wire.protocol import CODEC_SHIFT
 from doradus._wire.values import plan_value
 from doradus.codecs import TAGS, FormatSpec, get_codec
@@ -44,7 +45,7 @@ def _item(array: pa.Array, tag: int) -> tuple[object, ...]:
 
 def test_a_message_decodes_with_its_inputs_codec() -> None:
     codec = get_codec(AVRO)
-    event = _decode_input("r", _item(_encoded_array(codec, "out", RECORD), TAGS["avro"]), codec)
+    event = decode_input("r", _item(_encoded_array(codec, "out", RECORD), TAGS["avro"]), codec)
     assert event.data_format == "avro"
     assert event.value == RECORD
     assert event.to_python() == RECORD
@@ -56,11 +57,11 @@ def test_a_foreign_format_tag_is_a_decode_error(tag: int, codec_spec: FormatSpec
     codec = None if codec_spec is None else get_codec(codec_spec)
     item = _item(_encoded_array(avro, "out", RECORD), tag)
     with pytest.raises(DecodeError, match="but input 'r' reads"):
-        _decode_input("r", item, codec)
+        decode_input("r", item, codec)
 
 
 def test_garbage_bytes_under_the_right_tag_are_a_decode_error() -> None:
     codec = get_codec(AVRO)
     item = _item(pa.array([255, 255, 255], pa.uint8()), TAGS["avro"])
     with pytest.raises(DecodeError):
-        _decode_input("r", item, codec)
+        decode_input("r", item, codec)

@@ -21,17 +21,22 @@ from doradus._observability.query import (
     build_query,
     csv_header,
     csv_row,
-    format_text,
     group_records,
     local_log_source,
-    node_column_width,
     parse_time_bound,
     read_log_source,
-    short_timestamp,
     to_csv,
 )
-from doradus._observability.records import LEVEL_RANK, LEVELS, RECORD_KEYS, iso_timestamp, make_record
+from doradus._observability.records import (
+    LEVEL_RANK,
+    LEVELS,
+    RECORD_KEYS,
+    iso_timestamp,
+    make_record,
+    short_timestamp,
+)
 from doradus._observability.store import LogStore
+from doradus._observability.terminal import format_text, node_column_width
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 NODES = st.sampled_from(["camera", "planner", "x", None])

@@ -1,10 +1,13 @@
-"""The control plane: coordinator, machine daemon, the client the CLI uses, the API models.
+"""The control plane: coordinator, machine daemon, the client commands use, the API models.
 
 The coordinator keeps the cluster's state (`state`), serves the HTTP and WebSocket API
-(`coordinator`), starts dataflows across machines (`launch`) and checks who is calling
-(`auth`, `daemon_link`). `machine_daemon` is `doradus daemon`; `client` is how commands reach
-the coordinator; `models` are the API's typed payloads; `prometheus` serves `/metrics`.
+(`coordinator`), starts dataflows across machines (`launch`), checks who is calling (`auth`,
+`daemon_link`) and serves `/metrics` (`prometheus`). `machine_daemon` is `doradus daemon`;
+`services` starts and ends them for `up`/`destroy`. Commands reach a coordinator through
+`client` (address, token, retries; `profiles` for named settings) and do their work through
+`dataflows`, `logs` and `registration` (a `doradus run` reporting to a coordinator); `models`
+are the API's typed payloads.
 
-May import: the runtime, the dataflow model, observability, the wire format, backends, codecs
-and the foundation modules. Never the CLI.
+May import: the runtime, the node process's events, the dataflow model, observability, the
+wire format, backends, codecs and the foundation modules. Never the project tooling or the CLI.
 """

@@ -188,7 +188,7 @@ def resolve_address(explicit: str | None) -> Address:
 
 def _profile_coordinator() -> tuple[str, str] | None:
     """The active profile's coordinator and a source naming the profile, if it sets one."""
-    from doradus._project.profiles import active_profile
+    from doradus._control.profiles import active_profile
 
     profile = active_profile()
     if profile is None or not profile.coordinator:

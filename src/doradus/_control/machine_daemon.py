@@ -85,7 +85,7 @@ class _RunningDataflow:
         self.termed_at: float | None = None
         self.reported: dict[str, str] = {}
         self.router: Any = None
-        """The machine's Zenoh router for this run (multi-machine runs crossing on Zenoh)."""
+        """The machine's router for this run (links crossing machines on a backend with one)."""
         self.thread = threading.Thread(target=self._watch, name=f"dataflow-{run_id[:8]}", daemon=True)
 
     def stop(self, grace: float, force: bool) -> None:
@@ -400,10 +400,12 @@ class MachineDaemon:
         """First round of a multi-machine start: announce where this machine's nodes listen.
 
         For each link arriving here from another machine on a listening transport, a free
-        port on this machine's address; and, when a link crossing machines uses Zenoh, the
-        endpoint this machine's Zenoh router will listen on.
+        port on this machine's address; and, when links crossing machines use a backend with a
+        machine router (`Backend.machine_router`), the endpoint this machine's router will
+        listen on.
         """
-        from doradus._runtime.supervisor import free_port, inbound_remote, uses_zenoh_across
+        from doradus._runtime.supervisor import free_port, inbound_remote, router_backends_across
+        from doradus.backends import backend_class
 
         run_id = str(message["id"])
         placement = {str(k): str(v) for k, v in dict(message.get("placement") or {}).items()}
@@ -414,24 +416,30 @@ class MachineDaemon:
         listen = {
             f"{receiver}|{backend}": f"{host}:{free_port(host)}"
             for receiver, backend in inbound_remote(flow, placement, self.machine_id)
-            if backend != "zenoh"
         }
         reply: dict[str, Any] = {"type": "prepared", "id": run_id, "listen": listen}
-        if uses_zenoh_across(flow, placement, self.machine_id):
-            endpoint = f"tcp/{host}:{free_port(host)}"
-            self._routers[run_id] = {"endpoint": endpoint}
+        routed = router_backends_across(flow, placement, self.machine_id)
+        if len(routed) > 1:  # the coordinator gathers one router endpoint per machine
+            error = f"links crossing machines use {len(routed)} backends with routers ({', '.join(routed)})"
+            fix = "give the nodes of these links one `remote` backend"
+            self.send({"type": "spawn_failed", "id": run_id, "error": error, "fix": fix})
+            return
+        if routed:
+            endpoint = backend_class(routed[0]).router_endpoint(host, free_port(host))
+            self._routers[run_id] = {"endpoint": endpoint, "backend": routed[0]}
             reply["router"] = endpoint
         self.send(reply)
 
     def _open_router(self, run_id: str, remote: dict[str, Any]) -> Any:
-        """This machine's Zenoh router for a run, connected to the other machines' routers."""
+        """This machine's router for a run, connected to the other machines' routers."""
         endpoint = self._routers.get(run_id, {}).get("endpoint")
         if not endpoint:
             return None
-        from doradus.backends._zenoh import open_router
+        from doradus.backends import get_backend
 
+        backend = get_backend(str(self._routers[run_id]["backend"]))
         others = [str(e) for m, e in dict(remote.get("routers") or {}).items() if m != self.machine_id]
-        return open_router([str(endpoint)], others)
+        return backend.open_machine_router(str(endpoint), others)
 
     def _heartbeat(self) -> None:
         while not self._closed.wait(self.heartbeat):

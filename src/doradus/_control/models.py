@@ -37,6 +37,8 @@ UtcTime = Annotated[
 
 DataflowStatus = Literal["running", "finished", "failed", "stopped"]
 NodeState = Literal["pending", "running", "finished", "failed", "stopped", "lost"]
+LevelName = Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"]
+"""A record level, as `doradus._observability.records.LEVELS` lists them (a test pins the two)."""
 DaemonStatus = Literal["connected", "lost", "disconnected"]
 
 
@@ -173,7 +175,7 @@ class StartRequest(BaseModel):
     )
     name: str | None = None
     env: dict[str, str] = Field(default_factory=dict)
-    log_level: Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"] | None = Field(
+    log_level: LevelName | None = Field(
         default=None,
         description="Minimum level of the records kept; null: DORADUS_LOG_LEVEL of the dataflow's env, "
         "else INFO.",
@@ -188,7 +190,7 @@ class LogRecord(BaseModel):
     """
 
     timestamp: str = Field(description="ISO 8601 UTC with microseconds and Z.")
-    level: Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"] = "INFO"
+    level: LevelName = "INFO"
     dataflow: str | None = None
     run_id: str | None = None
     node: str | None = None

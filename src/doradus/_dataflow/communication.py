@@ -1,4 +1,7 @@
-"""Checking backend names in dataflow files (``communication:``), with a did-you-mean fix.
+"""Checking backend names and options in dataflow files (``communication:``), with a did-you-mean fix.
+
+What a backend accepts is declared by its class (`Backend.options`, `Backend.option_choices`),
+read without importing the backend's library.
 
 Example::
 
@@ -16,27 +19,6 @@ from doradus._dataflow.yaml_positions import KeyPath
 
 RESERVED = frozenset({"local", "remote", "_unstable_local", "_unstable_remote"})
 """Keys of a dataflow's ``communication`` mapping that are not backend option blocks."""
-_RETRY = ("connect_retries", "retry_interval")
-OPTIONS: dict[str, frozenset[str]] = {
-    "shm": frozenset(),
-    "tcp": frozenset({"listen", "connect", *_RETRY}),
-    "websocket": frozenset({"listen", "connect", "max_size", "tls", *_RETRY}),
-    "grpc": frozenset({"listen", "connect", "max_message", *_RETRY}),
-    "quic": frozenset({"listen", "connect", "cert", "key", "ca", "server_name", "idle_timeout", *_RETRY}),
-    "zenoh": frozenset({"listen", "connect", "mode", "shm", "connect_timeout", *_RETRY}),
-    "redis": frozenset({"url", "mode", "fragment", "maxlen", "expire", "reconnect_timeout", *_RETRY}),
-    "mqtt": frozenset(
-        {"url", "qos", "session", "session_expiry", "client_id", "fragment", "keepalive", "max_inflight"}
-        | {"max_pending", "reconnect_min", "reconnect_max", "reconnect_timeout", *_RETRY}
-    ),
-}
-"""The options each built-in backend reads (see its module); others are reported by ``check``."""
-CHOICES: dict[tuple[str, str], tuple[Any, ...]] = {
-    ("redis", "mode"): ("pubsub", "streams"),
-    ("mqtt", "qos"): (0, 1, 2),
-    ("mqtt", "session"): ("clean", "persistent"),
-    ("zenoh", "mode"): ("peer", "client", "router"),
-}
 
 
 def check_backend_name(reader: FieldReader, path: KeyPath, name: object, *, at_key: bool = False) -> bool:
@@ -84,8 +66,18 @@ def check_communication(reader: FieldReader, path: KeyPath, mapping: dict[Any, A
 
 
 def _check_options(reader: FieldReader, path: KeyPath, backend: str, options: dict[Any, Any]) -> None:
-    known = OPTIONS.get(backend)
-    if known is None:  # a third-party backend: its options are its own business
+    """Report options the backend does not declare (`Backend.options`) and values it does not allow."""
+    from doradus.backends import backend_class
+
+    try:
+        declared = backend_class(backend)
+    except ImportError as exc:  # its own package is broken: say so where its options are
+        reader.error(
+            path, f"backend `{backend}` cannot be loaded: {exc}", "reinstall the package that provides it"
+        )
+        return
+    known = declared.options
+    if known is None:  # the backend does not declare them: its options are its own business
         return
     for name, value in options.items():
         if name not in known:
@@ -99,7 +91,7 @@ def _check_options(reader: FieldReader, path: KeyPath, backend: str, options: di
                 at_key=True,
             )
             continue
-        allowed = CHOICES.get((backend, str(name)))
+        allowed = declared.option_choices.get(str(name))
         if allowed is not None and value not in allowed:
             listed = ", ".join(f"`{a}`" for a in allowed)
             reader.error(

@@ -16,11 +16,15 @@ Forms accepted::
             schema: schemas/reading_v2.avsc # Avro: read with this schema (evolution)
             data_format: capnp              # optional: assert what the input expects
 
-Checks, each reported at the offending key with a fix: a non-Arrow format
-without a schema; a schema file that is missing, invalid or lacks the type
-(the codec loads it, safely for Cap'n Proto); an input expecting another
-format than its source writes; an Avro reader schema that cannot read what
-the writer writes; a Cap'n Proto or FlatBuffers input naming another type.
+Checks, each reported at the offending key with a fix: an unknown format
+(built in or registered through the ``doradus.codecs`` entry-point group); a
+format that needs a schema without one, or one that takes none with one; a
+schema file that is missing, invalid or lacks the type (the codec loads it,
+safely for Cap'n Proto); an input expecting another format than its source
+writes; an input schema that cannot read what the source writes (Avro's
+schema evolution, another type of a Cap'n Proto or FlatBuffers schema).
+What differs between formats is each codec class's hooks (`Codec.needs_schema`,
+`Codec.schema_suffix`, `Codec.type_kind`, `Codec.check_readable`).
 
 Example::
 
@@ -38,10 +42,8 @@ from doradus._dataflow.model import NodeSource
 from doradus._dataflow.yaml_positions import KeyPath
 from doradus._wire.format_spec import FormatSpec
 
-DATA_FORMATS = ("arrow", "capnp", "flatbuffers", "avro")
 FORMAT_KEYS = frozenset({"data_format", "schema"})
 SCHEMA_KEYS = frozenset({"file", "type"})
-_SUFFIX = {"capnp": ".capnp", "flatbuffers": ".fbs", "avro": ".avsc"}
 
 
 @dataclasses.dataclass
@@ -49,6 +51,20 @@ class _Declared:
     spec: FormatSpec
     path: KeyPath
     """Where to point at problems of this format (its schema key, else its data_format key)."""
+
+
+def read_format_name(reader: FieldReader, path: KeyPath, value: object) -> str | None:
+    """``value`` if it names a registered data format (built in or from an entry point), else reported.
+
+    Example::
+
+        read_format_name(reader, ("default_data_format",), "avro")   # 'avro'
+    """
+    if value is None:
+        return None
+    from doradus.codecs import codec_names  # only when a format is named: loading stays light
+
+    return reader.choice(path, value, codec_names())
 
 
 def read_schema(
@@ -92,13 +108,13 @@ def _read_declared(
     where: KeyPath = (*path, "data_format")
     if isinstance(raw, dict):
         reader.keys(where, raw, {"format", "schema", "type"}, what="data_format")
-        name = reader.choice((*where, "format"), raw.get("format"), DATA_FORMATS)
+        name = read_format_name(reader, (*where, "format"), raw.get("format"))
         schema, type_name = read_schema(reader, folder, (*where, "schema"), raw.get("schema"))
         type_name = reader.text((*where, "type"), raw.get("type")) or type_name
         if raw.get("schema") is not None:
             where = (*where, "schema")
     elif raw is not None:
-        name = reader.choice(where, raw, DATA_FORMATS)
+        name = read_format_name(reader, where, raw)
         if name is None:
             return None
     if mapping.get("schema") is not None:
@@ -183,44 +199,58 @@ def _check_loadable(reader: FieldReader, declared: _Declared, loaded: dict[Forma
     if spec in loaded:
         return
     loaded[spec] = False
-    if spec.name == "arrow":
+    if spec == FormatSpec():  # the default format, nothing declared: nothing to check or load
+        loaded[spec] = True
+        return
+    from doradus.codecs import codec_class
+
+    try:
+        codec = codec_class(spec.name)
+    except (KeyError, ImportError) as exc:  # a registered plug-in whose package is broken
+        reader.error(declared.path, str(exc.args[0]), "reinstall the package that provides it")
+        return
+    if not codec.needs_schema:
         if spec.schema is not None:
             reader.error(
                 declared.path,
-                "Arrow values carry their own types: a schema does not apply",
-                "remove `schema`, or choose `data_format: capnp|flatbuffers|avro`",
+                f"data format `{spec.name}` takes no schema: its values carry their own types",
+                "remove `schema`, or choose a data format that reads one",
             )
             return
-        loaded[spec] = True
-        return
-    suffix = _SUFFIX[spec.name]
-    if spec.schema is None:
-        reader.error(
-            declared.path,
-            f"data format `{spec.name}` needs a schema",
-            f"add `schema: schemas/<file>{suffix}" + (":<Type>`" if spec.name != "avro" else "`"),
-        )
-        return
-    if spec.name in ("capnp", "flatbuffers") and not spec.type:
-        kind = "struct" if spec.name == "capnp" else "root table"
-        reader.error(
-            declared.path,
-            f"name the {kind} of `{spec.schema.name}` that messages hold",
-            f"write `schema: {spec.schema.name}:<Type>`",
-        )
-        return
-    if not spec.schema.is_file():
-        reader.error(
-            declared.path,
-            f"schema file `{spec.schema}` does not exist",
-            "fix the path (relative to the dataflow file's folder)",
-        )
+    elif _schema_problem(reader, declared, codec.schema_suffix, codec.type_kind):
         return
     problem = codec_problem(spec)
     if problem is not None:
         reader.error(declared.path, problem[0], problem[1])
         return
     loaded[spec] = True
+
+
+def _schema_problem(reader: FieldReader, declared: _Declared, suffix: str, type_kind: str | None) -> bool:
+    """Report a missing schema, type name or schema file; True when one was reported."""
+    spec = declared.spec
+    if spec.schema is None:
+        reader.error(
+            declared.path,
+            f"data format `{spec.name}` needs a schema",
+            f"add `schema: schemas/<file>{suffix}" + (":<Type>`" if type_kind else "`"),
+        )
+        return True
+    if type_kind and not spec.type:
+        reader.error(
+            declared.path,
+            f"name the {type_kind} of `{spec.schema.name}` that messages hold",
+            f"write `schema: {spec.schema.name}:<Type>`",
+        )
+        return True
+    if not spec.schema.is_file():
+        reader.error(
+            declared.path,
+            f"schema file `{spec.schema}` does not exist",
+            "fix the path (relative to the dataflow file's folder)",
+        )
+        return True
+    return False
 
 
 def codec_problem(spec: FormatSpec) -> tuple[str, str] | None:
@@ -237,10 +267,10 @@ def codec_problem(spec: FormatSpec) -> tuple[str, str] | None:
         get_codec(spec)
     except SchemaError as exc:
         return str(exc), "fix the schema file or the type name"
-    except ImportError as exc:
-        return str(exc), f"pip install 'doradus[{spec.name}]'"
+    except ImportError as exc:  # the message names the ``pip install`` to run
+        return str(exc), "install the packages the message names"
     except KeyError as exc:
-        return str(exc.args[0]), "use one of arrow, capnp, flatbuffers, avro"
+        return str(exc.args[0]), "use one of the data formats the message lists"
     return None
 
 
@@ -290,7 +320,13 @@ def _reconcile(
             f"set `data_format: {e.name}` on the source output, or expect `{w.name}` here",
         )
         return w
-    if w.name == "arrow" or e.schema is None or not loaded.get(w, False):
+    if e.schema is None or not loaded.get(w, False):
+        return w
+    from doradus._exceptions import SchemaError
+    from doradus.codecs import codec_class
+
+    codec = codec_class(w.name)
+    if not codec.needs_schema:
         return w
     if not e.schema.is_file():
         reader.error(
@@ -299,26 +335,13 @@ def _reconcile(
             "fix the path (relative to the dataflow file's folder)",
         )
         return w
-    if w.name == "avro" and w.schema is not None:
-        from doradus.codecs._avro_compat import schema_problems
-
-        try:
-            reasons = schema_problems(w.schema, e.schema, w.type, e.type)
-        except Exception as exc:  # an unreadable reader schema: reported like any schema problem
-            reasons = [str(exc)]
-        if reasons:
-            reader.error(
-                expected.path,
-                f"input `{input_id}` cannot read what its source writes: " + "; ".join(reasons),
-                "make the reader schema resolvable (add defaults, keep types promotable) "
-                "or read with the writer's schema",
-            )
-            return w
-        return dataclasses.replace(w, reader_schema=e.schema)
-    if e.type and e.type != w.type:
+    try:
+        return codec.check_readable(w, e)
+    except SchemaError as exc:
         reader.error(
             expected.path,
-            f"input `{input_id}` expects `{e.type}` but its source writes `{w}`",
-            f"expect `{w.type}`, or change what the source writes",
+            f"input `{input_id}` cannot read what its source writes: {exc}",
+            "change the input's `schema` so that it reads what the source writes "
+            "(for evolving schemas: add defaults, keep types promotable), or remove it",
         )
-    return w
+        return w

@@ -32,11 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from doradus._dataflow.fields import FieldReader
-from doradus._dataflow.formats import apply_formats
+from doradus._dataflow.formats import apply_formats, read_format_name
 from doradus._dataflow.model import Dataflow, InputSource, Location, LogSource, NodeSource
 from doradus._dataflow.node_fields import read_env
 from doradus._dataflow.nodes import (
-    DATA_FORMATS,
     NodeContext,
     NodeDraft,
     _read_node_machine,
@@ -274,7 +273,7 @@ def _read_dataflow(
         return None
     reader.keys((), value, TOP_LEVEL_KEYS, what="top-level")
     _read_flags(reader, value)
-    default_format = reader.choice(("default_data_format",), value.get("default_data_format"), DATA_FORMATS)
+    default_format = read_format_name(reader, ("default_data_format",), value.get("default_data_format"))
     folder = Path(os.path.abspath(file)).parent
     context = NodeContext(
         folder=folder,

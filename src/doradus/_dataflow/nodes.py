@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from doradus._dataflow.fields import FieldReader
+from doradus._dataflow.formats import read_format_name
 from doradus._dataflow.model import InputSpec, NodeKind, NodeSpec, OperatorSpec, RestartPolicy
 from doradus._dataflow.node_fields import (
     read_args,
@@ -54,7 +55,6 @@ NODE_KEYS = frozenset(
 )
 CUSTOM_KEYS = frozenset({"source", "args", "envs", "inputs", "outputs", "build", "send_stdout_as"})
 DEPLOY_KEYS = frozenset({"machine", "working_dir", "labels"})
-DATA_FORMATS = ("arrow", "capnp", "flatbuffers", "avro")
 RESTART_POLICIES: tuple[RestartPolicy, ...] = ("never", "on-failure", "always")
 DURATION_KEYS = (
     "restart_delay",
@@ -337,7 +337,7 @@ def _read_runtime(
         (*path, "shared_memory_pool_size"), node.get("shared_memory_pool_size")
     )
     settings["cpu_affinity"] = _read_cpu_affinity(reader, (*path, "cpu_affinity"), node.get("cpu_affinity"))
-    data_format = reader.choice((*path, "data_format"), node.get("data_format"), DATA_FORMATS)
+    data_format = read_format_name(reader, (*path, "data_format"), node.get("data_format"))
     settings["data_format"] = data_format or context.data_format
     settings["communication"] = _read_communication(
         reader, (*path, "communication"), node.get("communication")

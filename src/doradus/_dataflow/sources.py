@@ -23,6 +23,8 @@ TIMER_UNITS: dict[str, int] = {"secs": 10**9, "millis": 10**6, "micros": 10**3, 
 """Nanoseconds per unit of ``dora/timer/<unit>/<N>``."""
 
 LOG_LEVELS = ("error", "warn", "info", "debug", "trace")
+"""dora's log-input levels (`dora/logs/<level>`), as dora spells them: a dora fact, not Doradus's
+level table (which adds FATAL; see `doradus._observability.records.LEVEL_TABLE`)."""
 
 MAX_INTERVAL_NS = 2**63 - 1  # timers are scheduled with 64-bit nanosecond clocks
 

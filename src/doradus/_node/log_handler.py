@@ -26,13 +26,20 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from doradus._observability.records import PYTHON_LEVELS, iso_timestamp, level_from_python, normalize_level
+from doradus._observability.records import (
+    LEVELS,
+    PYTHON_LEVELS,
+    iso_timestamp,
+    level_from_python,
+    normalize_level,
+)
+from doradus._wire.control import LogRecord
 
 MAX_MESSAGE = 16 * 1024
 """Longer messages are cut (the control socket carries small messages)."""
 _STANDARD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
-SendRecord = Callable[[dict[str, Any]], None]
+SendRecord = Callable[[LogRecord], None]
 CurrentIds = Callable[[], tuple[str | None, str | None]]
 
 logging.addLevelName(PYTHON_LEVELS["TRACE"], "TRACE")
@@ -144,6 +151,6 @@ def log(logger: logging.Logger, level: str, message: str, fields: dict[str, Any]
     """
     canonical = normalize_level(level)
     if canonical is None:
-        raise ValueError(f"unknown log level {level!r}: use one of trace, debug, info, warn, error, fatal")
+        raise ValueError(f"unknown log level {level!r}: use one of {', '.join(LEVELS).lower()}")
     extra = {k: v for k, v in (fields or {}).items() if k not in _STANDARD_ATTRS}
     logger.log(PYTHON_LEVELS[canonical], "%s", message, extra=extra, stacklevel=3)

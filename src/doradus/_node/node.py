@@ -14,56 +14,42 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import heapq
-import json
 import logging
-import os
-import select
-import socket
 import threading
 import time
 import weakref
-from bisect import bisect_left
-from collections import deque
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
-from doradus._exceptions import DecodeError, EncodeError, MetadataError, NodeError, UnknownOutputError
-from doradus._node.events import STOP_ALL_INPUTS_CLOSED, STOP_MANUAL, Error, Event, Input, InputClosed, Stop
+from doradus._exceptions import EncodeError, MetadataError, NodeError, UnknownOutputError
+from doradus._node.attach import attach
+from doradus._node.channel import DaemonChannel
+from doradus._node.config import descriptor_text, load_codecs
+from doradus._node.events import Event
 from doradus._node.inbox import Inbox
 from doradus._node.log_handler import install as install_log_handler
-from doradus._node.log_handler import log as log_at_level
+from doradus._node.log_methods import LogMethods
+from doradus._node.receive import EventReader, InboxReceiver
+from doradus._node.statistics import NodeCounters
+from doradus._node.timers import start_timers
 from doradus._observability.otel_env import enabled_signals
-from doradus._paths import runs_dir
-from doradus._wire.metadata import TIMESTAMP, datetime_from_ns, decode_metadata, encode_metadata
-from doradus._wire.protocol import (
-    CODEC_MASK,
-    CODEC_SHIFT,
-    ENV_CONFIG,
-    FLAG_IPC,
-    LATENCY_BOUNDS_US,
-    MAX_METADATA,
-    recv_control,
-    send_control,
-)
-from doradus._wire.values import KIND_BUFFERS, KIND_IPC, decode_value, plan_value, to_arrow
-from doradus.backends import Backend, LinkSpec, Outgoing, get_backend
+from doradus._wire.metadata import encode_metadata
+from doradus._wire.protocol import MAX_METADATA
+from doradus._wire.values import plan_value, to_arrow
+from doradus.backends import DEFAULT_LOCAL_BACKEND, Backend, LinkSpec, Outgoing, get_backend
 
-_TIMER = object()
-STATS_INTERVAL = 1.0
-"""Seconds between two ``stats`` reports to the daemon."""
-LATENCY_WINDOW = 256
-LATENCY_BOUNDS_NS = tuple(b * 1000 for b in LATENCY_BOUNDS_US)
-_LOG = object()
-"""How many recent one-way latencies the reported p50 is computed over."""
+if TYPE_CHECKING:
+    from doradus._observability.telemetry import NodeTelemetry
+    from doradus._wire.control import NodeConfig
+    from doradus.codecs import Codec
 
 
-class Node:
+class Node(LogMethods):
     """A connection to the running dataflow, for one node.
 
     ``Node()`` returns only once every edge of the dataflow is wired and every
@@ -90,33 +76,26 @@ class Node:
     """
 
     def __init__(self, node_id: str | None = None) -> None:
-        self._control, config, fds = _attach(node_id)
-        self._config = config
+        sock, config, fds = attach(node_id)
+        self._config: NodeConfig = config
         self.id: str = config["node_id"]
         self._send_lock = threading.Lock()
         self._seq = 0
-        self._ended = False
-        self._latencies: deque[int] = deque(maxlen=LATENCY_WINDOW)
-        self._errors = 0
-        self._hist: dict[str, list[int]] = {k: [0] * (len(LATENCY_BOUNDS_NS) + 1) for k in config["inputs"]}
-        self._lat_sum: dict[str, int] = dict.fromkeys(config["inputs"], 0)
-        self.sent: dict[str, int] = dict.fromkeys(config["outputs"], 0)
-        self.sent_bytes: dict[str, int] = dict.fromkeys(config["outputs"], 0)
-        inputs: dict[str, Any] = config["inputs"]
+        inputs = config["inputs"]
+        self._counters = NodeCounters(inputs, config["outputs"])
+        # the counters' own dicts: send_output counts into them without a call
+        self.sent: dict[str, int] = self._counters.sent
+        self.sent_bytes: dict[str, int] = self._counters.sent_bytes
         self._inbox = Inbox({k: int(v["queue_size"]) for k, v in inputs.items()})
-        self._timers = [(k, int(v["interval_ns"])) for k, v in inputs.items() if v["kind"] == "timer"]
-        self._open: set[str] = {k for k, v in inputs.items() if v["kind"] == "node"}
-        self._lingering: set[str] = {k for k, v in inputs.items() if v["kind"] == "logs"}
+        timers = [(k, int(v["interval_ns"])) for k, v in inputs.items() if v["kind"] == "timer"]
         # The daemon sends the node's stdout lines on `send_stdout_as`; the node may not send there.
         self._stdout_output: str | None = config.get("stdout_output")
         self._out_ids: dict[str, bytes] = {
             o: o.encode() for o in config["outputs"] if o != self._stdout_output
         }
-        self._out_codecs: dict[str, Any] = {}
-        self._in_codecs: dict[str, Any] = {}
-        if config.get("output_formats") or any(v.get("format") for v in inputs.values()):
-            self._load_codecs(config)
-        self._backend: Backend = _make_backend(self.id, _NodeReceiver(self._inbox), config)
+        self._out_codecs: dict[str, Codec]
+        self._out_codecs, in_codecs = load_codecs(config.get("output_formats") or {}, inputs)
+        self._backend: Backend = _make_backend(self.id, InboxReceiver(self._inbox), config)
         self._inbox.waiter = self._backend.wait
         links = [
             LinkSpec(
@@ -124,31 +103,32 @@ class Node:
                 spec["dir"],
                 tuple(spec.get("outputs", ())),
                 spec.get("routes", {}),
-                {**spec.get("options", {}), "backend": spec.get("backend", "shm")},
+                {**spec.get("options", {}), "backend": spec.get("backend", DEFAULT_LOCAL_BACKEND)},
             )
             for spec in config["links"]
         ]
         self._backend.open(links, fds)
+        self._channel = DaemonChannel(sock, self.id, self._inbox, self._backend, self._counters)
         # Subscriptions are confirmed once open returns: only now may senders start (a broker
         # forgets what is published before a subscriber exists).
-        send_control(self._control, {"op": "ready"})
+        self._channel.send({"op": "ready"})
         self._timer_stop = threading.Event()
+        self._reader = EventReader(self._inbox, self._counters, inputs, in_codecs, self._timer_stop)
         self._log = logging.getLogger(f"doradus.node.{self.id}")
-        install_log_handler(self._send_record, self._current_ids)
-        self._telemetry: Any = None
+        install_log_handler(self._channel.send_log, self._current_ids)
+        self._telemetry: NodeTelemetry | None = None
         if enabled_signals():
-            self._telemetry = self._start_telemetry()
-        self._await_start()
-        threading.Thread(target=self._watch_control, name="doradus-control", daemon=True).start()
+            self._telemetry = self._reader.telemetry = self._start_telemetry()
+        self._channel.await_start()
+        self._channel.start_watching()
         _report_at_exit(self)
         self._backend.start()
-        if self._timers:
-            threading.Thread(target=self._run_timers, name="doradus-timers", daemon=True).start()
-        if not self._open and not self._timers and not self._lingering:
-            self._inbox.push(None, Stop(STOP_ALL_INPUTS_CLOSED))
+        if timers:
+            start_timers(self._inbox, timers, self._timer_stop)
+        self._reader.stop_if_all_closed()
 
     # ----------------------------------------------------------------- setup
-    def _start_telemetry(self) -> Any:
+    def _start_telemetry(self) -> NodeTelemetry | None:
         try:
             from doradus._observability.telemetry import NodeTelemetry
         except ImportError as exc:
@@ -173,170 +153,15 @@ class Node:
             )
         return telemetry
 
-    def _load_codecs(self, config: dict[str, Any]) -> None:
-        """Codecs of the outputs and inputs that are not Arrow (loading validates their schemas)."""
-        from doradus.codecs import FormatSpec, get_codec
-
-        self._out_codecs = {
-            o: get_codec(FormatSpec.from_json(f)) for o, f in config["output_formats"].items()
-        }
-        self._in_codecs = {
-            k: get_codec(FormatSpec.from_json(v["format"]))
-            for k, v in config["inputs"].items()
-            if v.get("format")
-        }
-
-    def _send_record(self, record: dict[str, Any]) -> None:
-        send_control(self._control, {"op": "log", "record": record})
-
     def _current_ids(self) -> tuple[str | None, str | None]:
         telemetry = self._telemetry
         return (None, None) if telemetry is None else telemetry.current_ids()
 
-    def _await_start(self) -> None:
-        while True:
-            message, extra = recv_control(self._control)
-            for fd in extra:
-                os.close(fd)
-            if message is None:
-                raise NodeError("the Doradus daemon went away before the dataflow started", node_id=self.id)
-            if message.get("op") == "start":
-                return
-            if message.get("op") == "stop":
-                self._inbox.push(None, Stop(STOP_MANUAL))
-                return
-            self._on_control(message)
-
-    def _on_control(self, message: dict[str, Any]) -> None:
-        op = message.get("op")
-        if op == "peer_gone":
-            gone = getattr(self._backend, "sender_ended", None) or getattr(self._backend, "peer_gone", None)
-            if gone is not None:
-                gone(str(message.get("peer")))
-        elif op == "log_input":
-            self._inbox.push(str(message["input"]), (_LOG, json.dumps(message["record"]), time.time_ns()))
-        elif op == "logs_closed":
-            for input_id in message.get("inputs", ()):
-                self._inbox.push(None, InputClosed(str(input_id)))
-
-    def _watch_control(self) -> None:
-        poller = select.poll()
-        poller.register(self._control, select.POLLIN)
-        next_report = time.monotonic() + STATS_INTERVAL
-        while True:
-            wait = max(0.0, next_report - time.monotonic())
-            try:
-                ready = poller.poll(wait * 1000)
-            except OSError:
-                ready = [(0, select.POLLHUP)]
-            if time.monotonic() >= next_report:
-                next_report += STATS_INTERVAL
-                if next_report < time.monotonic():
-                    next_report = time.monotonic() + STATS_INTERVAL
-                self._report_statistics()
-            if not ready:
-                continue
-            try:
-                message, extra = recv_control(self._control)
-            except OSError:
-                message, extra = None, []
-            for fd in extra:
-                os.close(fd)
-            if message is None:
-                self._inbox.push(None, Error("lost the connection to the Doradus daemon"))
-                self._inbox.push(None, Stop(STOP_MANUAL))
-                return
-            if message.get("op") == "stop":
-                self._inbox.push(None, Stop(STOP_MANUAL))
-            else:
-                self._on_control(message)
-
     def _report_statistics(self) -> None:
         """Send ``{"op": "stats", ...}`` to the daemon (off the message path; errors ignored)."""
-        try:
-            message = self._stats_message()
-            send_control(self._control, message)
-        except (OSError, RuntimeError, ValueError):
-            pass
-
-    def _stats_message(self) -> dict[str, Any]:
-        inbox = self._inbox
-        samples = sorted(self._latencies)
-        p50 = samples[len(samples) // 2] / 1000 if samples else None
-        return {
-            "op": "stats",
-            "time": time.time(),
-            "inputs": {
-                k: {
-                    "received": inbox.received[k],
-                    "dropped": inbox.dropped[k],
-                    "queued": inbox.depth(k),
-                    "latency_buckets": list(self._hist[k]),
-                    "latency_sum_us": self._lat_sum[k] / 1000,
-                    "latency_count": sum(self._hist[k]),
-                }
-                for k in self._config["inputs"]
-            },
-            "outputs": {k: {"sent": n, "bytes": self.sent_bytes[k]} for k, n in list(self.sent.items())},
-            "latency_p50_us": p50,
-            "latency_samples": len(samples),
-            "errors": self._errors,
-        }
+        self._channel.report_statistics()
 
     # -------------------------------------------------------------- receiving
-    def _run_timers(self) -> None:
-        now = time.monotonic_ns()
-        heap = [(now + interval, interval, input_id) for input_id, interval in self._timers]
-        heapq.heapify(heap)
-        while True:
-            due, interval, input_id = heap[0]
-            delay = (due - time.monotonic_ns()) / 1e9
-            if delay > 0 and self._timer_stop.wait(delay):
-                return
-            if self._timer_stop.is_set():
-                return
-            self._inbox.push(input_id, (_TIMER, time.time_ns()))
-            nxt = due + interval
-            now = time.monotonic_ns()
-            if nxt < now:  # fell behind: skip missed ticks rather than bursting
-                nxt = now + interval
-            heapq.heapreplace(heap, (nxt, interval, input_id))
-
-    def _event(self, got: tuple[str | None, Any]) -> Event:
-        input_id, item = got
-        if input_id is None:
-            event: Event = item
-            if isinstance(event, InputClosed):
-                self._input_closed(event.id)
-            elif isinstance(event, Stop):
-                self._ended = True
-                self._timer_stop.set()
-            elif isinstance(event, Error):
-                self._errors += 1
-            return event
-        if item[0] is _TIMER:
-            return Input(input_id, pa.nulls(0), {"timestamp": datetime_from_ns(item[1])})
-        if item[0] is _LOG:
-            return Input(input_id, pa.array([item[1]]), {"timestamp": datetime_from_ns(item[2])})
-        latency = time.time_ns() - item[5]  # one-way latency: now - sender's stamp
-        self._latencies.append(latency)
-        self._hist[input_id][bisect_left(LATENCY_BOUNDS_NS, latency)] += 1
-        self._lat_sum[input_id] += latency
-        try:
-            event = _decode_input(input_id, item, self._in_codecs.get(input_id) if self._in_codecs else None)
-        except DecodeError as exc:
-            self._errors += 1
-            return Error(f"could not decode a message on input {input_id!r}: {exc}")
-        if self._telemetry is not None:
-            self._telemetry.on_receive(input_id, event.metadata, latency)
-        return event
-
-    def _input_closed(self, input_id: str) -> None:
-        self._open.discard(input_id)
-        self._lingering.discard(input_id)
-        if not self._open and not self._timers and not self._lingering:
-            self._inbox.push(None, Stop(STOP_ALL_INPUTS_CLOSED))
-
     def next(self, timeout: float | None = None) -> Event | None:
         """The next event, or ``None`` when the stream has ended or ``timeout`` passed.
 
@@ -348,7 +173,7 @@ class Node:
 
             event = node.next(timeout=0.1)   # None after 0.1 s of silence
         """
-        if self._ended:
+        if self._reader.ended:
             return None
         if self._telemetry is not None:
             self._telemetry.end_processing()
@@ -356,7 +181,7 @@ class Node:
         if got is None:
             self._backend.idle()  # about to wait: housekeeping (e.g. releases) off the hot path
             got = self._inbox.pop(timeout)
-        return None if got is None else self._event(got)
+        return None if got is None else self._reader.event(got)
 
     def try_recv(self) -> Event | None:
         """The next event if one is ready, else ``None``; never blocks.
@@ -404,13 +229,13 @@ class Node:
 
             event = await node.recv_async(timeout=1.0)
         """
-        if self._ended:
+        if self._reader.ended:
             return None
         got = self._inbox.pop(0)
         if got is None:
             self._backend.idle()
             got = await asyncio.to_thread(self._inbox.pop, timeout)
-        return None if got is None else self._event(got)
+        return None if got is None else self._reader.event(got)
 
     async def __aiter__(self) -> AsyncIterator[Event]:
         """``async for event in node`` until the stream ends."""
@@ -520,82 +345,6 @@ class Node:
         yield array.data
         self.send_output(output_id, array, metadata)
 
-    # ------------------------------------------------------------------- logs
-    def log(
-        self,
-        level: str,
-        message: str,
-        target: str | None = None,
-        fields: dict[str, Any] | None = None,
-        **extra: Any,
-    ) -> None:
-        """Write a structured log record of this node.
-
-        The same as logging through Python's ``logging`` (which the node also
-        routes into the run's logs), with the fields as extra key-values.
-
-        Args:
-            level: ``trace``, ``debug``, ``info``, ``warn``, ``error`` or ``fatal``.
-            message: the text.
-            target: the logger name (default ``doradus.node.<id>``).
-            fields: key-values stored with the record.
-            **extra: more key-values, merged into ``fields``.
-
-        Raises:
-            ValueError: an unknown level.
-
-        Example::
-
-            node.log("warn", "frame late", fields={"seq": 12}, late_ms=40)
-        """
-        logger = logging.getLogger(target) if target else self._log
-        log_at_level(logger, level, message, {**(fields or {}), **extra})
-
-    def log_error(self, message: str, **fields: Any) -> None:
-        """Log ``message`` at error level.
-
-        Example::
-
-            node.log_error("camera unplugged")
-        """
-        self.log("error", message, **fields)
-
-    def log_warn(self, message: str, **fields: Any) -> None:
-        """Log ``message`` at warn level.
-
-        Example::
-
-            node.log_warn("dropping frames")
-        """
-        self.log("warn", message, **fields)
-
-    def log_info(self, message: str, **fields: Any) -> None:
-        """Log ``message`` at info level.
-
-        Example::
-
-            node.log_info("model loaded", seconds=2.5)
-        """
-        self.log("info", message, **fields)
-
-    def log_debug(self, message: str, **fields: Any) -> None:
-        """Log ``message`` at debug level.
-
-        Example::
-
-            node.log_debug("queue depth", depth=3)
-        """
-        self.log("debug", message, **fields)
-
-    def log_trace(self, message: str, **fields: Any) -> None:
-        """Log ``message`` at trace level.
-
-        Example::
-
-            node.log_trace("tick")
-        """
-        self.log("trace", message, **fields)
-
     # ------------------------------------------------------------------- info
     def dataflow_id(self) -> str:
         """The id of the running dataflow (the run id).
@@ -655,18 +404,7 @@ class Node:
 
             node.statistics()["inputs"]["image"]["dropped"]
         """
-        return {
-            "inputs": {
-                k: {
-                    "received": self._inbox.received[k],
-                    "dropped": self._inbox.dropped[k],
-                    "queued": self._inbox.depth(k),
-                }
-                for k in self._config["inputs"]
-            },
-            "outputs": {k: {"sent": self.sent[k], "bytes": self.sent_bytes[k]} for k in self.sent},
-            "backend": self._backend.statistics(),
-        }
+        return {**self._counters.snapshot(self._inbox), "backend": self._backend.statistics()}
 
     def close(self) -> None:
         """Stop receiving and close every link (receivers see their inputs close).
@@ -680,48 +418,13 @@ class Node:
         self._report_statistics()  # the final counts, for `doradus status` after the node ended
         if self._telemetry is not None:
             self._telemetry.shutdown()
-        try:
-            self._control.close()
-        except OSError:
-            pass
+        self._channel.close()
 
     def __enter__(self) -> Node:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-class _NodeReceiver:
-    """Feeds what the backend receives into the node's inbox."""
-
-    def __init__(self, inbox: Inbox) -> None:
-        self._push = inbox.push
-
-    def deliver(self, inputs: tuple[str, ...], entry: tuple[Any, ...]) -> None:
-        push = self._push
-        for input_id in inputs:
-            push(input_id, entry)
-
-    def closed(self, inputs: Sequence[str]) -> None:
-        for input_id in inputs:
-            self._push(None, InputClosed(input_id))
-
-    def error(self, message: str) -> None:
-        self._push(None, Error(message))
-
-
-def descriptor_text(config: dict[str, Any]) -> str:
-    """The dataflow text the node's run started from (its run folder's copy).
-
-    Bounded like every dataflow read; a node started without one (older daemon) reads the
-    dataflow file itself.
-    """
-    from doradus._dataflow.loader import MAX_DATAFLOW_BYTES
-    from doradus._files import read_regular_file
-
-    path = config.get("descriptor") or config["dataflow"]
-    return read_regular_file(path, limit=MAX_DATAFLOW_BYTES).decode("utf-8")
 
 
 def _report_at_exit(node: Node) -> None:
@@ -737,7 +440,7 @@ def _report_at_exit(node: Node) -> None:
 
     def close_network() -> None:
         alive = ref()
-        if alive is not None and alive._backend.name != "shm":
+        if alive is not None and alive._backend.close_when_main_thread_ends:
             # Network backends hold sessions and threads (some not daemonic) that must end before
             # the interpreter waits for its threads; closing also tells receivers the outputs ended.
             alive._timer_stop.set()
@@ -752,11 +455,11 @@ def _report_at_exit(node: Node) -> None:
         atexit.register(close_network)
 
 
-def _make_backend(node_id: str, receiver: _NodeReceiver, config: dict[str, Any]) -> Backend:
-    """The node's backend: ``shm`` alone (the fast path), or one per backend its links use."""
-    names = config.get("backends") or [config.get("backend", "shm")]
-    if list(names) == ["shm"]:
-        return get_backend("shm")(node_id, receiver)
+def _make_backend(node_id: str, receiver: InboxReceiver, config: NodeConfig) -> Backend:
+    """The node's backend: the one its links use, or one per backend they use."""
+    names = config["backends"] or [DEFAULT_LOCAL_BACKEND]
+    if len(names) == 1:
+        return get_backend(names[0])(node_id, receiver)
     from doradus.backends._mux import MultiBackend
 
     return MultiBackend(node_id, receiver, {name: get_backend(name) for name in names})
@@ -771,86 +474,3 @@ def _encoded_array(codec: Any, output_id: str, data: Any) -> pa.Array:
     if isinstance(encoded, pa.Buffer):
         return pa.Array.from_buffers(pa.uint8(), encoded.size, [None, encoded])
     return to_arrow(encoded)
-
-
-def _format_name(tag: int) -> str:
-    from doradus.codecs import TAG_NAMES
-
-    return TAG_NAMES.get(tag, f"format #{tag}")
-
-
-def _decode_input(input_id: str, item: tuple[Any, ...], codec: Any = None) -> Input:
-    data, pos, type_len, layout_len, meta_len, stamp, lease, seg_off, flags = item
-    tag = (flags & CODEC_MASK) >> CODEC_SHIFT
-    expected = 0 if codec is None else codec.tag
-    if tag != expected:
-        raise DecodeError(
-            f"the message is {_format_name(tag)} but input {input_id!r} reads {_format_name(expected)}"
-        )
-    blob = data[pos : pos + type_len]
-    pos += type_len
-    layout = data[pos : pos + layout_len]
-    pos += layout_len
-    metadata: dict[str, Any] = decode_metadata(data[pos : pos + meta_len]) if meta_len else {}
-    pos += meta_len
-    metadata[TIMESTAMP] = datetime_from_ns(stamp)  # reserved: always this message's send time
-    if lease is not None:
-        payload = lease.buffer(seg_off, lease.mapping.size - seg_off)
-    else:
-        payload = pa.py_buffer(data).slice(pos + (-pos % 8))
-    kind = KIND_IPC if flags & FLAG_IPC else KIND_BUFFERS
-    value = decode_value(kind, blob, layout, payload)
-    if codec is None:
-        return Input(input_id, value, metadata)
-    body = value.buffers()[1]
-    if body is None or value.type != pa.uint8():
-        raise DecodeError(f"a {codec.name} message on input {input_id!r} carries no bytes")
-    return Input(input_id, codec.decode(body.slice(value.offset, len(value))), metadata, codec.name, codec)
-
-
-def _attach(node_id: str | None) -> tuple[socket.socket, dict[str, Any], list[int]]:
-    raw = os.environ.get(ENV_CONFIG)
-    if raw:
-        env = json.loads(raw)
-        # As with dora-rs, a spawned node is who the daemon started, whatever id it passes
-        # (hub nodes hard-code one, e.g. dora-echo's Node("echo")).
-        return _register(env["control"], env["node_id"], dynamic=False)
-    if node_id is None:
-        raise NodeError(
-            "this process was not started by Doradus. Run it with `doradus run dataflow.yml`, "
-            'or declare it `path: dynamic` in the dataflow and call Node("<its id>")'
-        )
-    return _register(_find_dynamic(node_id), node_id, dynamic=True)
-
-
-def _find_dynamic(node_id: str) -> str:
-    for entry in sorted(runs_dir().glob("*/dynamic.json")):
-        try:
-            waiting = json.loads(entry.read_text())
-        except (OSError, ValueError):
-            continue
-        if node_id in waiting.get("nodes", []):
-            return str(waiting.get("control") or entry.parent / "control.sock")
-    raise NodeError(
-        f"no running dataflow has a dynamic node {node_id!r}. Start the dataflow first "
-        f"(`doradus run dataflow.yml`), and check that it declares `id: {node_id}` with `path: dynamic`",
-        node_id=node_id,
-    )
-
-
-def _register(
-    control: str, node_id: str, *, dynamic: bool
-) -> tuple[socket.socket, dict[str, Any], list[int]]:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    try:
-        sock.connect(control)
-    except OSError as exc:
-        raise NodeError(f"cannot reach the Doradus daemon at {control}: {exc}", node_id=node_id) from exc
-    send_control(sock, {"op": "register", "node_id": node_id, "pid": os.getpid(), "dynamic": dynamic})
-    message, fds = recv_control(sock)
-    if message is None:
-        raise NodeError("the Doradus daemon closed the connection while registering", node_id=node_id)
-    if message.get("op") == "error":
-        raise NodeError(str(message.get("message")), node_id=node_id)
-    config: dict[str, Any] = message["config"]
-    return sock, config, fds

@@ -23,9 +23,10 @@ from typing import Any
 
 from doradus._dataflow.loader import load_dataflow_text
 from doradus._dataflow.model import OperatorSpec
+from doradus._node.config import descriptor_text
 from doradus._node.dora import DoraStatus, to_dora_event
 from doradus._node.events import Input, InputClosed, Stop
-from doradus._node.node import Node, descriptor_text
+from doradus._node.node import Node
 
 
 class _Hosted:

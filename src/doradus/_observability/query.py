@@ -1,7 +1,8 @@
-"""Searching a run's log records: filters, grouping and text/CSV formatting.
+"""Searching a run's log records: filters, grouping and CSV formatting.
 
 Pure functions over record dicts (see ``doradus._observability.records``), shared by the
-coordinator's log endpoints and ``doradus logs``.
+coordinator's log endpoints and ``doradus logs``. Terminal lines are
+``doradus._observability.terminal``'s.
 
 Example:
     >>> from doradus._observability.records import make_record
@@ -29,10 +30,13 @@ from typing import Any
 from doradus._observability.records import (
     LEVEL_RANK,
     LEVELS,
+    NO_NODE,
     RECORD_KEYS,
     iso_timestamp,
     normalize_level,
     parse_timestamp,
+    record_level,
+    record_time,
 )
 from doradus._quantities import parse_duration
 
@@ -40,21 +44,9 @@ GROUP_BY = ("node", "level", "minute")
 """What `group_records` can group by."""
 GROUP_COLUMNS = ("key", "count", "first", "last", "sample")
 """The keys of each row `group_records` returns, in order."""
-NO_NODE = "-"
-"""How a record without a node (the runtime's own) shows in the node column and as a group key."""
 
 _DAYS = re.compile(r"\s*([0-9]{1,12}(?:\.[0-9]{0,12})?|\.[0-9]{1,12})\s*(?:d|day|days)\s*", re.I)
 _HAS_UNIT = re.compile(r".*[a-zA-Zµ]\s*")
-_ANSI = {
-    "TRACE": "\x1b[2m",
-    "DEBUG": "\x1b[2m",
-    "INFO": "",
-    "WARN": "\x1b[33m",
-    "ERROR": "\x1b[31m",
-    "FATAL": "\x1b[1;31m",
-}
-_RESET = "\x1b[0m"
-_PLAIN_VALUE = re.compile(r"[^\s=\"]+")
 
 
 class QueryError(ValueError):
@@ -158,33 +150,6 @@ class LogQuery:
         return any(
             v is not None for v in (self.node, self.min_level, self.levels, self.grep, self.since, self.until)
         )
-
-
-def record_level(record: dict[str, Any]) -> str:
-    """The record's canonical level (INFO when missing or unknown).
-
-    Example:
-        >>> record_level({"level": "warning"}), record_level({})
-        ('WARN', 'INFO')
-    """
-    raw = record.get("level")
-    return (normalize_level(raw) if isinstance(raw, str) else None) or "INFO"
-
-
-def record_time(record: dict[str, Any]) -> float | None:
-    """The record's time in epoch seconds, or None when its timestamp is missing or unreadable.
-
-    Example:
-        >>> record_time({"timestamp": "1970-01-01T00:01:00.000000Z"}), record_time({"timestamp": "?"})
-        (60.0, None)
-    """
-    raw = record.get("timestamp")
-    if not isinstance(raw, str):
-        return None
-    try:
-        return parse_timestamp(raw)
-    except ValueError:
-        return None
 
 
 def parse_level(text: str, param: str = "level") -> str:
@@ -368,70 +333,12 @@ def group_records(records: Iterable[dict[str, Any]], by: str) -> list[dict[str, 
         row["count"] += 1
         row["last"] = stamp
         row["sample"] = str(record.get("message") or "")
-    order = sorted(groups, key=lambda k: LEVEL_RANK.get(k, 2)) if by == "level" else sorted(groups)
+    order = (
+        sorted(groups, key=lambda k: LEVEL_RANK.get(k, LEVEL_RANK["INFO"]))
+        if by == "level"
+        else sorted(groups)
+    )
     return [groups[k] for k in order]
-
-
-def short_timestamp(record: dict[str, Any]) -> str:
-    """The record's time as ISO 8601 UTC to the millisecond (the raw text when unreadable).
-
-    Example:
-        >>> short_timestamp({"timestamp": "2026-11-25T22:09:02.123456Z"})
-        '2026-11-25T22:09:02.123Z'
-    """
-    stamp = record_time(record)
-    if stamp is None:
-        return str(record.get("timestamp") or "")
-    return iso_timestamp(stamp, timespec="milliseconds")
-
-
-def _value_text(value: Any) -> str:
-    if isinstance(value, str):
-        return value if _PLAIN_VALUE.fullmatch(value) else json.dumps(value, ensure_ascii=False)
-    return json.dumps(value, ensure_ascii=False, default=str, separators=(",", ":"))
-
-
-def format_text(record: dict[str, Any], color: bool = False, node_width: int = 0) -> str:
-    """One aligned line: ``TIME  LEVEL NODE | message  key=value … trace=<8 hex>``.
-
-    The time is shortened to milliseconds, the level padded to 5 and the node
-    to ``node_width`` (``-`` for the runtime's own records). With ``color``
-    the level and message are coloured by level with ANSI codes: TRACE/DEBUG
-    dim, INFO plain, WARN yellow, ERROR red, FATAL bold red.
-
-    Example:
-        >>> record = {
-        ...     "timestamp": "2026-11-25T22:09:02.123456Z", "level": "WARN", "node": "camera",
-        ...     "message": "slow", "fields": {"ms": 40, "why": "no gpu"},
-        ...     "trace_id": "0af7651916cd43dd8448eb211c80319c",
-        ... }
-        >>> format_text(record, node_width=8)
-        '2026-11-25T22:09:02.123Z  WARN  camera   | slow  ms=40 why="no gpu" trace=0af76519'
-    """
-    level = record_level(record)
-    node = str(record.get("node") or NO_NODE)
-    head = f"{level:<5}"
-    message = str(record.get("message") or "")
-    if color and _ANSI[level]:
-        head = f"{_ANSI[level]}{head}{_RESET}"
-        message = f"{_ANSI[level]}{message}{_RESET}"
-    extras = [f"{key}={_value_text(value)}" for key, value in dict(record.get("fields") or {}).items()]
-    trace_id = record.get("trace_id")
-    if trace_id:
-        extras.append(f"trace={str(trace_id)[:8]}")
-    tail = "  " + " ".join(extras) if extras else ""
-    return f"{short_timestamp(record)}  {head} {node:<{node_width}} | {message}{tail}"
-
-
-def node_column_width(records: Iterable[dict[str, Any]], known: Iterable[str] = ()) -> int:
-    """The node column's width for these records and ``known`` node ids.
-
-    Example:
-        >>> node_column_width([{"node": "camera"}, {"node": None}], known=["planner"])
-        7
-    """
-    names = [str(r.get("node") or NO_NODE) for r in records]
-    return max((len(name) for name in [*names, *known]), default=len(NO_NODE))
 
 
 def _csv_cell(value: Any) -> str:

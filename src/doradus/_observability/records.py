@@ -33,29 +33,58 @@ from __future__ import annotations
 import json
 import re
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
-"""Level names, least severe first."""
+
+@dataclass(frozen=True)
+class Level:
+    """One log level: its name, its number in Python's ``logging`` and its colour on a terminal.
+
+    Example:
+        >>> LEVEL_TABLE[3]
+        Level(name='WARN', python=30, ansi='33')
+    """
+
+    name: str
+    python: int
+    """Its number in Python's ``logging`` (TRACE, which ``logging`` lacks, is 5)."""
+    ansi: str
+    """The SGR parameters of its colour on a terminal (empty: plain)."""
+
+
+LEVEL_TABLE = (
+    Level("TRACE", 5, "2"),  # dim
+    Level("DEBUG", 10, "2"),
+    Level("INFO", 20, ""),
+    Level("WARN", 30, "33"),  # yellow
+    Level("ERROR", 40, "31"),  # red
+    Level("FATAL", 50, "1;31"),  # bold red
+)
+"""Every level, least severe first: the one table the level names, ranks and numbers come from."""
+LEVELS = tuple(level.name for level in LEVEL_TABLE)
+"""Level names, least severe first (OpenTelemetry's severity names)."""
 LEVEL_RANK = {name: i for i, name in enumerate(LEVELS)}
+"""Each level's severity rank: 0 for TRACE up to 5 for FATAL."""
+PYTHON_LEVELS = {level.name: level.python for level in LEVEL_TABLE}
+"""Each level's number in Python's ``logging`` (TRACE is 5)."""
+LEVEL_COLORS = {level.name: level.ansi for level in LEVEL_TABLE}
+"""Each level's terminal colour as SGR parameters (empty: plain)."""
 _ALIASES = {
-    "TRACE": "TRACE",
-    "DEBUG": "DEBUG",
+    **{name: name for name in LEVELS},
     "DBG": "DEBUG",
-    "INFO": "INFO",
     "INF": "INFO",
     "NOTICE": "INFO",
-    "WARN": "WARN",
     "WARNING": "WARN",
     "WRN": "WARN",
-    "ERROR": "ERROR",
     "ERR": "ERROR",
-    "FATAL": "FATAL",
     "CRITICAL": "FATAL",
     "CRIT": "FATAL",
     "PANIC": "FATAL",
 }
+NO_NODE = "-"
+"""How a record without a node (the runtime's own) shows in a node column and as a group key."""
 RECORD_KEYS = (
     "timestamp",
     "level",
@@ -70,8 +99,6 @@ RECORD_KEYS = (
     "fields",
 )
 """Every record's keys, in the order they are written."""
-PYTHON_LEVELS = {"TRACE": 5, "DEBUG": 10, "INFO": 20, "WARN": 30, "ERROR": 40, "FATAL": 50}
-"""Each level's number in Python's ``logging`` (TRACE is 5)."""
 
 
 def normalize_level(name: str) -> str | None:
@@ -91,17 +118,7 @@ def level_from_python(levelno: int) -> str:
         >>> level_from_python(30), level_from_python(5), level_from_python(55)
         ('WARN', 'TRACE', 'FATAL')
     """
-    if levelno >= 50:
-        return "FATAL"
-    if levelno >= 40:
-        return "ERROR"
-    if levelno >= 30:
-        return "WARN"
-    if levelno >= 20:
-        return "INFO"
-    if levelno >= 10:
-        return "DEBUG"
-    return "TRACE"
+    return next((level.name for level in reversed(LEVEL_TABLE) if levelno >= level.python), LEVELS[0])
 
 
 def iso_timestamp(
@@ -144,6 +161,46 @@ def parse_timestamp(text: str) -> float:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.timestamp()
+
+
+def record_level(record: dict[str, Any]) -> str:
+    """The record's canonical level (INFO when missing or unknown).
+
+    Example:
+        >>> record_level({"level": "warning"}), record_level({})
+        ('WARN', 'INFO')
+    """
+    raw = record.get("level")
+    return (normalize_level(raw) if isinstance(raw, str) else None) or "INFO"
+
+
+def record_time(record: dict[str, Any]) -> float | None:
+    """The record's time in epoch seconds, or None when its timestamp is missing or unreadable.
+
+    Example:
+        >>> record_time({"timestamp": "1970-01-01T00:01:00.000000Z"}), record_time({"timestamp": "?"})
+        (60.0, None)
+    """
+    raw = record.get("timestamp")
+    if not isinstance(raw, str):
+        return None
+    try:
+        return parse_timestamp(raw)
+    except ValueError:
+        return None
+
+
+def short_timestamp(record: dict[str, Any]) -> str:
+    """The record's time as ISO 8601 UTC to the millisecond (the raw text when unreadable).
+
+    Example:
+        >>> short_timestamp({"timestamp": "2026-11-25T22:09:02.123456Z"})
+        '2026-11-25T22:09:02.123Z'
+    """
+    stamp = record_time(record)
+    if stamp is None:
+        return str(record.get("timestamp") or "")
+    return iso_timestamp(stamp, timespec="milliseconds")
 
 
 def make_record(
@@ -190,7 +247,7 @@ def at_least(record: dict[str, Any], level: str) -> bool:
         >>> at_least({"level": "ERROR"}, "WARN"), at_least({"level": "INFO"}, "WARN")
         (True, False)
     """
-    return LEVEL_RANK.get(record.get("level") or "INFO", 2) >= LEVEL_RANK[level]
+    return LEVEL_RANK.get(record.get("level") or "INFO", LEVEL_RANK["INFO"]) >= LEVEL_RANK[level]
 
 
 # ------------------------------------------------------------- raw lines

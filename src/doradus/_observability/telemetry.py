@@ -52,6 +52,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
+from doradus._observability.latency import LATENCY_BOUNDS_US
 from doradus._observability.otel_env import (
     CONTEXT_KEY,
     enabled_signals,
@@ -59,18 +60,12 @@ from doradus._observability.otel_env import (
     parse_context,
     protocol,
 )
-from doradus._wire.protocol import LATENCY_BOUNDS_US
+from doradus._observability.records import LEVELS
 
 INSTRUMENTATION = "doradus"
 LATENCY_BOUNDS_S = tuple(b / 1e6 for b in LATENCY_BOUNDS_US)
-_SEVERITY = {
-    "TRACE": SeverityNumber.TRACE,
-    "DEBUG": SeverityNumber.DEBUG,
-    "INFO": SeverityNumber.INFO,
-    "WARN": SeverityNumber.WARN,
-    "ERROR": SeverityNumber.ERROR,
-    "FATAL": SeverityNumber.FATAL,
-}
+_SEVERITY = {name: SeverityNumber[name] for name in LEVELS}
+"""Each level's OpenTelemetry severity: Doradus levels carry OpenTelemetry's names."""
 
 
 def _resource(attributes: Mapping[str, str | None]) -> Resource:

@@ -1,5 +1,5 @@
-"""Project tooling: profiles, the templates of `init`/`new`, `doctor`, and node builds.
+"""Project tooling: the templates of `init` and `new`, `doctor`, and node builds.
 
-May import: the dataflow model, the control client (to reach a coordinator), observability and
-the foundation modules. Never the CLI.
+May import: the control plane (its client and profiles, to reach a coordinator), the dataflow
+model, observability and the foundation modules. Never the CLI.
 """

@@ -23,10 +23,12 @@ from typing import Literal
 import yaml
 
 from doradus._dataflow.nodes import NODE_ID
+from doradus._observability.records import LEVELS, normalize_level
 
 DATAFLOW_FILE = "dataflow.yaml"
 DEFAULT_NODES = ("sender", "receiver")
-LOG_LEVELS = ("ERROR", "WARN", "INFO", "DEBUG", "TRACE")
+LOG_LEVELS = tuple(reversed([level for level in LEVELS if level != "FATAL"]))
+"""The levels `init` offers, most severe first (a dataflow's nodes never log below FATAL)."""
 DEFAULT_LOG_LEVEL = "INFO"
 LOG_LEVEL_VAR = "DORADUS_LOG_LEVEL"
 RUNTIMES = ("local",)
@@ -334,6 +336,5 @@ def normalize_log_level(text: str) -> str | None:
         >>> normalize_log_level("debug"), normalize_log_level("warning"), normalize_log_level("loud")
         ('DEBUG', 'WARN', None)
     """
-    level = text.strip().upper()
-    level = "WARN" if level == "WARNING" else level
+    level = normalize_level(text)
     return level if level in LOG_LEVELS else None

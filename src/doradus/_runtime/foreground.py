@@ -7,17 +7,14 @@ Example::
 
 from __future__ import annotations
 
-import json
-import os
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any, TextIO
+from typing import Any
 
 from doradus._dataflow.model import Dataflow
 from doradus._ids import new_run_id
@@ -26,9 +23,6 @@ from doradus._runtime.supervisor import KILL_AFTER_TERM, InputDrops, LocalDaemon
 DEFAULT_GRACE = 5.0
 NAMED_AT_MOST = 10
 """Nodes named in one line; more are counted."""
-_PALETTE = (36, 35, 33, 32, 34, 96, 95, 93, 92, 94)
-_LEVEL_COLORS = {"TRACE": 2, "DEBUG": 2, "INFO": 0, "WARN": 33, "ERROR": 31, "FATAL": 91}
-LOG_FORMATS = ("pretty", "compact", "json")
 
 
 @dataclass(frozen=True)
@@ -52,84 +46,6 @@ class RunOutcome:
     def exit_code(self) -> int:
         """0 when every node exited 0, else 1."""
         return 1 if self.failed else 0
-
-
-class RecordPrinter:
-    """Prints a run's log records on the terminal, in one of `LOG_FORMATS`.
-
-    - ``pretty``: ``node | message``, the level shown (and coloured) when it
-      is not INFO, extra fields appended as ``key=value``; the runtime's own
-      INFO records (node started, exited) are left to the progress display.
-    - ``compact``: ``12:00:01.234 W node: message``, every record.
-    - ``json``: each record as one JSON line.
-
-    Example::
-
-        printer = RecordPrinter(["camera", "detector"], fmt="compact")
-        printer(make_record("WARN", "no frame", node="camera"))
-    """
-
-    def __init__(
-        self,
-        node_ids: list[str],
-        stream: TextIO | None = None,
-        color: bool | None = None,
-        fmt: str = "pretty",
-    ) -> None:
-        self.stream = stream or sys.stdout
-        if color is None:
-            color = self.stream.isatty() and "NO_COLOR" not in os.environ
-        self.color = color
-        self.fmt = fmt
-        self.width = max((len(n) for n in node_ids), default=0)
-        self._prefix = {
-            node_id: self._paint(f"{node_id:<{self.width}}", _PALETTE[i % len(_PALETTE)])
-            for i, node_id in enumerate(node_ids)
-        }
-        self._lock = threading.Lock()
-
-    def _paint(self, text: str, code: int) -> str:
-        return f"\x1b[{code}m{text}\x1b[0m" if self.color and code else text
-
-    def format(self, record: dict[str, Any]) -> str | None:
-        """The line for ``record`` (None when this format leaves it out).
-
-        Example::
-
-            printer.format(make_record("INFO", "hi", node="talker"))   # 'talker | hi'
-        """
-        if self.fmt == "json":
-            return json.dumps(record, ensure_ascii=False, default=str)
-        node = record.get("node") or "doradus"
-        level = str(record.get("level") or "INFO")
-        message = str(record.get("message", ""))
-        color = _LEVEL_COLORS.get(level, 0)
-        if self.fmt == "compact":
-            stamp = str(record.get("timestamp", ""))[11:23]
-            return f"{stamp} {self._paint(level[0], color)} {node}: {message}"
-        if record.get("source") == "runtime" and level in ("TRACE", "DEBUG", "INFO"):
-            return None
-        prefix = self._prefix.get(node) or self._paint(f"{node:<{self.width}}", 34)
-        text = message if level == "INFO" else f"{self._paint(f'{level:<5}', color)} {message}"
-        fields = {k: v for k, v in (record.get("fields") or {}).items() if k not in ("logger", "event")}
-        if fields and record.get("source") != "runtime":
-            text += self._paint("  " + " ".join(f"{k}={v}" for k, v in fields.items()), 2)
-        return "\n".join(f"{prefix} | {part}" for part in text.split("\n"))
-
-    def __call__(self, record: dict[str, Any]) -> None:
-        """Print one record."""
-        line = self.format(record)
-        if line is None:
-            return
-        with self._lock:
-            self.stream.write(line + "\n")
-            self.stream.flush()
-
-    def info(self, text: str, code: int = 34) -> None:
-        """Print a runtime message (blue by default)."""
-        with self._lock:
-            self.stream.write(self._paint(text, code) + "\n")
-            self.stream.flush()
 
 
 def run_dataflow(

@@ -38,12 +38,17 @@ from typing import IO, TYPE_CHECKING, Any
 
 from doradus._dataflow.model import Dataflow, LogSource, NodeSource, NodeSpec, TimerSource
 from doradus._exceptions import ResourceLimitError
+from doradus._observability.latency import LATENCY_BOUNDS_US
 from doradus._observability.otel_env import enabled_signals
 from doradus._observability.records import LEVEL_RANK, at_least, classify_line, make_record, normalize_level
 from doradus._observability.store import LogStore
 from doradus._paths import clean_stale_runs, new_run_folder, new_socket_folder
 from doradus._unsafe.process import Exited, Keeper, Spawned, SpawnFailed
-from doradus._wire.protocol import ENV_CONFIG, LATENCY_BOUNDS_US, recv_control, send_control
+from doradus._wire.control import ENV_CONFIG
+
+# The untyped control transport, until the runtime builds and reads the typed messages (ControlMessage).
+from doradus._wire.control import recv_json as recv_control
+from doradus._wire.control import send_json as send_control
 
 if TYPE_CHECKING:
     from doradus._runtime.stdout_relay import StdoutRelay
@@ -163,7 +168,7 @@ class NodeProcess:
     readers: list[threading.Thread] = field(default_factory=list)
     """Threads reading its control socket."""
     links: list[tuple[dict[str, Any], socket.socket | None]] = field(default_factory=list)
-    """(link description for the node, its socket end for ``shm`` links, else None)."""
+    """(link description for the node, its socket end for links of socket pairs, else None)."""
     watched: bool = False
     """A reader thread owns ``conn`` (and closes it when the node has gone)."""
     stats: dict[str, Any] | None = None
@@ -256,7 +261,7 @@ class LocalDaemon:
         self.run_id = run_id
         # Multi-machine runs: ``placement`` maps every node to its machine; this daemon runs those
         # placed on ``machine``. ``remote`` holds what the coordinator gathered from every daemon:
-        # ``listen`` ("<receiver>|<backend>" -> host:port) and ``router`` (this machine's Zenoh router).
+        # ``listen`` ("<receiver>|<backend>" -> host:port) and ``router`` (see `Backend.machine_router`).
         self.placement = dict(placement or {})
         self.remote = dict(remote or {})
         self.machine = machine or socket.gethostname()
@@ -425,6 +430,8 @@ class LocalDaemon:
         return needed, f"{detail}, {open_now + FILES_RESERVED} for the runtime itself"
 
     def _make_links(self) -> None:
+        from doradus.backends import backend_class
+
         links: dict[tuple[str, str], Link] = {}
         for spec in self.dataflow.nodes:
             for input_id, inp in spec.inputs.items():
@@ -450,7 +457,7 @@ class LocalDaemon:
                 else:
                     self.nodes[link.receiver].links.append(({**inbound, "options": in_options}, None))
                 continue
-            if backend == "shm":
+            if backend_class(backend).uses_socket_pairs:
                 a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
                 for sock in (a, b):
                     _grow_buffer(sock)
@@ -471,20 +478,23 @@ class LocalDaemon:
         """Take a stdout output's routes off a link between two local nodes onto a link of its own.
 
         The daemon holds that link's sending end (see `doradus._runtime.stdout_relay`): it is a
-        ``shm`` link whatever the node's backend, as the daemon and the reader share this
-        machine. Readers on other machines keep the node's own link (see `NOT_APPLIED`).
+        link of the relay's own backend (socket pairs) whatever the node's backend, as the daemon
+        and the reader share this machine. Readers on other machines keep the node's own link
+        (see `NOT_APPLIED`).
         """
         output = self._specs[link.sender].send_stdout_as
         if not (output in link.routes and link.receiver in self.nodes and self._relays_stdout(link.sender)):
             return
+        from doradus.backends._shm import ShmBackend  # what `StdoutRelay` sends with
+
         a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         for sock in (a, b):
             _grow_buffer(sock)
         routes = {output: link.routes.pop(output)}
-        inbound = {"peer": link.sender, "dir": "in", "routes": routes, "backend": "shm"}
+        inbound = {"peer": link.sender, "dir": "in", "routes": routes, "backend": ShmBackend.name}
         self.nodes[link.receiver].links.append((inbound, b))
         ends.setdefault(link.sender, []).append((link.receiver, a))
-        self.edge_backends[(link.sender, output)] = "shm"
+        self.edge_backends[(link.sender, output)] = ShmBackend.name
 
     def _open_relays(self, ends: dict[str, list[tuple[str, socket.socket]]]) -> None:
         if not ends:
@@ -504,52 +514,57 @@ class LocalDaemon:
         """The backend of a sender's edges.
 
         On one machine: the node's ``communication`` (a name, or its
-        ``local``), else the dataflow's ``local``, else ``shm``. Across
-        machines: the node's ``remote``, else the dataflow's, else ``zenoh``.
+        ``local``), else the dataflow's ``local``, else
+        `doradus.backends.DEFAULT_LOCAL_BACKEND`. Across machines: the node's
+        ``remote``, else the dataflow's, else `DEFAULT_REMOTE_BACKEND`.
 
         Example::
 
             daemon.link_backend(flow.node("camera"))   # 'shm'
         """
-        key, default = ("remote", "zenoh") if remote else ("local", "shm")
+        if remote:
+            return _remote_backend(self.dataflow, sender)
+        from doradus.backends import DEFAULT_LOCAL_BACKEND
+
         own = sender.communication
-        if isinstance(own, str) and own and not remote:
+        if isinstance(own, str) and own:
             return own
-        if isinstance(own, dict) and isinstance(own.get(key), str) and own[key]:
-            return str(own[key])
-        chosen = self.dataflow.communication.get(key)
-        return str(chosen) if isinstance(chosen, str) and chosen else default
+        if isinstance(own, dict) and isinstance(own.get("local"), str) and own["local"]:
+            return str(own["local"])
+        chosen = self.dataflow.communication.get("local")
+        return str(chosen) if isinstance(chosen, str) and chosen else DEFAULT_LOCAL_BACKEND
 
     def _remote_options(self, backend: str, receiver: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """Options of a link crossing machines, from the endpoints the coordinator gathered.
 
-        Zenoh links connect to this machine's router (routers of the run's machines are
-        connected to each other); listening transports use the receiver's announced address.
+        A backend with a `Backend.machine_router` reaches this machine's router (routers of the
+        run's machines are connected to each other); others use the address the receiver's
+        machine announced (`Backend.link_options`).
         """
+        from doradus.backends import backend_class
+
         settings = self.dataflow.communication.get(backend)
         common = dict(settings) if isinstance(settings, dict) else {}
         common["prefix"] = f"doradus/{self.run_id}/"
-        if backend == "zenoh":
-            # Nodes meet at their machine's router as Zenoh clients (peers behind a router
-            # would need gossip, which stays off).
-            router = str(self.remote.get("router") or "")
-            return {**common, "connect": [router], "mode": "client"}, {
-                **common,
-                "connect": [router],
-                "mode": "client",
-            }
+        declared = backend_class(backend)
+        if declared.machine_router:
+            return declared.router_link_options(common, str(self.remote.get("router") or ""))
         address = str((self.remote.get("listen") or {}).get(f"{receiver}|{backend}", ""))
-        return {**common, "connect": address}, {**common, "listen": address}
+        host, _, port = address.rpartition(":")
+        return declared.link_options(common, host, int(port or 0))
 
     def inbound_remote(self) -> list[tuple[str, str]]:
         """(receiver, backend) of each link that reaches a node of this machine from another machine.
 
-        What this daemon must announce a listening address for (Zenoh needs none: it uses routers).
+        What this daemon must announce a listening address for (a backend with a
+        `Backend.machine_router` needs none: it uses routers).
 
         Example::
 
             daemon.inbound_remote()   # [('detector', 'tcp')]
         """
+        from doradus.backends import backend_class
+
         found = set()
         for spec in self.dataflow.nodes:
             if spec.id not in self.nodes:
@@ -557,7 +572,7 @@ class LocalDaemon:
             for inp in spec.inputs.values():
                 if isinstance(inp.source, NodeSource) and inp.source.node not in self.nodes:
                     found.add((spec.id, self.link_backend(self._specs[inp.source.node], remote=True)))
-        return sorted(found)
+        return sorted((r, b) for r, b in found if not backend_class(b).machine_router)
 
     def peer_gone(self, node_id: str) -> None:
         """A node on another machine ended: tell the local nodes that read it.
@@ -580,23 +595,20 @@ class LocalDaemon:
                         pass
 
     def _network_options(self, backend: str, receiver: str) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Options of a network link on this machine.
+        """Options of a network link on this machine (`Backend.link_options`).
 
-        The dataflow's settings for the backend, the run's topic prefix, and for listening
-        transports the receiver's address (one per receiver and backend).
+        The dataflow's settings for the backend, the run's topic prefix, and the receiver's
+        loopback address (one per receiver and backend).
         """
+        from doradus.backends import backend_class
+
         settings = self.dataflow.communication.get(backend)
         common = dict(settings) if isinstance(settings, dict) else {}
         common["prefix"] = f"doradus/{self.run_id}/"
         key = (receiver, backend)
         if key not in self._listen:
             self._listen[key] = _free_loopback_port()
-        port = self._listen[key]
-        if backend == "zenoh":
-            endpoint = f"tcp/127.0.0.1:{port}"
-            return {**common, "connect": [endpoint]}, {**common, "listen": [endpoint]}
-        address = f"127.0.0.1:{port}"
-        return {**common, "connect": address}, {**common, "listen": address}
+        return backend_class(backend).link_options(common, "127.0.0.1", self._listen[key])
 
     def _config(self, proc: NodeProcess) -> dict[str, Any]:
         inputs: dict[str, Any] = {}
@@ -625,7 +637,7 @@ class LocalDaemon:
                 o: f.to_json() for o, f in proc.spec.output_formats.items() if f.name != "arrow"
             },
             "links": [spec for spec, _sock in proc.links],
-            "backends": sorted({str(spec.get("backend", "shm")) for spec, _sock in proc.links}),
+            "backends": sorted({str(spec["backend"]) for spec, _sock in proc.links}),
             "restart_count": 0,
             # the daemon sends on it: the node itself may not (see `Node.send_output`)
             "stdout_output": proc.spec.send_stdout_as if self._relays_stdout(proc.spec.id) else None,
@@ -1032,17 +1044,25 @@ class LocalDaemon:
         self._changed.notify_all()
 
     def _tell_peers_gone(self, proc: NodeProcess) -> None:
-        """Receivers reading ``proc`` over a network backend learn that it ended (caller holds the lock).
+        """Receivers reading ``proc`` learn that it ended, unless their links show it (caller holds the lock).
 
-        Shared-memory receivers see their socket close; a broker or a topic does not say it.
+        Socket-pair receivers see their socket close (`Backend.reports_sender_end`); a broker or
+        a topic does not say it.
         """
+        from doradus.backends import backend_class
+
+        told = {
+            output
+            for (sender, output), backend in self.edge_backends.items()
+            if sender == proc.spec.id and not backend_class(backend).reports_sender_end
+        }
         for other in self.nodes.values():
             if other is proc or other.conn is None or other.exited:
                 continue
             if any(
                 isinstance(inp.source, NodeSource)
                 and inp.source.node == proc.spec.id
-                and self.edge_backends.get((proc.spec.id, inp.source.output), "shm") != "shm"
+                and inp.source.output in told
                 for inp in other.spec.inputs.values()
             ):
                 try:
@@ -1611,36 +1631,42 @@ def _crossing(flow: Dataflow, placement: dict[str, str], machine: str) -> list[t
 
 
 def _remote_backend(flow: Dataflow, sender: NodeSpec) -> str:
+    """The backend of a sender's edges to other machines: the node's ``remote``, else the dataflow's."""
+    from doradus.backends import DEFAULT_REMOTE_BACKEND
+
     own = sender.communication
     if isinstance(own, dict) and isinstance(own.get("remote"), str) and own["remote"]:
         return str(own["remote"])
     chosen = flow.communication.get("remote")
-    return str(chosen) if isinstance(chosen, str) and chosen else "zenoh"
+    return str(chosen) if isinstance(chosen, str) and chosen else DEFAULT_REMOTE_BACKEND
 
 
 def inbound_remote(flow: Dataflow, placement: dict[str, str], machine: str) -> list[tuple[str, str]]:
     """(receiver, backend) of each link reaching a node on ``machine`` from another machine.
 
-    Example::
-
-        inbound_remote(flow, {"camera": "robot", "detector": "gpu"}, "gpu")   # [('detector', 'zenoh')]
-    """
-    return sorted(
-        {
-            (b, _remote_backend(flow, flow.node(a)))
-            for a, b, here in _crossing(flow, placement, machine)
-            if here
-        }
-    )
-
-
-def uses_zenoh_across(flow: Dataflow, placement: dict[str, str], machine: str) -> bool:
-    """Whether a link between ``machine`` and another machine travels on Zenoh.
+    What ``machine`` must announce a listening address for: links of a backend with a
+    `Backend.machine_router` meet at routers instead (`router_backends_across`).
 
     Example::
 
-        uses_zenoh_across(flow, {"camera": "robot", "detector": "gpu"}, "gpu")   # True
+        inbound_remote(flow, {"camera": "robot", "detector": "gpu"}, "gpu")   # [('detector', 'tcp')]
     """
-    return any(
-        _remote_backend(flow, flow.node(a)) == "zenoh" for a, _b, _h in _crossing(flow, placement, machine)
-    )
+    from doradus.backends import backend_class
+
+    found = {
+        (b, _remote_backend(flow, flow.node(a))) for a, b, here in _crossing(flow, placement, machine) if here
+    }
+    return sorted((r, b) for r, b in found if not backend_class(b).machine_router)
+
+
+def router_backends_across(flow: Dataflow, placement: dict[str, str], machine: str) -> list[str]:
+    """The backends with a `Backend.machine_router` that carry links between ``machine`` and others.
+
+    Example::
+
+        router_backends_across(flow, {"camera": "robot", "detector": "gpu"}, "gpu")   # ['zenoh']
+    """
+    from doradus.backends import backend_class
+
+    used = {_remote_backend(flow, flow.node(a)) for a, _b, _h in _crossing(flow, placement, machine)}
+    return sorted(name for name in used if backend_class(name).machine_router)

@@ -2,7 +2,14 @@
 
 The registry maps the names used in dataflow files (``communication:``) to
 implementations, imported only when used. Third-party backends register
-through the ``doradus.backends`` entry-point group.
+through the ``doradus.backends`` entry-point group. What differs between
+backends is said by hooks on their class (`Backend`), which the rest of
+Doradus reads through `backend_class`; no other part of Doradus names a
+backend.
+
+May import: the wire format and the foundation modules; each backend its own
+library, lazily. Never codecs, the dataflow model, the node process, the runtime
+or the control plane.
 
 Example:
     >>> get_backend("shm").name
@@ -28,6 +35,10 @@ _BUILTIN: dict[str, tuple[str, str, str | None]] = {
 
 
 _REGISTRY = Registry("backend", "doradus.backends", _BUILTIN)
+DEFAULT_LOCAL_BACKEND = "shm"
+"""The backend of edges between nodes of one machine unless a dataflow says otherwise."""
+DEFAULT_REMOTE_BACKEND = "zenoh"
+"""The backend of edges crossing machines unless a dataflow says otherwise."""
 
 
 def backend_names() -> list[str]:
@@ -38,6 +49,20 @@ def backend_names() -> list[str]:
         True
     """
     return _REGISTRY.names()
+
+
+def backend_class(name: str) -> type[Backend]:
+    """The backend class registered under ``name``, to read its hooks: its library is not imported.
+
+    Raises:
+        KeyError: no such backend (the message lists the known ones).
+
+    Example:
+        >>> backend_class("zenoh").machine_router
+        True
+    """
+    backend: type[Backend] = _REGISTRY.find(name)
+    return backend
 
 
 def get_backend(name: str) -> type[Backend]:

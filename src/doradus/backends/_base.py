@@ -25,14 +25,32 @@ from __future__ import annotations
 
 import select
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, NamedTuple, Protocol
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol
 
-import numpy as np
-import pyarrow as pa
+if TYPE_CHECKING:
+    # Only for annotations: importing the interface (the registry, `doradus check` reading a
+    # backend's hooks) needs neither numpy nor pyarrow.
+    import numpy as np
+    import pyarrow as pa
 
-from doradus._wire.values import ValuePlan
+    from doradus._wire.values import ValuePlan
+
+LinkOptions = tuple[dict[str, Any], dict[str, Any]]
+"""The options of a link's sending end and of its receiving end (`Backend.link_options`)."""
+
+
+def host_port(host: str, port: int) -> str:
+    """``host:port``, with an IPv6 host in brackets.
+
+    Example:
+        >>> host_port("127.0.0.1", 7000), host_port("::1", 7000)
+        ('127.0.0.1:7000', '[::1]:7000')
+    """
+    host = host.strip("[]")
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class Outgoing(NamedTuple):
@@ -99,15 +117,139 @@ class Receiver(Protocol):
         """Something went wrong that the node should hear about."""
 
 
+class MachineRouter(Protocol):
+    """A machine's meeting point for links crossing machines (`Backend.open_machine_router`)."""
+
+    def close(self) -> None:
+        """Stop routing; must succeed even after errors."""
+
+
 class Backend(ABC):
     """Moves one node's messages. Implementations: one module each, one registry line.
 
     Lifecycle: ``open(links, fds)`` wires the links the daemon prepared;
     ``start()`` begins receiving; ``send`` may then be called from any thread;
     ``close()`` releases everything and must succeed even after errors.
+
+    Hooks: what the rest of Doradus asks of a backend *class*, before any node
+    runs (``doradus check``, the daemon wiring links, the machine daemon). Each
+    has a default that suits a third-party network backend, which then needs
+    none of them; the built-in backends set their own. The daemon and
+    ``doradus check`` read them through `doradus.backends.backend_class`, so
+    a backend's module must import its library inside methods and name it in
+    `requires` (the registry imports it for `doradus.backends.get_backend`,
+    with an install hint when it is missing).
+
+    Example:
+        >>> from doradus.backends import backend_class
+        >>> backend_class("tcp").uses_socket_pairs, backend_class("shm").uses_socket_pairs
+        (False, True)
     """
 
     name: ClassVar[str]
+
+    requires: ClassVar[tuple[str, ...]] = ()
+    """Modules this backend imports when it runs (its library), imported by `get_backend` first.
+
+    A missing one makes `get_backend` raise ImportError naming the ``pip install`` to run.
+    """
+
+    options: ClassVar[frozenset[str] | None] = None
+    """The options a dataflow may give this backend (``communication: {<name>: {...}}``).
+
+    ``doradus check`` reports any other, with a did-you-mean. None (the default): the backend
+    does not declare them, and ``check`` accepts anything.
+    """
+
+    option_choices: ClassVar[Mapping[str, tuple[Any, ...]]] = MappingProxyType({})
+    """Allowed values of some `options` (option → values); ``check`` reports any other value."""
+
+    uses_socket_pairs: ClassVar[bool] = False
+    """The daemon connects each link of this backend with a Unix socket pair, and nothing else.
+
+    True: both nodes must run on the daemon's machine; `open` gets one end per link in
+    ``fds`` (in link order) and no addresses. False (the default): links get no descriptor
+    and `link_options` says where they meet.
+    """
+
+    reports_sender_end: ClassVar[bool] = False
+    """A receiver's links show by themselves that a sender ended (a socket closes with its process).
+
+    False (the default): the daemon tells receiving nodes when a sender's process exits, and
+    the node calls `sender_ended`.
+    """
+
+    machine_router: ClassVar[bool] = False
+    """Links crossing machines meet at one router per machine instead of at each receiver.
+
+    True: the machine daemon of each machine a link crosses opens a router
+    (`router_endpoint`, `open_machine_router`) and nodes reach each other through it
+    (`router_link_options`). False (the default): each receiver listens at an address its
+    machine announces, and `link_options` applies across machines too. One router backend
+    per run may cross machines.
+    """
+
+    close_when_main_thread_ends: ClassVar[bool] = True
+    """Close this backend as the node's main thread ends, before Python joins the other threads.
+
+    Backends holding sessions or threads that would keep the process alive (and whose
+    receivers learn the end of a sender from its close) set True; a backend whose links the
+    kernel closes with the process may leave it False.
+    """
+
+    @classmethod
+    def link_options(cls, common: dict[str, Any], host: str, port: int) -> LinkOptions:
+        """Options of a link's sending end and its receiving end, the receiver listening at ``host:port``.
+
+        ``common`` holds the dataflow's settings for this backend and the run's topic
+        ``prefix``; ``host:port`` is free for the receiver: a loopback port on one machine,
+        or the address its machine announced for links from other machines. The default,
+        for a backend where receivers listen and senders connect: ``connect`` and
+        ``listen`` as ``host:port``. A broker backend can ignore the address.
+
+        Example:
+            >>> Backend.link_options({"prefix": "p/"}, "127.0.0.1", 7000)
+            ({'prefix': 'p/', 'connect': '127.0.0.1:7000'}, {'prefix': 'p/', 'listen': '127.0.0.1:7000'})
+        """
+        address = host_port(host, port)
+        return {**common, "connect": address}, {**common, "listen": address}
+
+    @classmethod
+    def router_endpoint(cls, host: str, port: int) -> str:
+        """The address a `machine_router` backend's router listens on, as other routers reach it.
+
+        Example:
+            >>> Backend.router_endpoint("10.0.0.1", 7447)
+            '10.0.0.1:7447'
+        """
+        return host_port(host, port)
+
+    @classmethod
+    def open_machine_router(cls, endpoint: str, peers: Sequence[str]) -> MachineRouter:
+        """Start this machine's router on ``endpoint``, connected to the routers at ``peers``.
+
+        Only called when `machine_router` is True; the machine daemon closes it when the run ends.
+
+        Raises:
+            ConnectError: the router cannot start.
+
+        Example::
+
+            router = ZenohBackend.open_machine_router("tcp/10.0.0.1:7447", ["tcp/10.0.0.2:7447"])
+        """
+        raise NotImplementedError(f"backend {cls.name!r} has no machine router")
+
+    @classmethod
+    def router_link_options(cls, common: dict[str, Any], router: str) -> LinkOptions:
+        """Options of a link's two ends across machines, each node reaching its machine's ``router``.
+
+        Only called when `machine_router` is True.
+
+        Example::
+
+            ZenohBackend.router_link_options({}, "tcp/10.0.0.1:7447")[0]["mode"]   # 'client'
+        """
+        raise NotImplementedError(f"backend {cls.name!r} has no machine router")
 
     def __init__(self, node_id: str, receiver: Receiver) -> None:
         self.node_id = node_id
@@ -138,7 +280,17 @@ class Backend(ABC):
 
         The default is ordinary memory.
         """
+        import numpy as np
+
         return np.empty(nbytes, dtype=np.uint8)
+
+    def sender_ended(self, peer: str) -> None:  # noqa: B027 - an optional hook, empty by default
+        """The daemon says node ``peer`` exited: close the inputs it fed once nothing more comes.
+
+        Called for backends without `reports_sender_end` (and for every backend when the
+        sender ran on another machine). A backend whose links show a sender's end by
+        themselves (a closed socket, an ``END`` frame) may ignore it, as this default does.
+        """
 
     def idle(self) -> None:  # noqa: B027 - an optional hook, empty by default
         """The node is about to wait for events: a moment for housekeeping."""

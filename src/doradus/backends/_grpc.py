@@ -51,11 +51,8 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import grpc  # type: ignore[import-untyped]  # grpcio ships no type hints
-
 from doradus._exceptions import ConnectError
-from doradus.backends import _doradus_link_pb2 as pb
-from doradus.backends._network import NetLink, NetworkBackend
+from doradus.backends._network import LINK_OPTIONS, NetLink, NetworkBackend
 from doradus.backends._tcp import DEFAULT_INTERVAL, DEFAULT_RETRIES, parse_host_port
 
 SERVICE = "doradus.link.v1.Link"
@@ -166,6 +163,9 @@ class GrpcBackend(NetworkBackend):
 
     name = "grpc"
     topics = False
+    # grpcio and protobuf are imported when a backend opens, not with this module.
+    requires = ("grpc", "google.protobuf")
+    options = LINK_OPTIONS | {"max_message"}
 
     def __init__(self, node_id: str, receiver: Any) -> None:
         super().__init__(node_id, receiver)
@@ -176,43 +176,54 @@ class GrpcBackend(NetworkBackend):
     # ------------------------------------------------------------ opening
     def _open_transport(self) -> None:
         if self.in_links:
-            options: dict[str, Any] = {}
-            for link in self.in_links.values():
-                if link.options.get("listen"):
-                    options = link.options
-                    break
-            listen = str(options.get("listen") or "127.0.0.1:0")
-            host, port = parse_host_port(listen)
-            max_message = int(options.get("max_message", DEFAULT_MAX_MESSAGE))
-            server = grpc.server(
-                ThreadPoolExecutor(max_workers=len(self.in_links) + 4, thread_name_prefix="grpc-link"),
-                options=_options(max_message),
-            )
-            handler = grpc.method_handlers_generic_handler(
-                SERVICE,
-                {
-                    "Stream": grpc.stream_unary_rpc_method_handler(
-                        self._stream,
-                        request_deserializer=pb.Frame.FromString,
-                        response_serializer=pb.Ack.SerializeToString,
-                    )
-                },
-            )
-            server.add_generic_rpc_handlers((handler,))
-            shown = f"[{host}]" if ":" in host else host
-            try:
-                bound = server.add_insecure_port(f"{shown}:{port}")
-            except Exception as exc:  # grpc raises RuntimeError when it cannot bind
-                raise ConnectError(f"cannot listen on {listen}: {exc}") from exc
-            if not bound:
-                raise ConnectError(f"cannot listen on {listen}")
-            server.start()
-            self._server = server
-            self.address = (host, int(bound))
+            self._serve()
         for link in self.out_links:
             self._connect(link)
 
+    def _serve(self) -> None:
+        import grpc  # type: ignore[import-untyped]  # grpcio ships no type hints
+
+        from doradus.backends import _doradus_link_pb2 as pb
+
+        options: dict[str, Any] = {}
+        for link in self.in_links.values():
+            if link.options.get("listen"):
+                options = link.options
+                break
+        listen = str(options.get("listen") or "127.0.0.1:0")
+        host, port = parse_host_port(listen)
+        max_message = int(options.get("max_message", DEFAULT_MAX_MESSAGE))
+        server = grpc.server(
+            ThreadPoolExecutor(max_workers=len(self.in_links) + 4, thread_name_prefix="grpc-link"),
+            options=_options(max_message),
+        )
+        handler = grpc.method_handlers_generic_handler(
+            SERVICE,
+            {
+                "Stream": grpc.stream_unary_rpc_method_handler(
+                    self._stream,
+                    request_deserializer=pb.Frame.FromString,
+                    response_serializer=pb.Ack.SerializeToString,
+                )
+            },
+        )
+        server.add_generic_rpc_handlers((handler,))
+        shown = f"[{host}]" if ":" in host else host
+        try:
+            bound = server.add_insecure_port(f"{shown}:{port}")
+        except Exception as exc:  # grpc raises RuntimeError when it cannot bind
+            raise ConnectError(f"cannot listen on {listen}: {exc}") from exc
+        if not bound:
+            raise ConnectError(f"cannot listen on {listen}")
+        server.start()
+        self._server = server
+        self.address = (host, int(bound))
+
     def _connect(self, link: NetLink) -> None:
+        import grpc
+
+        from doradus.backends import _doradus_link_pb2 as pb
+
         target = str(link.options.get("connect") or "")
         if not target:
             raise ConnectError(f"link to {link.peer!r} has no `connect` address")
@@ -239,12 +250,18 @@ class GrpcBackend(NetworkBackend):
         link.handle = (channel, pipe, call)
 
     def _requests(self, pipe: FramePipe) -> Iterator[Any]:
+        from doradus.backends import _doradus_link_pb2 as pb
+
         yield pb.Frame(sender=self.node_id)
         for frame in pipe.frames():
             yield pb.Frame(data=frame)
 
     # ---------------------------------------------------------- receiving
     def _stream(self, requests: Iterator[Any], context: Any) -> Any:
+        import grpc
+
+        from doradus.backends import _doradus_link_pb2 as pb
+
         peer: str | None = None
         count = 0
         try:

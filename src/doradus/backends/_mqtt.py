@@ -93,23 +93,22 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, fields
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
-from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from doradus._exceptions import ConnectError, TransportError
 from doradus.backends._base import Receiver
 from doradus.backends._fragments import Reassembler, merged_options, split_frame
 from doradus.backends._network import NetworkBackend
 
+if TYPE_CHECKING:  # paho-mqtt is imported when a backend opens (see `MqttBackend.requires`)
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.reasoncodes import ReasonCode
+
 DEFAULT_URL = "mqtt://127.0.0.1:1883"
+QOS_LEVELS = (0, 1, 2)
 SESSIONS = ("clean", "persistent")
 HANDSHAKE_TIMEOUT = 10.0
 """Seconds to wait for ``CONNACK`` and ``SUBACK`` once connected."""
@@ -198,7 +197,7 @@ class MqttSettings:
             raise TransportError(
                 f"mqtt url must start with mqtt:// (TLS is not supported), not {settings.url!r}"
             )
-        if settings.qos not in (0, 1, 2):
+        if settings.qos not in QOS_LEVELS:
             raise TransportError(f"mqtt qos must be 0, 1 or 2, not {settings.qos}")
         if settings.session not in SESSIONS:
             raise TransportError(
@@ -225,6 +224,9 @@ class MqttBackend(NetworkBackend):
 
     name = "mqtt"
     topics = True
+    requires = ("paho.mqtt",)
+    options = frozenset(f.name for f in fields(MqttSettings))
+    option_choices = MappingProxyType({"qos": QOS_LEVELS, "session": SESSIONS})
 
     def __init__(self, node_id: str, receiver: Receiver) -> None:
         super().__init__(node_id, receiver)
@@ -263,6 +265,9 @@ class MqttBackend(NetworkBackend):
         return base if self.settings.session == "persistent" else f"{base}-{uuid.uuid4().hex[:8]}"
 
     def _open_transport(self) -> None:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
         self.settings = MqttSettings.from_options(merged_options([*self.out_links, *self.in_links.values()]))
         for peer, link in self.in_links.items():
             for output in link.routes:
@@ -288,6 +293,9 @@ class MqttBackend(NetworkBackend):
             self._abort(f"the broker did not confirm the subscription: {self._refused or 'no SUBACK'}")
 
     def _connect(self, client: mqtt.Client) -> None:
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+
         settings = self.settings
         # paho-mqtt's Properties.__init__ carries no annotations.
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
@@ -321,6 +329,9 @@ class MqttBackend(NetworkBackend):
         raise ConnectError(f"node {self.node_id!r} at {self.settings.url}: {why}")
 
     def _close_transport(self) -> None:
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+
         client, self._client = self._client, None
         if client is None:
             return
@@ -338,6 +349,8 @@ class MqttBackend(NetworkBackend):
     def _on_connect(
         self, client: mqtt.Client, _userdata: Any, flags: Any, reason: ReasonCode, _props: Any
     ) -> None:
+        from paho.mqtt.subscribeoptions import SubscribeOptions
+
         if reason.is_failure:
             self._refused = str(reason)
             self._connected.set()
@@ -412,6 +425,9 @@ class MqttBackend(NetworkBackend):
                     return  # the receiver drops the partial frame
 
     def _publish_one(self, topic: str, message: bytes) -> bool:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import MQTTErrorCode
+
         client = self._client
         if client is None:
             return False

@@ -2,9 +2,10 @@
 
 `MultiBackend` groups the node's links by backend, opens one instance of
 each, and fans calls out: a message goes to every backend that has a
-receiver for its output. The node's thread waits on the shared-memory
-backend's sockets when there is one (its fast path), otherwise on its wake-up
-descriptor alone while the network backends deliver from their own threads.
+receiver for its output. The node's thread waits on the sockets of the
+backend whose links are socket pairs (`Backend.uses_socket_pairs`, the
+fast path) when there is one, otherwise on its wake-up descriptor alone
+while the other backends deliver from their own threads.
 
 Example::
 
@@ -15,11 +16,12 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from doradus.backends._base import Backend, BackendStatistics, LinkSpec, Outgoing, Receiver
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class MultiBackend(Backend):
@@ -30,15 +32,23 @@ class MultiBackend(Backend):
     def __init__(self, node_id: str, receiver: Receiver, classes: dict[str, type[Backend]]) -> None:
         super().__init__(node_id, receiver)
         self.parts: dict[str, Backend] = {name: cls(node_id, receiver) for name, cls in classes.items()}
-        self._primary = self.parts.get("shm")
+        self._primary = next((b for b in self.parts.values() if b.uses_socket_pairs), None)
 
     def open(self, links: Sequence[LinkSpec], fds: Sequence[int]) -> None:
-        """Hand each backend its links; descriptors go, in order, with the ``shm`` links."""
+        """Hand each backend its links (``options["backend"]``), and its descriptors in link order.
+
+        ``fds`` hold one descriptor per link of a backend that `uses_socket_pairs`, in link order.
+        """
         grouped: dict[str, list[LinkSpec]] = {name: [] for name in self.parts}
+        grouped_fds: dict[str, list[int]] = {name: [] for name in self.parts}
+        remaining = iter(fds)
         for spec in links:
-            grouped[str(spec.options.get("backend", "shm"))].append(spec)
+            name = str(spec.options["backend"])
+            grouped[name].append(spec)
+            if self.parts[name].uses_socket_pairs:
+                grouped_fds[name].append(next(remaining))
         for name, backend in self.parts.items():
-            backend.open(grouped[name], list(fds) if name == "shm" else [])
+            backend.open(grouped[name], grouped_fds[name])
 
     def start(self) -> None:
         """Start every backend."""
@@ -70,7 +80,7 @@ class MultiBackend(Backend):
         )
 
     def allocate(self, nbytes: int) -> np.ndarray:
-        """Shared memory when the node has ``shm`` links, else ordinary memory."""
+        """What the socket-pair backend gives (shared memory for ``shm``), else ordinary memory."""
         if self._primary is not None:
             return self._primary.allocate(nbytes)
         return super().allocate(nbytes)
@@ -81,20 +91,18 @@ class MultiBackend(Backend):
             backend.idle()
 
     def wait(self, timeout: float, wake_fd: int) -> None:
-        """Wait on the shared-memory links when there are some (other backends wake ``wake_fd``)."""
+        """Wait on the socket-pair links when there are some (other backends wake ``wake_fd``)."""
         if self._primary is not None:
             self._primary.wait(timeout, wake_fd)
         else:
             super().wait(timeout, wake_fd)
 
-    def peer_gone(self, peer: str) -> None:
-        """A sender ended: backends that cannot see it themselves close its inputs.
+    def sender_ended(self, peer: str) -> None:
+        """A sender ended: every backend hears it (those that see it themselves ignore it).
 
         Example::
 
-            backend.peer_gone("camera")
+            backend.sender_ended("camera")
         """
         for backend in self.parts.values():
-            gone: Any = getattr(backend, "sender_ended", None) or getattr(backend, "peer_gone", None)
-            if gone is not None:
-                gone(peer)
+            backend.sender_ended(peer)

@@ -50,6 +50,8 @@ from doradus.backends._frames import decode_end, decode_frame, encode_end, encod
 
 QUIET = 0.5
 """Seconds without a frame from a sender that exited before its inputs close (see `sender_ended`)."""
+LINK_OPTIONS = frozenset({"listen", "connect", "connect_retries", "retry_interval"})
+"""The options of a backend whose receivers listen and senders connect (`Backend.link_options`)."""
 
 
 @dataclass

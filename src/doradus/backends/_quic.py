@@ -52,33 +52,21 @@ Example::
 from __future__ import annotations
 
 import asyncio
-import datetime
-import fcntl
-import ipaddress
-import os
 import socket
 import struct
 import threading
-from collections import deque
 from collections.abc import Coroutine
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, TypeVar
-
-from aioquic.asyncio.protocol import QuicConnectionProtocol
-from aioquic.asyncio.server import QuicServer
-from aioquic.asyncio.server import serve as quic_serve
-from aioquic.quic import events
-from aioquic.quic.configuration import QuicConfiguration
-from aioquic.quic.connection import QuicConnection
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from doradus._exceptions import ConnectError
-from doradus.backends._network import NetLink, NetworkBackend
+from doradus.backends._network import LINK_OPTIONS, NetLink, NetworkBackend
 from doradus.backends._tcp import DEFAULT_INTERVAL, DEFAULT_RETRIES, parse_host_port
+
+if TYPE_CHECKING:  # aioquic is imported when a backend opens (see `QuicBackend.requires`)
+    from aioquic.asyncio.server import QuicServer
+    from aioquic.quic.configuration import QuicConfiguration
+
+    from doradus.backends._quic_link import Outbound
 
 ALPN = "doradus"
 LENGTH = struct.Struct("<Q")
@@ -89,247 +77,8 @@ ACK_EVERY = 1 << 20
 """The receiver acknowledges after processing this many more bytes."""
 CLOSE_TIMEOUT = 10.0
 DEFAULT_IDLE_TIMEOUT = 60.0
-CERT_FILE = "cert.pem"
-KEY_FILE = "key.pem"
 
 T = TypeVar("T")
-
-
-# ------------------------------------------------------------ certificates
-def default_cert_dir() -> Path:
-    """Where the generated certificate lives: ``$XDG_CONFIG_HOME/doradus/quic`` or ``~/.config/doradus/quic``.
-
-    Example::
-
-        default_cert_dir()   # PosixPath('/home/me/.config/doradus/quic')
-    """
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "doradus" / "quic"
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(temp, path)
-
-
-def generate_certificate(days: int = 3650) -> tuple[bytes, bytes]:
-    """A new self-signed P-256 certificate for ``127.0.0.1``, ``::1`` and ``localhost``: (cert PEM, key PEM).
-
-    Example:
-        >>> cert, key = generate_certificate()
-        >>> cert.startswith(b"-----BEGIN CERTIFICATE-----")
-        True
-    """
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "doradus quic link")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=days))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [
-                    x509.DNSName("localhost"),
-                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                    x509.IPAddress(ipaddress.ip_address("::1")),
-                ]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return cert.public_bytes(serialization.Encoding.PEM), key_pem
-
-
-def ensure_certificate(directory: Path | None = None) -> tuple[Path, Path]:
-    """The default certificate and key files, generated on first use: (cert path, key path).
-
-    The folder is created 0700 and the files 0600; a file lock keeps nodes
-    that start together from generating two different certificates.
-
-    Example::
-
-        cert, key = ensure_certificate()
-    """
-    folder = directory or default_cert_dir()
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(folder, 0o700)
-    cert_path, key_path = folder / CERT_FILE, folder / KEY_FILE
-    lock_fd = os.open(folder / ".lock", os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(lock_fd, fcntl.LOCK_EX)
-        if not (cert_path.exists() and key_path.exists()):
-            cert_pem, key_pem = generate_certificate()
-            _write_private(key_path, key_pem)
-            _write_private(cert_path, cert_pem)
-    finally:
-        os.close(lock_fd)  # releases the lock
-    return cert_path, key_path
-
-
-# ------------------------------------------------------------------ framing
-class RecordReader:
-    """Splits a byte stream into length-prefixed records (8-byte little-endian length, then the bytes).
-
-    Example:
-        >>> reader = RecordReader()
-        >>> data = LENGTH.pack(2) + b"hi" + LENGTH.pack(0)
-        >>> [bytes(r) for r in reader.feed(data[:5]) + reader.feed(data[5:])]
-        [b'hi', b'']
-    """
-
-    def __init__(self) -> None:
-        self._head = bytearray()
-        self._body: bytearray | None = None
-        self._got = 0
-
-    def feed(self, data: bytes) -> list[bytearray]:
-        """The records that ``data`` completes, in order."""
-        done: list[bytearray] = []
-        view = memoryview(data)
-        pos, end = 0, len(view)
-        while pos < end:
-            if self._body is None:
-                take = view[pos : pos + LENGTH.size - len(self._head)]
-                self._head += take
-                pos += len(take)
-                if len(self._head) == LENGTH.size:
-                    size = LENGTH.unpack(self._head)[0]
-                    self._head.clear()
-                    self._body, self._got = bytearray(size), 0
-                    if size == 0:
-                        done.append(self._body)
-                        self._body = None
-            else:
-                body = self._body
-                take_n = min(len(body) - self._got, end - pos)
-                body[self._got : self._got + take_n] = view[pos : pos + take_n]
-                self._got += take_n
-                pos += take_n
-                if self._got == len(body):
-                    done.append(body)
-                    self._body = None
-        return done
-
-
-@dataclass
-class _Outbound:
-    """The sender's side of one link, touched only from the loop thread."""
-
-    protocol: LinkProtocol
-    transport: asyncio.DatagramTransport
-    stream_id: int
-    written: int = 0
-    acked: int = 0
-    progress: asyncio.Event = field(default_factory=asyncio.Event)
-    finished: asyncio.Event = field(default_factory=asyncio.Event)
-    broken: str | None = None
-    acks: bytearray = field(default_factory=bytearray)
-    pending: deque[bytes] = field(default_factory=deque)
-    """Records handed over by senders, not yet written to the stream (guarded by ``cond``)."""
-    pending_bytes: int = 0
-    scheduled: bool = False
-    cond: threading.Condition = field(default_factory=threading.Condition)
-
-
-@dataclass
-class _Inbound:
-    """The receiver's side of one stream."""
-
-    reader: RecordReader = field(default_factory=RecordReader)
-    peer: str | None = None
-    received: int = 0
-    acked: int = 0
-
-
-class LinkProtocol(QuicConnectionProtocol):
-    """One QUIC connection of a `QuicBackend`, on either side.
-
-    Example::
-
-        create_protocol=lambda *a, **kw: LinkProtocol(*a, backend=backend, **kw)
-    """
-
-    def __init__(self, quic: QuicConnection, *args: Any, backend: QuicBackend, **kwargs: Any) -> None:
-        super().__init__(quic, *args, **kwargs)
-        self.backend = backend
-        self.outbound: _Outbound | None = None
-        self.inbound: dict[int, _Inbound] = {}
-
-    def error_received(self, exc: Exception) -> None:
-        """An ICMP error (nobody listens there): fail a handshake in progress at once."""
-        waiter = self._connected_waiter
-        if waiter is not None and not waiter.done():
-            self._connected_waiter = None
-            waiter.set_exception(ConnectionRefusedError(str(exc)))
-
-    def quic_event_received(self, event: events.QuicEvent) -> None:
-        """Route stream data and connection ends to the sender's or the receiver's side."""
-        if isinstance(event, events.StreamDataReceived):
-            if self.outbound is not None:
-                self._acks(self.outbound, event)
-            else:
-                self._records(event)
-        elif isinstance(event, events.ConnectionTerminated):
-            out = self.outbound
-            if out is not None:
-                if not out.finished.is_set():
-                    out.broken = event.reason_phrase or f"connection closed (error {event.error_code})"
-                out.progress.set()
-                out.finished.set()
-                with out.cond:
-                    out.cond.notify_all()
-            for state in self.inbound.values():
-                if state.peer is not None:
-                    self.backend.peer_gone(state.peer)
-
-    def _acks(self, out: _Outbound, event: events.StreamDataReceived) -> None:
-        out.acks += event.data
-        usable = len(out.acks) - len(out.acks) % LENGTH.size
-        if usable:
-            out.acked = LENGTH.unpack_from(out.acks, usable - LENGTH.size)[0]
-            del out.acks[:usable]
-            out.progress.set()
-            self.backend._flush(out)
-        if event.end_stream:
-            out.finished.set()
-
-    def _records(self, event: events.StreamDataReceived) -> None:
-        state = self.inbound.get(event.stream_id)
-        if state is None:
-            state = self.inbound[event.stream_id] = _Inbound()
-        for record in state.reader.feed(event.data):
-            if state.peer is None:
-                if len(record) > HELLO_MAX:
-                    self.close(reason_phrase="a sender id longer than 4096 B")
-                    return
-                state.peer = record.decode()
-                continue
-            self.backend._frame(state.peer, record)
-        state.received += len(event.data)
-        if event.end_stream:
-            self._quic.send_stream_data(event.stream_id, LENGTH.pack(state.received), end_stream=True)
-            if state.peer is not None:
-                self.backend.peer_gone(state.peer)  # no-op when an END frame already closed its inputs
-        elif state.received - state.acked >= ACK_EVERY:
-            state.acked = state.received
-            self._quic.send_stream_data(event.stream_id, LENGTH.pack(state.received))
 
 
 class QuicBackend(NetworkBackend):
@@ -344,6 +93,9 @@ class QuicBackend(NetworkBackend):
 
     name = "quic"
     topics = False
+    # aioquic and cryptography are imported when a backend opens (`_quic_link`, `_quic_tls`).
+    requires = ("aioquic", "cryptography")
+    options = LINK_OPTIONS | {"cert", "key", "ca", "server_name", "idle_timeout"}
 
     def __init__(self, node_id: str, receiver: Any) -> None:
         super().__init__(node_id, receiver)
@@ -394,6 +146,12 @@ class QuicBackend(NetworkBackend):
             self._run(self._start_keepalive(idle / 3))
 
     async def _serve(self, listen: str, options: dict[str, Any]) -> None:
+        from aioquic.asyncio.server import serve as quic_serve
+        from aioquic.quic.configuration import QuicConfiguration
+
+        from doradus.backends._quic_link import LinkProtocol
+        from doradus.backends._quic_tls import ensure_certificate
+
         host, port = parse_host_port(listen)
         config = QuicConfiguration(
             is_client=False,
@@ -416,7 +174,11 @@ class QuicBackend(NetworkBackend):
         assert self._server._transport is not None
         self.address = self._server._transport.get_extra_info("sockname")[:2]
 
-    async def _connect(self, link: NetLink) -> _Outbound:
+    async def _connect(self, link: NetLink) -> Outbound:
+        from aioquic.quic.configuration import QuicConfiguration
+
+        from doradus.backends._quic_tls import ensure_certificate
+
         target = str(link.options.get("connect") or "")
         if not target:
             raise ConnectError(f"link to {link.peer!r} has no `connect` address")
@@ -442,7 +204,11 @@ class QuicBackend(NetworkBackend):
         message = f"node {self.node_id!r} could not reach {link.peer!r} at {target} after {retries} attempts"
         raise ConnectError(f"{message}: {type(last).__name__} {last}")
 
-    async def _dial(self, host: str, port: int, config: QuicConfiguration) -> _Outbound:
+    async def _dial(self, host: str, port: int, config: QuicConfiguration) -> Outbound:
+        from aioquic.quic.connection import QuicConnection
+
+        from doradus.backends._quic_link import LinkProtocol, Outbound
+
         loop = asyncio.get_running_loop()
         info = (await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM))[0]
         sock = socket.socket(info[0], socket.SOCK_DGRAM)
@@ -460,7 +226,7 @@ class QuicBackend(NetworkBackend):
             protocol.connect(info[4])
             await protocol.wait_connected()
             stream_id = connection.get_next_available_stream_id()
-            out = _Outbound(protocol, transport, stream_id)
+            out = Outbound(protocol, transport, stream_id)
             protocol.outbound = out
             hello = self.node_id.encode()
             connection.send_stream_data(stream_id, LENGTH.pack(len(hello)) + hello)
@@ -479,14 +245,14 @@ class QuicBackend(NetworkBackend):
         while True:
             await asyncio.sleep(every)
             for link in self.out_links:
-                out: _Outbound | None = link.handle
+                out: Outbound | None = link.handle
                 if out is not None and out.broken is None:
                     out.protocol._quic.send_ping(0)
                     out.protocol.transmit()
 
     # ------------------------------------------------------------ sending
     def _send_link(self, link: NetLink, parts: list[bytes | memoryview]) -> None:
-        out: _Outbound = link.handle
+        out: Outbound = link.handle
         size = sum(len(p) for p in parts)
         record = b"".join([LENGTH.pack(size), *parts])
         with out.cond:
@@ -509,7 +275,7 @@ class QuicBackend(NetworkBackend):
             except RuntimeError:  # the loop is closed: the backend is closing
                 self._link_failed(link)
 
-    def _flush(self, out: _Outbound) -> None:
+    def _flush(self, out: Outbound) -> None:
         """Loop thread: move pending records to the stream while the window allows, then transmit."""
         quic = out.protocol._quic
         wrote = False
@@ -526,7 +292,7 @@ class QuicBackend(NetworkBackend):
             out.protocol.transmit()
 
     # ------------------------------------------------------------ closing
-    async def _finish(self, out: _Outbound) -> None:
+    async def _finish(self, out: Outbound) -> None:
         if out.broken is None:
             try:
                 while out.broken is None:  # write what senders queued (the window may hold some back)

@@ -77,20 +77,17 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
-
-import redis
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
+from dataclasses import dataclass, fields
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 from doradus._exceptions import ConnectError, TransportError
 from doradus.backends._base import Receiver
 from doradus.backends._fragments import Reassembler, merged_options, split_frame
 from doradus.backends._network import NetworkBackend
+
+if TYPE_CHECKING:  # redis is imported when a backend opens (see `RedisBackend.requires`)
+    import redis
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 MODES = ("pubsub", "streams")
@@ -102,7 +99,6 @@ POLL = 0.2
 HEALTH_CHECK = 10
 """Seconds of silence after which a connection is checked with a PING (finds dead peers)."""
 STREAM_FIELD = b"f"
-_DROPPED = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
 @dataclass(frozen=True)
@@ -169,6 +165,9 @@ class RedisBackend(NetworkBackend):
 
     name = "redis"
     topics = True
+    requires = ("redis",)
+    options = frozenset(f.name for f in fields(RedisSettings))
+    option_choices = MappingProxyType({"mode": MODES})
 
     def __init__(self, node_id: str, receiver: Receiver) -> None:
         super().__init__(node_id, receiver)
@@ -219,6 +218,10 @@ class RedisBackend(NetworkBackend):
                     ) from self._open_error
 
     def _new_client(self) -> redis.Redis:
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
         interval = self.settings.retry_interval
         try:
             return redis.Redis.from_url(
@@ -232,6 +235,8 @@ class RedisBackend(NetworkBackend):
             raise TransportError(f"invalid redis url {self.settings.url!r}: {exc}") from exc
 
     def _connect(self) -> redis.Redis:
+        from redis.exceptions import RedisError
+
         retries, interval = max(1, self.settings.connect_retries), self.settings.retry_interval
         last: RedisError | None = None
         for _attempt in range(retries):
@@ -249,6 +254,8 @@ class RedisBackend(NetworkBackend):
         ) from last
 
     def _close_transport(self) -> None:
+        from redis.exceptions import RedisError
+
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=POLL * 10)
@@ -281,6 +288,12 @@ class RedisBackend(NetworkBackend):
             self._client.publish(key, message)
 
     def _put_retrying(self, key: bytes, message: bytes) -> bool:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import RedisError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+
+        # A dropped or silent connection is retried within the budget; any other error is final.
+        dropped = (RedisConnectionError, RedisTimeoutError, OSError)
         budget = 0.0 if self._gave_up or self._closing else self.settings.reconnect_timeout
         deadline = time.monotonic() + budget
         delay = self.settings.retry_interval
@@ -289,7 +302,7 @@ class RedisBackend(NetworkBackend):
                 self._put(key, message)
                 self._gave_up = False
                 return True
-            except _DROPPED as exc:
+            except dropped as exc:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     self._gave_up = True
@@ -326,6 +339,8 @@ class RedisBackend(NetworkBackend):
         return min(delay * 2, MAX_BACKOFF)
 
     def _pubsub_loop(self) -> None:
+        from redis.exceptions import RedisError
+
         assert self._reader is not None
         client, delay, channels = self._reader, self.settings.retry_interval, list(self._peers)
         while not self._stop.is_set():
@@ -364,6 +379,8 @@ class RedisBackend(NetworkBackend):
         self._ready.set()
 
     def _stream_loop(self) -> None:
+        from redis.exceptions import RedisError
+
         assert self._reader is not None
         client, delay = self._reader, self.settings.retry_interval
         while not self._stop.is_set():

@@ -48,6 +48,10 @@ class ShmBackend(Backend):
     """Unix socket pairs plus shared memory; the local default."""
 
     name = "shm"
+    options = frozenset()  # nothing to configure: the daemon hands the socket ends
+    uses_socket_pairs = True
+    reports_sender_end = True  # a receiver's socket end closes with the sender's process
+    close_when_main_thread_ends = False  # the kernel closes its sockets with the process
 
     def __init__(self, node_id: str, receiver: Receiver) -> None:
         super().__init__(node_id, receiver)

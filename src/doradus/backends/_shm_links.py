@@ -34,6 +34,7 @@ from collections.abc import Callable
 from typing import Any
 
 from doradus._exceptions import DecodeError, ResourceLimitError
+from doradus._wire.control import fds_from
 from doradus._wire.protocol import (
     DATA,
     FLAG_FD,
@@ -44,7 +45,6 @@ from doradus._wire.protocol import (
     RECV_BUFFER,
     RELEASE_HEAD,
     SEG_ID,
-    fds_from,
 )
 from doradus.backends import _segments
 from doradus.backends._segments import Lease, Mapping

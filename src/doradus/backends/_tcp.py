@@ -25,7 +25,7 @@ import time
 from typing import Any
 
 from doradus._exceptions import ConnectError
-from doradus.backends._network import NetLink, NetworkBackend
+from doradus.backends._network import LINK_OPTIONS, NetLink, NetworkBackend
 
 LENGTH = struct.Struct("<Q")
 HELLO_MAX = 4096
@@ -61,6 +61,7 @@ class TcpBackend(NetworkBackend):
 
     name = "tcp"
     topics = False
+    options = LINK_OPTIONS
 
     def __init__(self, node_id: str, receiver: Any) -> None:
         super().__init__(node_id, receiver)

@@ -35,27 +35,34 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import inspect
 import ssl
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
-from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import ClientConnection, connect
-from websockets.sync.server import Server, ServerConnection, serve
-
 from doradus._exceptions import ConnectError
-from doradus.backends._network import NetLink, NetworkBackend
+from doradus.backends._network import LINK_OPTIONS, NetLink, NetworkBackend
 from doradus.backends._tcp import DEFAULT_INTERVAL, DEFAULT_RETRIES, parse_host_port
+
+if TYPE_CHECKING:  # websockets is imported when a backend opens (see `WebSocketBackend.requires`)
+    from websockets.sync.client import ClientConnection
+    from websockets.sync.server import Server, ServerConnection
 
 PATH_PREFIX = "/doradus/"
 DEFAULT_MAX_SIZE = 1 << 30
-_LEGACY: dict[str, Any] = {"legacy": True} if "legacy" in inspect.signature(connect).parameters else {}
-"""A direct (not context-managed) connection: websockets >= 17.1 warns without ``legacy=True``."""
 FRAGMENT_FROM = 64 * 1024
 """Frames at least this large are sent fragmented (header, then payload) instead of joined."""
+
+
+@functools.cache
+def _legacy() -> dict[str, Any]:
+    """A direct (not context-managed) connection: websockets >= 17.1 warns without ``legacy=True``."""
+    from websockets.sync.client import connect
+
+    return {"legacy": True} if "legacy" in inspect.signature(connect).parameters else {}
 
 
 def _server_tls(options: dict[str, Any]) -> ssl.SSLContext | None:
@@ -87,6 +94,8 @@ class WebSocketBackend(NetworkBackend):
 
     name = "websocket"
     topics = False
+    requires = ("websockets",)
+    options = LINK_OPTIONS | {"max_size", "tls"}
 
     def __init__(self, node_id: str, receiver: Any) -> None:
         super().__init__(node_id, receiver)
@@ -99,6 +108,8 @@ class WebSocketBackend(NetworkBackend):
 
     # ------------------------------------------------------------ opening
     def _open_transport(self) -> None:
+        from websockets.sync.server import serve
+
         if self.in_links:
             options: dict[str, Any] = {}
             for link in self.in_links.values():
@@ -128,6 +139,8 @@ class WebSocketBackend(NetworkBackend):
             link.options["lock"] = threading.Lock()
 
     def _connect(self, link: NetLink) -> ClientConnection:
+        from websockets.sync.client import connect
+
         target = str(link.options.get("connect") or "")
         if not target:
             raise ConnectError(f"link to {link.peer!r} has no `connect` address")
@@ -147,7 +160,7 @@ class WebSocketBackend(NetworkBackend):
                     max_size=int(link.options.get("max_size", DEFAULT_MAX_SIZE)),
                     open_timeout=max(interval, 1.0),
                     ssl=context,
-                    **_LEGACY,
+                    **_legacy(),
                 )
                 return conn
             except Exception as exc:  # refused, handshake or TLS failure: retry, then ConnectError
@@ -158,6 +171,8 @@ class WebSocketBackend(NetworkBackend):
 
     # ---------------------------------------------------------- receiving
     def _handle(self, conn: ServerConnection) -> None:
+        from websockets.exceptions import ConnectionClosed
+
         path = conn.request.path if conn.request is not None else ""
         if not path.startswith(PATH_PREFIX):
             conn.close(1008, "expected /doradus/<sender-node-id>")

@@ -83,20 +83,29 @@ Example::
 from __future__ import annotations
 
 import functools
-import json
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
-
-import zenoh
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 from doradus._exceptions import ClosedError, ConnectError, TransportError
-from doradus.backends._network import NetworkBackend
+from doradus.backends._base import LinkOptions, host_port
+from doradus.backends._network import LINK_OPTIONS, NetworkBackend
+from doradus.backends._zenoh_router import (
+    DEFAULT_LISTEN,
+    ZenohRouter,
+    open_router,
+    open_session,
+    session_config,
+)
 
-DEFAULT_LISTEN = ("tcp/127.0.0.1:0",)
+if TYPE_CHECKING:  # zenoh is imported when a session opens (see `ZenohBackend.requires`)
+    import zenoh
+
 DEFAULT_RETRIES = 50
 DEFAULT_INTERVAL = 0.2
+MODES = ("peer", "client", "router")
 READY = "_ready"
 ALIVE = "_alive"
 GONE_GRACE = 0.5
@@ -117,103 +126,9 @@ def _endpoints(value: Any) -> list[str]:
     return [str(v) for v in value]
 
 
-def session_config(
-    mode: str = "peer",
-    listen: Sequence[str] = DEFAULT_LISTEN,
-    connect: Sequence[str] = (),
-    *,
-    shm: bool = True,
-    connect_timeout: float | None = None,
-) -> zenoh.Config:
-    """A Zenoh configuration with scouting off and explicit endpoints.
-
-    Multicast scouting and gossip are disabled; ``listen`` replaces Zenoh's
-    all-interfaces default. With ``connect_timeout``, opening the session
-    fails unless a ``connect`` endpoint answers within that many seconds.
-
-    Example:
-        >>> config = session_config(listen=["tcp/127.0.0.1:0"])
-        >>> json.loads(config.get_json("scouting/multicast/enabled"))
-        False
-    """
-    config = zenoh.Config()
-    config.insert_json5("mode", json.dumps(mode))
-    config.insert_json5("scouting/multicast/enabled", "false")
-    config.insert_json5("scouting/gossip/enabled", "false")
-    config.insert_json5("listen/endpoints", json.dumps(list(listen)))
-    config.insert_json5("connect/endpoints", json.dumps(list(connect)))
-    config.insert_json5("transport/shared_memory/enabled", json.dumps(bool(shm)))
-    if connect and connect_timeout is not None:
-        config.insert_json5("connect/timeout_ms", str(max(1, int(connect_timeout * 1000))))
-        config.insert_json5("connect/exit_on_failure", "true")
-    return config
-
-
-def _open_session(config: zenoh.Config, what: str) -> zenoh.Session:
-    try:
-        return zenoh.open(config)
-    except zenoh.ZError as exc:
-        raise ConnectError(f"{what}: {exc}") from exc
-
-
 def _matching(publisher: zenoh.Publisher) -> bool:
     status: Any = publisher.matching_status  # a MatchingStatus at run time, `bool` in the stubs
     return bool(getattr(status, "matching", status))
-
-
-class ZenohRouter:
-    """A Zenoh router (mode ``router``, scouting off) for one machine; made by `open_router`.
-
-    Nodes of the machine connect to it (in Zenoh mode ``client``); routers of different machines
-    connect to each other. ``session`` is the Zenoh session; `close` stops it.
-
-    Example::
-
-        router = open_router(["tcp/127.0.0.1:7447"], [])
-        ...
-        router.close()
-    """
-
-    def __init__(self, session: zenoh.Session, listen: Sequence[str], connect: Sequence[str]) -> None:
-        self.session = session
-        self.listen = list(listen)
-        self.connect = list(connect)
-
-    def close(self) -> None:
-        """Stop the router (idempotent).
-
-        Example::
-
-            router.close()
-        """
-        if not self.session.is_closed():
-            self.session.close()  # type: ignore[no-untyped-call]  # the stubs leave it unannotated
-
-    def __enter__(self) -> ZenohRouter:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
-
-
-def open_router(listen: Sequence[str], connect: Sequence[str] = (), *, shm: bool = True) -> ZenohRouter:
-    """Start a Zenoh router in this process: the meeting point of one machine's nodes.
-
-    ``listen`` are its endpoints (explicit: never all interfaces unless
-    given); ``connect`` the routers of other machines (retried in the
-    background until they answer). Scouting is off.
-
-    Raises:
-        ConnectError: the router cannot start (an endpoint is taken or invalid).
-
-    Example::
-
-        with open_router(["tcp/127.0.0.1:7447"], ["tcp/10.0.0.2:7447"]) as router:
-            run_dataflow()
-    """
-    config = session_config("router", listen, connect, shm=shm)
-    session = _open_session(config, f"cannot start a Zenoh router on {list(listen)}")
-    return ZenohRouter(session, listen, connect)
 
 
 class ZenohBackend(NetworkBackend):
@@ -228,6 +143,54 @@ class ZenohBackend(NetworkBackend):
 
     name = "zenoh"
     topics = True
+    requires = ("zenoh",)
+    options = LINK_OPTIONS | {"mode", "shm", "connect_timeout"}
+    option_choices = MappingProxyType({"mode": MODES})
+    machine_router = True  # nodes behind routers need no address per receiver (see `open_router`)
+
+    @classmethod
+    def link_options(cls, common: dict[str, Any], host: str, port: int) -> LinkOptions:
+        """Peer to peer: the receiver listens on the TCP endpoint, the sender connects to it.
+
+        Example:
+            >>> ZenohBackend.link_options({}, "127.0.0.1", 7447)
+            ({'connect': ['tcp/127.0.0.1:7447']}, {'listen': ['tcp/127.0.0.1:7447']})
+        """
+        endpoint = cls.router_endpoint(host, port)
+        return {**common, "connect": [endpoint]}, {**common, "listen": [endpoint]}
+
+    @classmethod
+    def router_endpoint(cls, host: str, port: int) -> str:
+        """A Zenoh TCP endpoint.
+
+        Example:
+            >>> ZenohBackend.router_endpoint("::1", 7447)
+            'tcp/[::1]:7447'
+        """
+        return f"tcp/{host_port(host, port)}"
+
+    @classmethod
+    def open_machine_router(cls, endpoint: str, peers: Sequence[str]) -> ZenohRouter:
+        """This machine's Zenoh router (`open_router`) on ``endpoint``, connected to ``peers``.
+
+        Example::
+
+            router = ZenohBackend.open_machine_router("tcp/10.0.0.1:7447", ["tcp/10.0.0.2:7447"])
+        """
+        return open_router([endpoint], peers)
+
+    @classmethod
+    def router_link_options(cls, common: dict[str, Any], router: str) -> LinkOptions:
+        """Both ends connect to their machine's router as Zenoh clients and listen nowhere.
+
+        Peers behind a router would need gossip to find each other, which stays off.
+
+        Example:
+            >>> ZenohBackend.router_link_options({}, "tcp/10.0.0.1:7447")[1]
+            {'connect': ['tcp/10.0.0.1:7447'], 'mode': 'client'}
+        """
+        both = {**common, "connect": [router], "mode": "client"}
+        return both, dict(both)
 
     def __init__(self, node_id: str, receiver: Any) -> None:
         super().__init__(node_id, receiver)
@@ -284,7 +247,7 @@ class ZenohBackend(NetworkBackend):
         )
         what = f"node {self.node_id!r} could not open its Zenoh session"
         what += f" (listen {self.listen}, connect {connect})"
-        self.session = _open_session(self.config, what)
+        self.session = open_session(self.config, what)
         try:
             if connect:
                 self._wait_for_network(deadline)
@@ -320,6 +283,8 @@ class ZenohBackend(NetworkBackend):
             self._declared.append(liveliness.declare_token(f"{prefix}{READY}/{self.node_id}/{peer}"))
 
     def _declare_outbound(self, deadline: float) -> None:
+        import zenoh
+
         assert self.session is not None
         if not self.out_links:
             return
@@ -365,6 +330,8 @@ class ZenohBackend(NetworkBackend):
 
     # ------------------------------------------------------------ callbacks
     def _on_ready(self, sample: zenoh.Sample) -> None:
+        import zenoh
+
         parts = str(sample.key_expr).split("/")
         if len(parts) < 3:
             return
@@ -376,6 +343,8 @@ class ZenohBackend(NetworkBackend):
             self._ready_changed.notify_all()
 
     def _on_sample(self, peer: str, sample: zenoh.Sample) -> None:
+        import zenoh
+
         if sample.kind != zenoh.SampleKind.PUT:
             return
         self._last_frame[peer] = time.monotonic()
@@ -388,6 +357,8 @@ class ZenohBackend(NetworkBackend):
         # Zenoh sends declarations at a higher priority than data: the token's
         # removal may overtake frames still on their way (a router's backlog).
         # Close the peer's inputs only once it has been silent for GONE_GRACE.
+        import zenoh
+
         with self._lock:
             self._gone[peer] = sample.kind == zenoh.SampleKind.DELETE
         if sample.kind == zenoh.SampleKind.DELETE:
@@ -411,6 +382,8 @@ class ZenohBackend(NetworkBackend):
 
     # -------------------------------------------------------------- sending
     def _publish(self, topic: str, parts: list[bytes | memoryview]) -> None:
+        import zenoh
+
         session = self.session
         if session is None or session.is_closed():
             raise ClosedError(f"node {self.node_id!r}: the Zenoh session is closed")
@@ -431,6 +404,8 @@ class ZenohBackend(NetworkBackend):
             raise TransportError(f"node {self.node_id!r}: publishing on {topic} failed: {exc}") from exc
 
     def _close_transport(self) -> None:
+        import zenoh
+
         for timer in self._timers:
             timer.cancel()
         for publisher in self._publishers.values():

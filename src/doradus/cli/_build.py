@@ -17,9 +17,8 @@ from typing import Any
 
 import click
 
-from doradus.cli._render import Reporter, parse_env
-
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+from doradus.cli._options import CONTEXT, parse_env
+from doradus.cli._render import Reporter
 
 
 class _Display:

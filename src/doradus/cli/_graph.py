@@ -15,9 +15,8 @@ from pathlib import Path
 
 import click
 
+from doradus.cli._options import CONTEXT
 from doradus.cli._render import Reporter
-
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 @click.command(context_settings=CONTEXT)

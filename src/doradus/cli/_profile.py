@@ -14,10 +14,9 @@ from contextlib import contextmanager
 
 import click
 
-from doradus._project.profiles import PROFILE_KEYS, ProfileError, config_files, load_profile, load_profiles
-from doradus.cli._render import Reporter, emit_data, output_option, plain_table
-
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+from doradus._control.profiles import PROFILE_KEYS, ProfileError, config_files, load_profile, load_profiles
+from doradus.cli._options import CONTEXT, output_option
+from doradus.cli._render import Reporter, emit_data, plain_table
 
 
 @contextmanager

@@ -28,9 +28,8 @@ from doradus._project.templates import (
     render_standalone_node,
     write_project,
 )
+from doradus.cli._options import CONTEXT
 from doradus.cli._render import Reporter
-
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 def _usage_error(reporter: Reporter, message: str, fix: str) -> None:

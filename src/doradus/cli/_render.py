@@ -1,4 +1,4 @@
-"""Rendering helpers shared by the commands: colours, problems, outcomes."""
+"""Rendering shared by the commands: messages, problems, outcomes, stages, tables, data output."""
 
 from __future__ import annotations
 
@@ -6,43 +6,13 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TextIO
 
 import click
 
-from doradus import _quantities as quantities
-
-
-def parse_duration(text: str, option: str) -> float:
-    """Seconds from ``10s``, ``500ms``, ``2m`` or a bare number of seconds.
-
-    Example:
-        >>> parse_duration("500ms", "--stop-after")
-        0.5
-    """
-    seconds = quantities.parse_duration(text)
-    if seconds is None or seconds < 0:
-        hint = f"{text!r} is not a duration; write e.g. 10s, 500ms or 2m"
-        raise click.BadParameter(hint, param_hint=option)
-    return seconds
-
-
-def parse_env(pairs: Iterable[str]) -> dict[str, str]:
-    """``K=V`` strings into a mapping.
-
-    Example:
-        >>> parse_env(["A=1", "B=x=y"])
-        {'A': '1', 'B': 'x=y'}
-    """
-    env: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{pair!r} is not K=V", param_hint="--env")
-        env[key] = value
-    return env
+from doradus._observability.records import parse_timestamp
 
 
 class Reporter:
@@ -180,45 +150,6 @@ class StageDisplay:
                 return
 
 
-output_option = click.option(
-    "--output",
-    "--format",
-    "output",
-    type=click.Choice(["table", "json", "yaml"]),
-    default="table",
-    show_default=True,
-    help="table for people; json or yaml (on stdout, stable keys) for scripts.",
-)
-"""``--output table|json|yaml`` (``--format`` is dora's alias), shared by every data command."""
-
-_log_level_option = click.option(
-    "--log-level",
-    type=click.Choice(["trace", "debug", "info", "warn", "error", "fatal"], case_sensitive=False),
-    envvar="DORADUS_LOG_LEVEL",
-    help="Minimum level of the records kept and shown; nodes' Python logging gets it too "
-    "(default: DORADUS_LOG_LEVEL of the dataflow's env, else info) [env: DORADUS_LOG_LEVEL].",
-)
-_log_format_option = click.option(
-    "--log-format",
-    type=click.Choice(["pretty", "compact", "json"]),
-    default="pretty",
-    show_default=True,
-    help="How records print: node-prefixed lines, one-line records with time, or JSON lines.",
-)
-
-
-def log_options(func: Any) -> Any:
-    """``--log-level`` and ``--log-format``, shared by ``run`` and ``start``.
-
-    Example::
-
-        @click.command()
-        @log_options
-        def run(log_level: str | None, log_format: str) -> None: ...
-    """
-    return _log_level_option(_log_format_option(func))
-
-
 def emit_data(data: Any, output: str) -> None:
     """Machine output on stdout: ``json`` (indented, sorted keys) or ``yaml``.
 
@@ -254,3 +185,82 @@ def plain_table(columns: list[str], rows: list[list[str]]) -> str:
         for row in [columns, *rows]
     ]
     return "\n".join(lines)
+
+
+STATUS_STYLES = {"running": "blue", "finished": "green", "stopped": "yellow", "failed": "red"}
+"""The rich style of each dataflow or node status in tables."""
+
+
+def styled_status(status: str) -> str:
+    """``status`` with rich markup for its colour (plain when it has none).
+
+    Example:
+        >>> styled_status("failed"), styled_status("pending")
+        ('[red]failed[/red]', 'pending')
+    """
+    style = STATUS_STYLES.get(status)
+    return f"[{style}]{status}[/{style}]" if style else status
+
+
+def clock(seconds: float) -> str:
+    """Epoch ``seconds`` as local ``HH:MM:SS``, as tables show times.
+
+    Example:
+        >>> len(clock(0.0))
+        8
+    """
+    return time.strftime("%H:%M:%S", time.localtime(seconds))
+
+
+def when(stamp: str | None) -> str:
+    """An API time (ISO 8601 UTC) as local ``HH:MM:SS`` for tables; ``-`` when there is none.
+
+    Example:
+        >>> when(None)
+        '-'
+    """
+    return clock(parse_timestamp(stamp)) if stamp else "-"
+
+
+def console() -> Any:
+    """A rich console on stdout: plain with ``NO_COLOR``, 200 columns when piped (ids never cut).
+
+    Example:
+        >>> console().width > 0
+        True
+    """
+    from rich.console import Console
+
+    width = None if sys.stdout.isatty() else 200
+    return Console(no_color="NO_COLOR" in os.environ, width=width)
+
+
+def make_table(
+    title: str | None, columns: Sequence[str], rows: Iterable[Sequence[str]], right: int = 99
+) -> Any:
+    """A rich table; columns from index ``right`` on are right-aligned (numbers).
+
+    Example:
+        >>> make_table("demo", ["Node", "PID"], [["camera", "4242"]], right=1).row_count
+        1
+    """
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for k, column in enumerate(columns):
+        table.add_column(column, justify="right" if k >= right else "left")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def print_table(
+    title: str | None, columns: Sequence[str], rows: Iterable[Sequence[str]], right: int = 99
+) -> None:
+    """Print `make_table`'s table on `console`.
+
+    Example::
+
+        print_table(None, ["NAME", "ID"], [["demo", "01a2..."]])   # ┃ NAME ┃ ID       ┃ ...
+    """
+    console().print(make_table(title, columns, rows, right))

@@ -8,15 +8,13 @@ Example::
 
 from __future__ import annotations
 
-import json
 import sys
-from typing import Any
 
 import click
 
-from doradus.cli._render import Reporter, output_option
+from doradus.cli._options import CONTEXT, output_option
+from doradus.cli._render import Reporter, emit_data
 
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 SHELLS = ("bash", "zsh", "fish")
 COMPLETE_VAR = "_DORADUS_COMPLETE"
 _INSTALL = {
@@ -27,15 +25,6 @@ _INSTALL = {
 _ICONS = {"ok": ("✓", "green"), "warn": ("!", "yellow"), "fail": ("✗", "red")}
 
 
-def _emit(data: Any, output: str) -> None:
-    if output == "json":
-        click.echo(json.dumps(data, indent=2, sort_keys=True))
-    else:
-        import yaml
-
-        click.echo(yaml.safe_dump(data, sort_keys=True), nl=False)
-
-
 @click.command(context_settings=CONTEXT)
 @output_option
 def version(output: str) -> None:
@@ -44,7 +33,7 @@ def version(output: str) -> None:
 
     info = version_info()
     if output != "table":
-        _emit(info, output)
+        emit_data(info, output)
         return
     width = max(len(key) for key in info)
     for key, value in info.items():
@@ -79,7 +68,7 @@ def doctor(output: str, no_color: bool) -> None:
     checks = run_checks()
     ok = healthy(checks)
     if output != "table":
-        _emit({"healthy": ok, "checks": [c.as_dict() for c in checks]}, output)
+        emit_data({"healthy": ok, "checks": [c.as_dict() for c in checks]}, output)
     else:
         reporter = Reporter(color=False if no_color else None)
         width = max(len(c.name) for c in checks)

@@ -4,7 +4,13 @@ The registry maps the names used in dataflow files (``data_format:``) to
 implementations, imported only when used; each message header carries the
 codec's tag so a receiver knows how the bytes were written. Third-party
 codecs register through the ``doradus.codecs`` entry-point group (their
-class sets a free tag, 4 to 7).
+class sets a free tag, 4 to 7). What differs between codecs is said by hooks
+on their class (`Codec`), which the rest of Doradus reads through
+`codec_class`; no other part of Doradus names a codec.
+
+May import: the wire format and the foundation modules; each codec its own
+library, lazily. Never backends, the dataflow model, the node process, the runtime
+or the control plane.
 
 Example:
     >>> get_codec_class("arrow").tag
@@ -12,6 +18,9 @@ Example:
 """
 
 from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING
 
 from doradus._registry import Registry
 from doradus._wire.format_spec import FormatSpec
@@ -24,12 +33,31 @@ _BUILTIN: dict[str, tuple[str, str, str | None]] = {
     "flatbuffers": ("doradus.codecs._flatbuffers", "FlatBuffersCodec", "flatbuffers"),
     "avro": ("doradus.codecs._avro", "AvroCodec", "avro"),
 }
-TAGS = {"arrow": 0, "capnp": 1, "flatbuffers": 2, "avro": 3}
-"""The header tag of each built-in codec."""
-TAG_NAMES = {tag: name for name, tag in TAGS.items()}
 
 
 _REGISTRY = Registry("data format", "doradus.codecs", _BUILTIN)
+
+if TYPE_CHECKING:
+    # Built on first use from each built-in class's `Codec.tag` (see `__getattr__`): reading
+    # them imports the codec modules, which `import doradus.codecs` alone should not.
+    TAGS: dict[str, int]
+    """The header tag of each built-in codec."""
+    TAG_NAMES: dict[int, str]
+    """The built-in codec of each header tag."""
+
+
+@functools.cache
+def _builtin_tags() -> dict[str, int]:
+    return {name: codec_class(name).tag for name in _BUILTIN}
+
+
+def __getattr__(name: str) -> object:
+    """``TAGS`` and ``TAG_NAMES``, built from the built-in codec classes when first asked for."""
+    if name == "TAGS":
+        return dict(_builtin_tags())
+    if name == "TAG_NAMES":
+        return {tag: codec for codec, tag in _builtin_tags().items()}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def codec_names() -> list[str]:
@@ -42,8 +70,43 @@ def codec_names() -> list[str]:
     return _REGISTRY.names()
 
 
+def codec_class(name: str) -> type[Codec]:
+    """The codec class registered under ``name``, to read its hooks: its library is not imported.
+
+    Raises:
+        KeyError: no such codec (the message lists the known ones).
+
+    Example:
+        >>> codec_class("avro").schema_suffix
+        '.avsc'
+    """
+    codec: type[Codec] = _REGISTRY.find(name)
+    return codec
+
+
+def tag_name(tag: int) -> str | None:
+    """The name of the codec whose messages carry ``tag``, built in or registered; None if none.
+
+    Example:
+        >>> tag_name(3), tag_name(7)
+        ('avro', None)
+    """
+    for name, builtin in _builtin_tags().items():
+        if builtin == tag:
+            return name
+    for name in codec_names():
+        if name in _BUILTIN:
+            continue
+        try:
+            if codec_class(name).tag == tag:
+                return name
+        except (ImportError, AttributeError):  # a broken plug-in names no tag
+            continue
+    return None
+
+
 def get_codec_class(name: str) -> type[Codec]:
-    """The codec class registered under ``name``.
+    """The codec class registered under ``name``, ready to use (its library imported).
 
     Raises:
         KeyError: no such codec (the message lists the known ones).

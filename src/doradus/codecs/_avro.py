@@ -33,6 +33,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from typing import Any
 
@@ -47,6 +48,7 @@ from doradus.codecs._avro_compat import (
     check_resolvable,
     describe_reasons,
     load_schema,
+    schema_problems,
 )
 from doradus.codecs._base import Buffer, Codec, Detects, as_bytes
 
@@ -93,9 +95,32 @@ class AvroCodec(Codec):
 
     name = "avro"
     tag = 3
+    requires = ("fastavro",)
+    schema_suffix = ".avsc"
     # Prefix-free with an exact length check; no magic number, and short
     # garbage can be a datum (an empty record, a small int).
     detects = Detects.TRUNCATION | Detects.TRAILING_BYTES
+
+    @classmethod
+    def check_readable(cls, writer: FormatSpec, reader: FormatSpec) -> FormatSpec:
+        """Schema evolution: the writer's format read with ``reader``'s schema, when it resolves.
+
+        Raises:
+            SchemaError: the reader schema cannot read what the writer writes (every reason).
+
+        Example::
+
+            AvroCodec.check_readable(writer, FormatSpec("avro", Path("reading_v2.avsc"))).reader_schema
+        """
+        if writer.schema is None or reader.schema is None:
+            return writer
+        try:
+            reasons = schema_problems(writer.schema, reader.schema, writer.type, reader.type)
+        except Exception as exc:  # an unreadable reader schema: reported like any schema problem
+            reasons = [str(exc)]
+        if reasons:
+            raise SchemaError("; ".join(reasons))
+        return dataclasses.replace(writer, reader_schema=reader.schema)
 
     def __init__(self, spec: FormatSpec) -> None:
         super().__init__(spec)

@@ -34,11 +34,13 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar, TypeAlias
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 
 from doradus._wire.format_spec import FormatSpec
+
+if TYPE_CHECKING:
+    # Only for annotations: `doradus check` reads codecs' hooks without needing pyarrow.
+    import pyarrow as pa
 
 Buffer: TypeAlias = "bytes | bytearray | memoryview | pa.Buffer"
 """What `Codec.encode` returns and `Codec.decode` accepts."""
@@ -93,19 +95,72 @@ class Codec(ABC):
     detects other formats). The default, ``Detects.TRUNCATION``, is what the
     conformance kit held every codec to before codecs declared anything.
 
+    The other class attributes and `check_readable` are hooks that
+    ``doradus check`` reads (through `doradus.codecs.codec_class`, before any
+    codec is made): each has a default that suits a third-party codec, and
+    the built-in codecs set their own. A codec's module imports its library
+    inside methods and names it in `requires`.
+
     Example::
 
         class Json(Codec):
             name, tag = "json", 7
+            needs_schema = False
             detects = Detects.TRUNCATION | Detects.TRAILING_BYTES
             ...
     """
 
     name: ClassVar[str]
     tag: ClassVar[int]
+    """The number in each message header saying how its value was written: 0 is Arrow, 1 to 3
+    the other built-in codecs, 4 to 7 free for third-party codecs. A receiver refuses a message
+    whose tag is not its input's codec's."""
+
+    requires: ClassVar[tuple[str, ...]] = ()
+    """Modules this codec imports when it runs (its library), imported by `get_codec` first.
+
+    A missing one makes `get_codec` raise ImportError naming the ``pip install`` to run.
+    """
+
     needs_schema: ClassVar[bool] = True
+    """True: ``check`` requires a schema file; False: the format takes none, and ``check``
+    reports one given."""
+
+    schema_suffix: ClassVar[str] = ""
+    """The suffix of this format's schema files (``".avsc"``), for the fix ``check`` suggests;
+    "" when it has none."""
+
+    type_kind: ClassVar[str | None] = None
+    """What the ``Type`` of ``schema: file:Type`` names (``"struct"``), when messages hold one
+    type of the schema and ``check`` must require it; None (the default) when no type name is
+    needed (the file's top-level schema)."""
+
     detects: Detects = Detects.TRUNCATION
     """The kinds of bad input ``decode`` rejects (see `Detects`); the kit asserts exactly these."""
+
+    @classmethod
+    def check_readable(cls, writer: FormatSpec, reader: FormatSpec) -> FormatSpec:
+        """The format an input that declares ``reader`` decodes what an output writes as ``writer`` with.
+
+        ``doradus check`` calls it when an input declares a schema of its source's format
+        (both schema files exist). The default reads with the writer's schema: the input
+        may only name the writer's type. A format with schema evolution returns the
+        writer's spec with ``reader_schema`` set.
+
+        Raises:
+            SchemaError: ``reader`` cannot read what ``writer`` writes (the message says why).
+
+        Example:
+            >>> from pathlib import Path
+            >>> w = FormatSpec("x", Path("r.fbs"), "Reading")
+            >>> Codec.check_readable(w, FormatSpec("x", Path("r.fbs"))) == w
+            True
+        """
+        if reader.type and reader.type != writer.type:
+            from doradus._exceptions import SchemaError
+
+            raise SchemaError(f"it expects `{reader.type}` but its source writes `{writer}`")
+        return writer
 
     def __init__(self, spec: FormatSpec) -> None:
         self.spec = spec
@@ -140,6 +195,8 @@ class Codec(ABC):
         Raises:
             DecodeError: the value does not map to Arrow.
         """
+        import pyarrow as pa
+
         from doradus._exceptions import DecodeError
 
         python = self.to_python(value)
@@ -153,9 +210,12 @@ def as_bytes(data: Buffer) -> bytes | memoryview:
     """A bytes-like view of any buffer, without a copy where possible.
 
     Example:
+        >>> import pyarrow as pa
         >>> bytes(as_bytes(pa.py_buffer(b"ab")))
         b'ab'
     """
+    import pyarrow as pa
+
     if isinstance(data, pa.Buffer):
         return memoryview(data)
     if isinstance(data, bytearray):

@@ -174,6 +174,9 @@ class CapnpCodec(Codec):
 
     name = "capnp"
     tag = 1
+    requires = ("capnp",)
+    schema_suffix = ".capnp"
+    type_kind = "struct"
     # The segment table must account for every byte of the message (see
     # _split_segments), and every pointer is bounds-checked when followed.
     detects = Detects.TRUNCATION | Detects.TRAILING_BYTES | Detects.FOREIGN_FORMAT | Detects.GARBAGE

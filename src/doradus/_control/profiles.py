@@ -26,12 +26,14 @@ from typing import Any
 
 from doradus._dataflow.problems import closest
 from doradus._exceptions import DoradusError
+from doradus._observability.records import LEVELS
 
 ENV_PROFILE = "DORADUS_PROFILE"
 FILE_NAME = "doradus.toml"
 PROFILE_KEYS = ("coordinator", "token_file", "log_level", "output", "backend")
 OUTPUTS = ("table", "json", "yaml")
-LOG_LEVELS = ("error", "warn", "info", "debug", "trace")
+LOG_LEVELS = tuple(level.lower() for level in LEVELS)
+"""What ``log_level`` may say: the levels of `--log-level`."""
 
 
 class ProfileError(DoradusError, ValueError):
