@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 SYSTEM_PACKAGES := chromium flatbuffers-compiler
 
-.PHONY: demo test lint typecheck lock upgrade system-deps bench bench-quick bench-formats bench-backends bench-dora-venv clean help
+.PHONY: demo test lint typecheck lock upgrade system-deps bench bench-quick bench-formats bench-backends bench-descriptor bench-dora-venv clean help
 
 help:
 	@echo "make demo         create .venv from the lock (every extra) and run the camera pipeline example"
@@ -16,6 +16,7 @@ help:
 	@echo "make bench-quick  the same, reduced to under two minutes (benchmarks/results/quick.md)"
 	@echo "make bench-formats  Arrow, Cap'n Proto, FlatBuffers, Avro measured (docs/data-formats.md)"
 	@echo "make bench-backends every backend's latency and throughput (docs/backends.md)"
+	@echo "make bench-descriptor how long loading a dataflow file takes (10 and 100 nodes)"
 
 # Installs are locked: requirements/lock.txt pins every package (runtime, every extra, every
 # test and lint tool, the build backend, pip itself) with hashes. `make demo` and `make test`
@@ -97,3 +98,7 @@ bench-formats: $(VENV)/.installed
 # Latency and throughput of every backend through real dataflows (about 3 minutes).
 bench-backends: $(VENV)/.installed
 	$(BIN)/python benchmarks/backends.py
+
+# Loading (parsing and checking) dataflow files of 10 and 100 nodes (a few seconds).
+bench-descriptor: $(VENV)/.installed
+	$(BIN)/python benchmarks/descriptor.py
