@@ -2,9 +2,9 @@
 PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
-SYSTEM_PACKAGES := chromium flatbuffers-compiler
+SYSTEM_PACKAGES := chromium flatbuffers-compiler tmux
 
-.PHONY: demo test lint typecheck lock upgrade system-deps bench bench-quick bench-formats bench-backends bench-descriptor bench-dora-venv clean help
+.PHONY: demo test lint typecheck lock upgrade system-deps bench bench-quick bench-formats bench-backends bench-descriptor bench-dora-venv docs docs-serve examples clean help
 
 help:
 	@echo "make demo         create .venv from the lock (every extra) and run the camera pipeline example"
@@ -17,6 +17,9 @@ help:
 	@echo "make bench-formats  Arrow, Cap'n Proto, FlatBuffers, Avro measured (docs/data-formats.md)"
 	@echo "make bench-backends every backend's latency and throughput (docs/backends.md)"
 	@echo "make bench-descriptor how long loading a dataflow file takes (10 and 100 nodes)"
+	@echo "make docs         build the documentation site into site/ (mkdocs --strict)"
+	@echo "make docs-serve   serve the documentation on http://127.0.0.1:8000, rebuilt on change"
+	@echo "make examples     the real-world examples (examples/*/README.md) at full size, checked (a few minutes)"
 
 # Installs are locked: requirements/lock.txt pins every package (runtime, every extra, every
 # test and lint tool, the build backend, pip itself) with hashes. `make demo` and `make test`
@@ -52,8 +55,8 @@ demo: $(VENV)/.installed
 	$(BIN)/doradus run examples/camera-pipeline/dataflow.yml
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check src tests examples benchmarks tools
-	$(BIN)/ruff format --check src tools
+	$(BIN)/ruff check src tests examples benchmarks tools docs/hooks
+	$(BIN)/ruff format --check src tools docs/hooks
 	$(BIN)/lint-imports
 
 typecheck: $(VENV)/.installed
@@ -99,6 +102,20 @@ bench-formats: $(VENV)/.installed
 bench-backends: $(VENV)/.installed
 	$(BIN)/python benchmarks/backends.py
 
+# The real-world examples at full size: the tests of tests/examples/ (which `make test` runs
+# reduced) with DORADUS_EXAMPLES=full, printing what each measured (about 3 minutes).
+examples: $(VENV)/.installed
+	DORADUS_EXAMPLES=full $(BIN)/python -m pytest tests/examples -q -s --timeout 1200
+
 # Loading (parsing and checking) dataflow files of 10 and 100 nodes (a few seconds).
 bench-descriptor: $(VENV)/.installed
 	$(BIN)/python benchmarks/descriptor.py
+
+# The documentation site (mkdocs.yml; the docs extra is in the lock). Strict: a broken link,
+# reference or page fails the build. Reference pages are generated as it builds.
+DOCS_ENV := NO_MKDOCS_2_WARNING=1
+docs: $(VENV)/.installed
+	$(DOCS_ENV) $(BIN)/mkdocs build --strict --site-dir site
+
+docs-serve: $(VENV)/.installed
+	$(DOCS_ENV) $(BIN)/mkdocs serve --strict --dev-addr 127.0.0.1:8000

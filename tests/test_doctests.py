@@ -51,12 +51,47 @@ def _modules() -> list[str]:
 def _doctests() -> list[doctest.DocTest]:
     finder = doctest.DocTestFinder(exclude_empty=True)
     found: dict[str, doctest.DocTest] = {}
-    for name in _modules():
+    # The package itself too: the classes it exports say `__module__ = "doradus"`, so the finder
+    # takes their examples from there, not from the module that defines them.
+    for name in ["doradus", *_modules()]:
         module = importlib.import_module(name)
         for test in finder.find(module, name):
             if test.examples:
                 found.setdefault(test.name, test)
+    for test in _attribute_doctests():
+        found.setdefault(test.name, test)
     return sorted(found.values(), key=lambda t: t.name)
+
+
+def _attribute_doctests() -> list[doctest.DocTest]:
+    """The examples of module-level names documented by a string after their assignment.
+
+    `doctest` never sees those strings (they are not ``__doc__`` of anything); griffe reads
+    them as the API reference does.
+    """
+    import griffe
+
+    loader = griffe.GriffeLoader(search_paths=[str(Path(doradus.__file__).parent.parent)])
+    package = loader.load("doradus")
+    parser = doctest.DocTestParser()
+    tests: list[doctest.DocTest] = []
+    modules = [package]
+    while modules:
+        module = modules.pop()
+        if any(part in module.path for part in SKIPPED_MODULES):
+            continue
+        for member in module.members.values():
+            if member.is_alias:
+                continue
+            if member.is_module:
+                modules.append(member)
+            elif member.is_attribute and member.docstring is not None and ">>>" in member.docstring.value:
+                namespace = dict(vars(importlib.import_module(module.path)))
+                test = parser.get_doctest(
+                    member.docstring.value, namespace, member.path, str(module.filepath), member.lineno
+                )
+                tests.append(test)
+    return tests
 
 
 DOCTESTS = _doctests()

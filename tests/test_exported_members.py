@@ -7,8 +7,10 @@ other tests import submodules that would add attributes to the package here.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -156,3 +158,37 @@ def test_the_plug_in_packages_and_the_testing_kit_are_pinned() -> None:
     assert sorted(doradus.testing.__all__) == sorted(TESTING)
     for module, names in ((doradus.backends, BACKENDS), (doradus.codecs, CODECS), (doradus.testing, TESTING)):
         assert all(hasattr(module, name) for name in names), module.__name__
+
+
+# Every public name's docstring shows an example (`Example:` with `>>>` lines, or an `Example::`
+# literal block): the API reference is generated from these docstrings. Read statically with
+# griffe, as the reference is, so constants' attribute docstrings count.
+def _public_docstrings() -> dict[str, str]:
+    """Every public name of the four public modules → its docstring as the API reference reads it."""
+    import griffe
+
+    loader = griffe.GriffeLoader(search_paths=[str(Path(doradus.__file__).parent.parent)])
+    package = loader.load("doradus")
+    found: dict[str, str] = {}
+    for module_name, names in (
+        ("doradus", EXPORTED),
+        ("doradus.backends", BACKENDS),
+        ("doradus.codecs", CODECS),
+        ("doradus.testing", TESTING),
+    ):
+        module = package if module_name == "doradus" else package[module_name.removeprefix("doradus.")]
+        for name in names:
+            if name != "__version__":
+                target = module[name].final_target if module[name].is_alias else module[name]
+                found[f"{module_name}.{name}"] = target.docstring.value if target.docstring else ""
+    return found
+
+
+EXAMPLE = re.compile(r"^\s*(Example::?\s*$|>>> )", re.MULTILINE)
+
+
+def test_every_public_name_has_a_docstring_with_an_example() -> None:
+    docstrings = _public_docstrings()
+    without = {name for name, text in docstrings.items() if not EXAMPLE.search(text)}
+
+    assert without == set(), "add an Example: section to these docstrings"

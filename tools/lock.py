@@ -36,7 +36,7 @@ NO_DEPS = ROOT / "requirements" / "no-deps.txt"
 DORA_BENCH_IN = ROOT / "requirements" / "dora-bench.in"
 DORA_BENCH = ROOT / "requirements" / "dora-bench.txt"
 PROJECT = "doradus"
-EXTRAS = ("all", "test", "lock")
+EXTRAS = ("all", "test", "docs", "lock")
 """The extras the lock resolves: every one `pyproject.toml` declares."""
 
 FINGERPRINT = "# pyproject-requirements-sha256: "

@@ -33,7 +33,16 @@ from typing import Any
 
 
 class DoradusError(Exception):
-    """Root of every error Doradus raises on purpose."""
+    """Root of every error Doradus raises on purpose.
+
+    Example:
+        >>> from doradus.testing import MockNode
+        >>> try:
+        ...     MockNode(outputs=["out"]).send_output("typo", [1])
+        ... except DoradusError as exc:
+        ...     print(type(exc).__name__)
+        UnknownOutputError
+    """
 
 
 class DescriptorError(DoradusError):
@@ -51,7 +60,19 @@ class DescriptorError(DoradusError):
 
 
 class NodeError(DoradusError):
-    """The node API was misused, or the node's runtime failed."""
+    """The node API was misused, or the node's runtime failed.
+
+    ``node_id`` names the node when it is known, else None.
+
+    Example:
+        >>> from doradus import Node
+        >>> Node()  # in a process that `doradus run` did not start
+        Traceback (most recent call last):
+        ...
+        doradus.NodeError: this process was not started by Doradus...
+        >>> NodeError("the daemon refused the node", node_id="camera").node_id
+        'camera'
+    """
 
     def __init__(self, message: str, *, node_id: str | None = None) -> None:
         self.node_id = node_id
@@ -59,7 +80,19 @@ class NodeError(DoradusError):
 
 
 class UnknownOutputError(NodeError):
-    """``send_output`` named an output the dataflow does not declare."""
+    """``send_output`` named an output the dataflow does not declare.
+
+    ``output_id`` is the output named, ``declared`` the node's outputs; the message says
+    where to declare it.
+
+    Example:
+        >>> from doradus.testing import MockNode
+        >>> try:
+        ...     MockNode(outputs=["image"], node_id="camera").send_output("imgae", b"")
+        ... except UnknownOutputError as exc:
+        ...     print(exc.node_id, exc.output_id, exc.declared)
+        camera imgae ('image',)
+    """
 
     def __init__(self, output_id: str, *, node_id: str | None, declared: Sequence[str]) -> None:
         self.output_id = output_id
@@ -73,7 +106,17 @@ class UnknownOutputError(NodeError):
 
 
 class MetadataError(DoradusError, TypeError):
-    """Metadata held a value type that cannot travel with a message."""
+    """Metadata held a value type that cannot travel with a message.
+
+    Also a ``TypeError``.
+
+    Example:
+        >>> from doradus.testing import MockNode
+        >>> MockNode().send_output("out", [1], {"pose": {"x": 1.0}})
+        Traceback (most recent call last):
+        ...
+        doradus.MetadataError: metadata value for 'pose' has type dict; allowed: bool, int, ...
+    """
 
 
 class ResourceLimitError(DoradusError, OSError):
@@ -153,31 +196,95 @@ _LIMITS = {
 
 
 class TransportError(DoradusError):
-    """Moving bytes along an edge failed."""
+    """Moving bytes along an edge failed.
+
+    Example:
+        >>> from doradus.backends import LinkSpec, get_backend
+        >>> from doradus.testing import CollectingReceiver
+        >>> tcp = get_backend("tcp")("a", CollectingReceiver())
+        >>> options = {"connect": "127.0.0.1:7000", "connect_retries": "many"}
+        >>> tcp.open([LinkSpec("b", "out", ("out",), options=options)], [])
+        Traceback (most recent call last):
+        ...
+        doradus.TransportError: invalid connect_retries or retry_interval option: ...
+        >>> tcp.close()
+    """
 
 
 class ConnectError(TransportError):
-    """A peer or a service could not be reached."""
+    """A peer or a service could not be reached.
+
+    Example:
+        >>> from doradus.backends import LinkSpec, get_backend
+        >>> from doradus.testing import CollectingReceiver
+        >>> tcp = get_backend("tcp")("a", CollectingReceiver())
+        >>> tcp.open([LinkSpec("b", "out", ("out",))], [])  # no `connect` address to reach b at
+        Traceback (most recent call last):
+        ...
+        doradus.ConnectError: link to 'b' has no `connect` address
+        >>> tcp.close()
+    """
 
 
 class TransportTimeout(TransportError):
-    """An operation exceeded its deadline."""
+    """An operation exceeded its deadline.
+
+    Example:
+        >>> try:
+        ...     raise TransportTimeout("node 'a': no answer from 'b' within 5 s")
+        ... except TransportError as exc:
+        ...     print(type(exc).__name__, "-", exc)
+        TransportTimeout - node 'a': no answer from 'b' within 5 s
+    """
 
 
 class ClosedError(TransportError):
-    """The link is closed."""
+    """The link is closed.
+
+    Example:
+        >>> try:
+        ...     raise ClosedError("node 'a': the Zenoh session is closed")
+        ... except TransportError as exc:
+        ...     print(type(exc).__name__, "-", exc)
+        ClosedError - node 'a': the Zenoh session is closed
+    """
 
 
 class CodecError(DoradusError):
-    """Encoding or decoding a value failed."""
+    """Encoding or decoding a value failed.
+
+    Example:
+        >>> from doradus.codecs import FormatSpec, get_codec
+        >>> try:
+        ...     get_codec(FormatSpec("arrow")).encode(object())
+        ... except CodecError as exc:
+        ...     print(type(exc).__name__)
+        EncodeError
+    """
 
 
 class EncodeError(CodecError):
-    """A value could not be encoded."""
+    """A value could not be encoded.
+
+    Example:
+        >>> from doradus.testing import MockNode
+        >>> MockNode().send_output("out", object())
+        Traceback (most recent call last):
+        ...
+        doradus.EncodeError: cannot send a value of type object; send a pyarrow array, ...
+    """
 
 
 class DecodeError(CodecError):
-    """Bytes could not be decoded into a value."""
+    """Bytes could not be decoded into a value.
+
+    Example:
+        >>> from doradus.codecs import FormatSpec, get_codec
+        >>> get_codec(FormatSpec("arrow")).decode(b"not a message")
+        Traceback (most recent call last):
+        ...
+        doradus.DecodeError: not a valid Arrow message: ...
+    """
 
 
 class SchemaError(CodecError):

@@ -151,7 +151,7 @@ def test_try_recv_and_drain_return_what_is_queued(dataflow):
 SHAPES = """
 import json, typing
 from doradus import Node
-from doradus._wire import control
+from doradus._wire import control, node_config
 
 def misfit(value, shape):
     # (keys the shape does not know, required keys missing)
@@ -162,9 +162,9 @@ def misfit(value, shape):
 node = Node()
 config = node._config
 print(json.dumps({
-    "config": misfit(config, control.NodeConfig),
-    "inputs": {k: [v["kind"], misfit(v, control.InputConfig)] for k, v in config["inputs"].items()},
-    "links": sorted([link["dir"], misfit(link, control.LinkConfig)] for link in config["links"]),
+    "config": misfit(config, node_config.NodeConfig),
+    "inputs": {k: [v["kind"], misfit(v, node_config.InputConfig)] for k, v in config["inputs"].items()},
+    "links": sorted([link["dir"], misfit(link, node_config.LinkConfig)] for link in config["links"]),
     "stats": misfit(node._counters.report(node._inbox), control.StatsMessage),
 }))
 node.close()

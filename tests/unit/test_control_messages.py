@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from doradus._wire import control
+from doradus._wire import node_config, node_reports
 from doradus._wire.control import (
     ControlMessage,
     ToDaemon,
@@ -23,7 +23,7 @@ from doradus._wire.control import (
     send_json,
 )
 
-RECORD: control.RunLogRecord = {
+RECORD: node_reports.RunLogRecord = {
     "timestamp": "2026-01-01T00:00:00.000000Z",
     "level": "WARN",
     "message": "hot",
@@ -36,7 +36,7 @@ RECORD: control.RunLogRecord = {
     "node": "cpu",
     "machine": "m1",
 }
-NODE_RECORD: control.LogRecord = {
+NODE_RECORD: node_reports.LogRecord = {
     "timestamp": "2026-01-01T00:00:00.000000Z",
     "level": "INFO",
     "message": "loaded",
@@ -45,7 +45,7 @@ NODE_RECORD: control.LogRecord = {
     "source": "log",
     "fields": {"logger": "doradus.node.detector"},
 }
-CONFIG: control.NodeConfig = {
+CONFIG: node_config.NodeConfig = {
     "node_id": "detector",
     "run_id": "r1",
     "dataflow": "/flows/demo.yml",
@@ -96,6 +96,20 @@ MESSAGES: list[ControlMessage] = [
     {"op": "peer_gone", "peer": "camera"},
     {"op": "log_input", "input": "logs", "record": RECORD},
     {"op": "logs_closed", "inputs": ["logs"]},
+    {"op": "pause"},
+    {"op": "resume"},
+    {"op": "peer_restarting", "peer": "camera"},
+    {"op": "ack", "of": "peer_restarting", "peer": "camera"},
+    {
+        "op": "peer_links",
+        "peer": "camera",
+        "links": [{"peer": "camera", "dir": "in", "routes": {"image": ["image"]}, "backend": "shm"}],
+    },
+    {
+        "op": "input_format",
+        "input": "image",
+        "format": {"name": "avro", "schema": "/s/image.avsc", "type": None, "reader_schema": None},
+    },
 ]
 
 
@@ -119,9 +133,12 @@ def _op(shape: type) -> str:
 def test_every_op_has_exactly_one_shape_and_each_direction_its_own() -> None:
     to_daemon = {_op(s) for s in _shapes(ToDaemon)}
     to_node = {_op(s) for s in _shapes(ToNode)}
-    assert to_daemon == {"register", "ready", "log", "stats"}
-    assert to_node == {"config", "error", "start", "stop", "peer_gone", "log_input", "logs_closed"}
-    assert len(_shapes(ControlMessage)) == len(to_daemon | to_node) == 11
+    assert to_daemon == {"register", "ready", "log", "stats", "ack"}
+    assert to_node == {
+        *("config", "error", "start", "stop", "peer_gone", "log_input", "logs_closed"),
+        *("pause", "resume", "peer_restarting", "peer_links", "input_format"),
+    }
+    assert len(_shapes(ControlMessage)) == len(to_daemon | to_node) == 17
 
 
 def test_the_examples_here_cover_every_op() -> None:
@@ -143,11 +160,11 @@ def test_every_message_has_its_shapes_keys(message: ControlMessage) -> None:
 
 
 def test_the_configuration_and_its_parts_have_their_shapes_keys() -> None:
-    assert _keys_fit(CONFIG, control.NodeConfig)
-    assert all(_keys_fit(v, control.InputConfig) for v in CONFIG["inputs"].values())
-    assert all(_keys_fit(link, control.LinkConfig) for link in CONFIG["links"])
-    assert _keys_fit({k: v for k, v in CONFIG.items() if k != "descriptor"}, control.NodeConfig)
-    assert not _keys_fit({k: v for k, v in CONFIG.items() if k != "inputs"}, control.NodeConfig)
+    assert _keys_fit(CONFIG, node_config.NodeConfig)
+    assert all(_keys_fit(v, node_config.InputConfig) for v in CONFIG["inputs"].values())
+    assert all(_keys_fit(link, node_config.LinkConfig) for link in CONFIG["links"])
+    assert _keys_fit({k: v for k, v in CONFIG.items() if k != "descriptor"}, node_config.NodeConfig)
+    assert not _keys_fit({k: v for k, v in CONFIG.items() if k != "inputs"}, node_config.NodeConfig)
 
 
 def test_link_ends_ride_along_with_the_config(pair: tuple[socket.socket, socket.socket]) -> None:

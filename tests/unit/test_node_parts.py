@@ -26,16 +26,17 @@ from doradus._node.receive import LOG, TIMER, EventReader
 from doradus._node.statistics import NodeCounters
 from doradus._node.timers import start_timers
 from doradus._observability.latency import LATENCY_BOUNDS_NS
-from doradus._wire import control
-from doradus._wire.control import ENV_CONFIG, recv_control, send_control
+from doradus._wire import control, node_config, node_reports
+from doradus._wire.control import recv_control, send_control
+from doradus._wire.node_config import ENV_CONFIG
 from doradus._wire.values import plan_value
 
 DEADLINE = 10.0  # seconds; generous, for loaded machines
 
 
-def _input(kind: str, **extra: Any) -> control.InputConfig:
+def _input(kind: str, **extra: Any) -> node_config.InputConfig:
     return typing.cast(
-        "control.InputConfig",
+        "node_config.InputConfig",
         {"kind": kind, "queue_size": 8, "policy": "drop-oldest", "source": "s", **extra},
     )
 
@@ -62,10 +63,11 @@ def test_a_stats_report_has_the_typed_shape_and_copies_the_histograms() -> None:
     inbox.push("image", "x")
     report = counters.report(inbox, now=12.5)
     hints = typing.get_type_hints(control.StatsMessage)
-    assert set(report) == set(hints)
+    assert set(report) == set(hints) - {"peer_restart_drops"}  # only once a peer restarted
     assert report["time"] == 12.5
     assert report["inputs"]["image"] == {
         "received": 1,
+        "delivered": 0,
         "dropped": 0,
         "queued": 1,
         "latency_buckets": [2] + [0] * len(LATENCY_BOUNDS_NS),
@@ -82,13 +84,15 @@ def test_the_statistics_snapshot_shows_counts_only() -> None:
     counters = NodeCounters(["a"], ["out"])
     counters.sent["out"] = 3
     assert counters.snapshot(Inbox({"a": 1})) == {
-        "inputs": {"a": {"received": 0, "dropped": 0, "queued": 0}},
+        "inputs": {"a": {"received": 0, "delivered": 0, "dropped": 0, "queued": 0}},
         "outputs": {"out": {"sent": 3, "bytes": 0}},
     }
 
 
 # ----------------------------------------------------------------------- reader
-def _reader(inputs: dict[str, control.InputConfig], **kwargs: Any) -> tuple[EventReader, Inbox, NodeCounters]:
+def _reader(
+    inputs: dict[str, node_config.InputConfig], **kwargs: Any
+) -> tuple[EventReader, Inbox, NodeCounters]:
     inbox = Inbox({k: 8 for k in inputs})
     counters = NodeCounters(inputs, [])
     return EventReader(inbox, counters, inputs, kwargs.get("codecs", {}), threading.Event()), inbox, counters
@@ -173,6 +177,12 @@ class _Backend:
     def sender_ended(self, peer: str) -> None:
         self.ended.append(peer)
 
+    def peer_restarting(self, peer: str) -> None:
+        self.ended.append(f"restarting {peer}")
+
+    def restart_drops(self) -> dict[str, int]:
+        return {}
+
 
 @pytest.fixture
 def daemon() -> Iterator[tuple[socket.socket, DaemonChannel, Inbox, _Backend]]:
@@ -232,9 +242,27 @@ def test_the_watcher_queues_the_daemons_word_and_reports(
     assert inbox.pop(DEADLINE) == (None, Stop("manual"))
 
 
+def test_the_watcher_pauses_the_inbox_and_acknowledges_a_restarting_peer(daemon: Any) -> None:
+    theirs, channel, inbox, backend = daemon
+    channel.start_watching()
+    send_control(theirs, {"op": "pause"})
+    send_control(theirs, {"op": "peer_restarting", "peer": "camera"})
+    ack, _fds = recv_control(theirs)
+    while ack is not None and ack["op"] == "stats":  # a report may come first
+        ack, _fds = recv_control(theirs)
+    assert ack == {"op": "ack", "of": "peer_restarting", "peer": "camera"}
+    assert backend.ended == ["restarting camera"]
+    assert inbox.paused  # the pause came before the acknowledged message
+    send_control(theirs, {"op": "resume"})
+    deadline = time.monotonic() + DEADLINE
+    while inbox.paused:
+        assert time.monotonic() < deadline, "resume was never taken"
+        time.sleep(0.01)
+
+
 def test_log_records_go_to_the_daemon(daemon: Any) -> None:
     theirs, channel, _inbox, _backend = daemon
-    record: control.LogRecord = {
+    record: node_reports.LogRecord = {
         "timestamp": "2026-01-01T00:00:00.000000Z",
         "level": "INFO",
         "message": "m",
@@ -272,7 +300,7 @@ class _Daemon:
             sock.close()
 
 
-def _config(node_id: str) -> control.NodeConfig:
+def _config(node_id: str) -> node_config.NodeConfig:
     return {
         "node_id": node_id,
         "run_id": "r",
@@ -293,7 +321,7 @@ def test_a_spawned_node_registers_where_its_environment_says(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     daemon = _Daemon(tmp_path / "c.sock", {"op": "config", "config": _config("echo")})
-    env: control.NodeEnvironment = {"control": str(tmp_path / "c.sock"), "node_id": "echo", "run_id": "r"}
+    env: node_config.NodeEnvironment = {"control": str(tmp_path / "c.sock"), "node_id": "echo", "run_id": "r"}
     monkeypatch.setenv(ENV_CONFIG, json.dumps(env))
     sock, config, fds = attach("what-it-passes")  # a spawned node is whom the daemon started
     try:
@@ -316,7 +344,7 @@ def test_a_dynamic_node_finds_its_dataflow_and_a_refusal_is_a_node_error(
     runs = tmp_path / "runs"
     (runs / "r1").mkdir(parents=True)
     monkeypatch.setattr(attach_module, "runs_dir", lambda: runs)
-    waiting: control.DynamicNodes = {
+    waiting: node_config.DynamicNodes = {
         "dataflow": "f.yml",
         "nodes": ["ui"],
         "control": str(tmp_path / "c.sock"),

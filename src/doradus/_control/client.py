@@ -6,8 +6,8 @@ The address comes from, in order: an explicit ``--coordinator``, the
 (``<runtime folder>/up.json``), then ``127.0.0.1:6300``.
 
 Reaching the coordinator follows one contract, for every client command and
-the machine daemon alike (`call_with_retries`): one try, then up to
-``retries`` retries (`DEFAULT_RETRIES`), each announced on stderr as
+the machine daemon alike (`call_with_retries`, on `doradus._retry.retry`): one
+try, then up to ``retries`` retries (`DEFAULT_RETRIES`), each announced on stderr as
 ``No coordinator at ADDR (REASON). Retrying in 1s... [Attempt k/N]``.
 
 The API token comes from ``--token-file`` (or the profile's ``token_file``),
@@ -27,7 +27,6 @@ import errno
 import json
 import os
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +35,7 @@ from typing import Any, TypeVar
 from doradus._control.auth import is_loopback, read_secret, token_path
 from doradus._exceptions import ConnectError, DoradusError
 from doradus._paths import runtime_base
+from doradus._retry import retry
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 6300
@@ -318,16 +318,18 @@ def call_with_retries(
     retries = max(0, retries)
     pause = min(max(interval, 0.0), MAX_RETRY_INTERVAL)
     emit = say or (lambda text: print(text, file=sys.stderr, flush=True))
-    for k in range(retries + 1):
-        try:
-            return attempt()
-        except retry_on as exc:
-            cause = f"No {what} ({_describe(exc)})"
-            if k == retries:
-                raise ServiceUnreachable(cause, retries=retries) from exc
-            emit(f"{cause}. Retrying in {pause:g}s... [Attempt {k + 1}/{retries}]")
-            time.sleep(pause)
-    raise AssertionError("unreachable")  # pragma: no cover
+
+    def announce(failed: int, exc: BaseException) -> None:
+        emit(f"No {what} ({_describe(exc)}). Retrying in {pause:g}s... [Attempt {failed}/{retries}]")
+
+    return retry(
+        attempt,
+        attempts=retries + 1,
+        interval=pause,
+        retry_on=retry_on,
+        give_up=lambda exc: ServiceUnreachable(f"No {what} ({_describe(exc)})", retries=retries),
+        before_retry=announce,
+    )
 
 
 def _describe(exc: BaseException) -> str:

@@ -65,6 +65,7 @@ from doradus._control.models import (
     StartRequest,
     StopRequest,
 )
+from doradus._control.node_actions import register_node_routes
 from doradus._control.prometheus import mount_metrics
 from doradus._control.state import (
     HEARTBEAT_INTERVAL,
@@ -74,6 +75,7 @@ from doradus._control.state import (
     fail,
     send_quietly,
 )
+from doradus._control.stream import register_stream_routes
 from doradus._observability.query import QueryError, build_query
 
 __all__ = ["CoordinatorState", "create_app", "openapi_text", "serve"]
@@ -146,6 +148,8 @@ def create_app(
     _dataflow_routes(app, state, Starter(state))
     _external_routes(app, state)
     _log_routes(app, state)
+    register_node_routes(app, state)
+    register_stream_routes(app, state)
     _daemon_route(app, state)
     mount_metrics(app, state)
     return app

@@ -5,7 +5,14 @@ Daemons speak JSON text frames over ``/api/v1/daemon``::
     daemon → coordinator: register, heartbeat, spawned, spawn_failed, prepared, node, log,
                           dataflow, goodbye
     coordinator → daemon: welcome (the heartbeat interval), prepare, spawn, stop, peer_gone,
-                          shutdown
+                          node_action, shutdown
+
+``node_action`` asks the daemon to steer nodes of a run it has (`doradus._control.node_actions`):
+``{"type": "node_action", "id": RUN_ID, "action": "pause"|"resume"|"restart", "nodes": [IDS],
+"env": {..}|null, "args": str|null, "grace_seconds": 5.0, "data_format": str|null, "schema":
+str|{file, type}|null}``. The daemon answers with the nodes' ``node`` reports (``state``
+``paused``, ``restarting``, ``running``; ``restarts``; ``data_formats``); an action a node
+cannot take becomes an ERROR log record of that node.
 
 A ``node`` message carries any `NodeStatus` fields: its state changes, and each second its
 metrics. Every frame from a daemon is checked (`receive_message`) before it touches the

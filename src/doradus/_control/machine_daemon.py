@@ -39,7 +39,8 @@ from doradus._control.client import (
 )
 from doradus._control.daemon_link import NOT_AUTHENTICATED, REGISTER_TIMEOUT, SEAT_TAKEN
 from doradus._dataflow.model import Dataflow
-from doradus._runtime.supervisor import KILL_AFTER_TERM, LocalDaemon
+from doradus._runtime.ending import KILL_AFTER_TERM
+from doradus._runtime.supervisor import LocalDaemon
 
 HEARTBEAT = 1.0
 _FIX_TOKEN = "pass --token-file with the coordinator's token (or set DORADUS_TOKEN_FILE)"
@@ -62,10 +63,13 @@ METRIC_KEYS = frozenset(
         "input_rate",
         "output_rate",
         "p50_latency_us",
+        "processing_p50_us",
         "dropped",
         "queued",
         "errors",
         "restarts",
+        "restart_dropped",
+        "data_formats",
     }
 )
 """What `LocalDaemon.node_metrics` measures, relayed with each heartbeat."""
@@ -106,14 +110,47 @@ class _RunningDataflow:
         elif self.termed_at is not None and now - self.termed_at >= KILL_AFTER_TERM:
             self.local.kill(signal.SIGKILL)
 
+    def act(self, message: dict[str, Any]) -> None:
+        """Carry out a ``node_action`` on the nodes here (a restart or a stop on a thread of its own).
+
+        A node that cannot take it (ended meanwhile, or not restartable) gets an ERROR record
+        saying why, which its logs show.
+        """
+        action = str(message.get("action"))
+        for node_id in [str(n) for n in message.get("nodes") or []]:
+            if action in ("restart", "stop"):  # they wait for the process to end
+                threading.Thread(
+                    target=self._take, args=(action, node_id, message), name=f"restart-{node_id}", daemon=True
+                ).start()
+            else:
+                self._take(action, node_id, message)
+
+    def _take(self, action: str, node_id: str, message: dict[str, Any]) -> None:
+        from doradus._exceptions import DoradusError
+
+        try:
+            self.local.node_action(
+                action,
+                node_id,
+                env=message.get("env"),
+                args=message.get("args"),
+                grace=message.get("grace_seconds"),
+                data_format=message.get("data_format"),
+                schema=message.get("schema"),
+            )
+        except DoradusError as exc:
+            self.local.runtime_record("ERROR", f"could not {action} the node: {exc}", node_id)
+
     def _report_nodes(self) -> None:
         for node_id, proc in self.local.nodes.items():
-            if proc.exited:
+            if proc.restarting:
+                state = "restarting"
+            elif proc.exited:
                 state = "finished" if proc.returncode == 0 else "failed"
-                if self.stop_at is not None and proc.returncode != 0:
+                if proc.stop_requested or (self.stop_at is not None and proc.returncode != 0):
                     state = "stopped"
             elif proc.pid is not None:
-                state = "running"
+                state = "paused" if proc.paused else "running"
             else:
                 state = "pending"
             if self.reported.get(node_id) != state:
@@ -121,7 +158,7 @@ class _RunningDataflow:
                 pid = proc.pid
                 self.send(
                     {"type": "node", "id": self.id, "node": node_id, "state": state, "pid": pid}
-                    | ({"exit_code": proc.returncode} if proc.exited else {})
+                    | ({"exit_code": proc.returncode if proc.exited and not proc.restarting else None})
                 )
 
     def sample(self) -> None:
@@ -314,6 +351,10 @@ class MachineDaemon:
             running = self.dataflows.get(str(message.get("id")))
             if running is not None:
                 running.stop(float(message.get("grace_seconds", 5.0)), bool(message.get("force")))
+        elif kind == "node_action":
+            running = self.dataflows.get(str(message.get("id")))
+            if running is not None:
+                running.act(message)
 
     def _load(self, message: dict[str, Any]) -> Dataflow | None:
         """The dataflow of a ``prepare`` or ``spawn`` order, or None once ``spawn_failed`` was sent."""
@@ -404,7 +445,7 @@ class MachineDaemon:
         machine router (`Backend.machine_router`), the endpoint this machine's router will
         listen on.
         """
-        from doradus._runtime.supervisor import free_port, inbound_remote, router_backends_across
+        from doradus._runtime.links import free_port, inbound_remote, router_backends_across
         from doradus.backends import backend_class
 
         run_id = str(message["id"])

@@ -17,7 +17,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, Field, PlainSerializer, WithJsonSchema
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
 from doradus._dataflow.loader import MAX_DATAFLOW_BYTES
 from doradus._observability.records import iso_timestamp
@@ -36,7 +36,11 @@ UtcTime = Annotated[
 """A moment: an aware `datetime` in Python, ``2026-12-04T13:07:44.862Z`` in JSON."""
 
 DataflowStatus = Literal["running", "finished", "failed", "stopped"]
-NodeState = Literal["pending", "running", "finished", "failed", "stopped", "lost"]
+NodeState = Literal["pending", "running", "paused", "restarting", "finished", "failed", "stopped", "lost"]
+"""A node's state: ``paused`` runs with its input messages held (it is up), ``restarting`` is
+between its stopped process and the new one (docs/steering.md)."""
+NodeActionName = Literal["pause", "resume", "stop", "restart"]
+"""What ``doradus node`` (and ``POST .../nodes/{node}/...``) asks of a running node."""
 LevelName = Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"]
 """A record level, as `doradus._observability.records.LEVELS` lists them (a test pins the two)."""
 DaemonStatus = Literal["connected", "lost", "disconnected"]
@@ -77,8 +81,12 @@ class InputStats(BaseModel):
     """
 
     source: str | None = Field(default=None, description="`node/output`, or the timer/logs source.")
-    received: int = 0
-    dropped: int = 0
+    received: int = Field(default=0, description="Messages that arrived (dropped ones included).")
+    delivered: int = Field(
+        default=0,
+        description="Messages handed to the node (none while it is paused): what `input_rate` counts.",
+    )
+    dropped: int = Field(default=0, description="Messages its full queue dropped (the oldest first).")
     queued: int = 0
     latency_bounds_us: list[float] = Field(default_factory=list)
     latency_buckets: list[int] = Field(default_factory=list)
@@ -96,8 +104,12 @@ class OutputStats(BaseModel):
 class NodeStatus(BaseModel):
     """One node of a dataflow, as ``status`` shows it. Metrics not measured yet are null.
 
-    Rates are messages per second over the node's last report interval (1 s),
-    summed over its inputs (every arrival, dropped ones included) or outputs.
+    Rates are messages per second over the node's last report interval (1 s):
+    ``input_rate`` counts the messages handed to the node, summed over its inputs
+    (``delivered``: it falls to 0 while the node is paused, though messages go on
+    arriving, queued and dropped), ``output_rate`` those it sent, summed over its outputs.
+    ``restarts`` counts its restarts in this run; ``restart_dropped`` the messages its
+    senders could not deliver to it while it restarted.
     ``p50_latency_us`` is the median one-way latency (receive time minus the
     sender's timestamp) of the node's last 256 received messages.
     """
@@ -108,6 +120,7 @@ class NodeStatus(BaseModel):
     memory_bytes: int | None = None
     exit_code: int | None = None
     restarts: int = 0
+    restart_dropped: int | None = None
     errors: int | None = None
     input_rate: float | None = None
     output_rate: float | None = None
@@ -115,10 +128,20 @@ class NodeStatus(BaseModel):
         default=None, description="p50_latency_us / 1000 (kept for compatibility)."
     )
     p50_latency_us: float | None = None
+    processing_p50_us: float | None = Field(
+        default=None,
+        description="Median time the node's code took with one input message, µs: from the event "
+        "handed out to the node's next request for one (its last 256 messages).",
+    )
     dropped: int | None = None
     queued: int | None = None
     inputs: dict[str, InputStats] = Field(default_factory=dict, description="Per input (edge) counters.")
     outputs: dict[str, OutputStats] = Field(default_factory=dict, description="Per output counters.")
+    data_formats: dict[str, str] = Field(
+        default_factory=dict,
+        description="Each output's data format as the node runs now (`arrow`, `avro (reading.avsc)`): "
+        "`doradus node set --data-format` changes it.",
+    )
 
 
 class _DataflowBase(BaseModel):
@@ -138,6 +161,105 @@ class _DataflowBase(BaseModel):
         default=False, description="`stop` was asked; a `doradus run` learns it with its next report."
     )
     machines: list[str] = Field(default_factory=list, description="Every machine running a part of it.")
+    paused: bool = Field(
+        default=False, description="It runs with every live node paused (its status stays `running`)."
+    )
+    node_actions: list[NodeAction] = Field(
+        default_factory=list,
+        description="For a dataflow run by `doradus run`: the node actions asked of it (the latest "
+        "32), which it learns with its next report and takes in order of `seq`.",
+    )
+
+
+class SchemaRef(BaseModel):
+    """A schema written as a mapping: ``{file, type}`` (``file`` relative to the dataflow's folder)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    file: str = Field(min_length=1, max_length=4096)
+    type: str | None = Field(default=None, max_length=256)
+
+
+_DATA_FORMAT = Field(
+    default=None,
+    min_length=1,
+    max_length=64,
+    description="The node's outputs' new data format (`arrow`, `avro`, `capnp`, `flatbuffers`, or a "
+    "registered one); outputs listed under its `output_formats` keep theirs.",
+)
+SchemaText = Annotated[str, Field(min_length=1, max_length=4096)]
+"""A schema written as text: ``file[:Type]``."""
+_SCHEMA = Field(
+    default=None,
+    alias="schema",
+    description="Its schema as a dataflow file writes it: `file[:Type]` or `{file, type}`, relative to "
+    "the dataflow file's folder. With `data_format`: none given means none.",
+)
+
+
+class NodeAction(BaseModel):
+    """One node action asked of a dataflow (``node`` null: every node of it)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    seq: int = Field(ge=1, description="Its number in the dataflow's actions, from 1.")
+    action: NodeActionName
+    node: str | None = None
+    env: dict[str, str] | None = None
+    args: str | None = None
+    grace_seconds: float = 5.0
+    data_format: str | None = _DATA_FORMAT
+    schema_: SchemaText | SchemaRef | None = _SCHEMA
+
+
+class NodeStopRequest(BaseModel):
+    """``POST .../nodes/{node}/stop``: end the node for good while the dataflow runs on.
+
+    The node gets ``Stop``, SIGTERM after ``grace_seconds``, SIGKILL 2 s later; the nodes
+    reading its outputs see those inputs close.
+    """
+
+    grace_seconds: float = Field(default=5.0, ge=0, description="Seconds between Stop and SIGTERM.")
+
+
+class NodeRestartRequest(BaseModel):
+    """``POST .../nodes/{node}/restart``: stop the node and start it again, its edges kept.
+
+    A configuration change is a restart with new values: ``env`` is merged over the node's
+    dataflow values (and the run's), ``args`` replaces its arguments (shell-quoted),
+    ``data_format`` and ``schema`` set its outputs' format (checked first as ``doradus check``
+    would: 422 with the checker's message and fix when refused).
+    """
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    env: dict[str, str] | None = None
+    args: str | None = Field(default=None, max_length=65536)
+    grace_seconds: float = Field(default=5.0, ge=0, le=3600)
+    data_format: str | None = _DATA_FORMAT
+    schema_: SchemaText | SchemaRef | None = _SCHEMA
+
+    def schema_value(self) -> str | dict[str, str] | None:
+        """``schema`` as a dataflow file writes it (a mapping without its null ``type``).
+
+        Example:
+            >>> NodeRestartRequest.model_validate({"schema": {"file": "r.capnp"}}).schema_value()
+            {'file': 'r.capnp'}
+        """
+        if isinstance(self.schema_, SchemaRef):
+            return {k: v for k, v in self.schema_.model_dump().items() if v is not None}
+        return self.schema_
+
+
+class NodeActionAccepted(BaseModel):
+    """A node action accepted: the dataflow's daemons (or its `doradus run`) carry it out."""
+
+    accepted: bool = True
+    message: str
+    dataflow: str
+    id: str
+    action: NodeActionName
+    nodes: list[str] = Field(description="The nodes it applies to.")
 
 
 class DataflowSummary(_DataflowBase):

@@ -23,7 +23,7 @@ Series (common labels ``dataflow`` (its name), ``run_id`` and ``node``)::
     doradus_node_memory_bytes{dataflow,run_id,node}                    gauge (once measured)
     doradus_node_restarts_total{dataflow,run_id,node}                  counter
     doradus_node_errors_total{dataflow,run_id,node}                    counter (once measured)
-    doradus_node_up{dataflow,run_id,node}                              gauge: 1 running, else 0
+    doradus_node_up{dataflow,run_id,node}                              gauge: 1 running or paused, else 0
     doradus_dataflow_running{dataflow,run_id}                          gauge: 1 running, else 0
     doradus_daemons_connected                                          gauge
 
@@ -51,6 +51,7 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, HTTPException
@@ -60,6 +61,9 @@ from doradus._dataflow.model import NodeSource
 from doradus._dataflow.sources import parse_source
 
 if TYPE_CHECKING:
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+
+    from doradus._control.models import InputStats, NodeStatus
     from doradus._control.state import CoordinatorState
 
 MISSING_ERROR = "prometheus-client is not installed"
@@ -152,7 +156,7 @@ class DoradusCollector:
         """
         return []
 
-    def collect(self) -> Iterator[Any]:
+    def collect(self) -> Iterator[Metric]:
         """The metric families, built from the state as it is now.
 
         Yields:
@@ -163,77 +167,121 @@ class DoradusCollector:
             >>> [m.name for m in DoradusCollector(CoordinatorState()).collect()][-1]
             'doradus_daemons_connected'
         """
+        from prometheus_client.core import GaugeMetricFamily
+
+        families = _Families.new()
+        for flow in list(self.state.dataflows.values()):
+            families.running.add_metric([flow.name, flow.id], 1.0 if flow.status == "running" else 0.0)
+            for node_id, node in list(flow.nodes.items()):
+                families.add_node([flow.name, flow.id, node_id], node)
+        daemons = GaugeMetricFamily("doradus_daemons_connected", "Daemons connected to the coordinator.")
+        daemons.add_metric([], float(sum(d.status == "connected" for d in self.state.daemons.values())))
+        yield from families.in_order()
+        yield daemons
+
+
+@dataclass(frozen=True)
+class _Families:
+    """The per-node and per-edge metric families of one scrape, filled node by node."""
+
+    sent: CounterMetricFamily
+    sent_bytes: CounterMetricFamily
+    received: CounterMetricFamily
+    dropped: CounterMetricFamily
+    queued: GaugeMetricFamily
+    latency: HistogramMetricFamily
+    cpu: GaugeMetricFamily
+    memory: GaugeMetricFamily
+    restarts: CounterMetricFamily
+    errors: CounterMetricFamily
+    up: GaugeMetricFamily
+    running: GaugeMetricFamily
+
+    @classmethod
+    def new(cls) -> _Families:
+        """Every family, empty."""
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
         out_labels = [*_NODE_LABELS, "output"]
         in_labels = [*_NODE_LABELS, "input", "source"]
-        sent = CounterMetricFamily("doradus_messages_sent", "Messages sent per output.", labels=out_labels)
-        sent_bytes = CounterMetricFamily(
-            "doradus_bytes_sent", "Payload bytes sent per output.", labels=out_labels
+        return cls(
+            sent=CounterMetricFamily("doradus_messages_sent", "Messages sent per output.", labels=out_labels),
+            sent_bytes=CounterMetricFamily(
+                "doradus_bytes_sent", "Payload bytes sent per output.", labels=out_labels
+            ),
+            received=CounterMetricFamily(
+                "doradus_messages_received", "Messages that arrived per input.", labels=in_labels
+            ),
+            dropped=CounterMetricFamily(
+                "doradus_messages_dropped", "Messages dropped per input (queue full).", labels=in_labels
+            ),
+            queued=GaugeMetricFamily("doradus_queue_depth", "Messages waiting per input.", labels=in_labels),
+            latency=HistogramMetricFamily(
+                "doradus_message_latency_seconds",
+                "One-way latency per edge: receive time minus the sender's timestamp.",
+                labels=[*_NODE_LABELS, "source", "target"],
+            ),
+            cpu=GaugeMetricFamily(
+                "doradus_node_cpu_percent", "CPU use of the node's process.", labels=_NODE_LABELS
+            ),
+            memory=GaugeMetricFamily(
+                "doradus_node_memory_bytes", "Resident memory of the node's process.", labels=_NODE_LABELS
+            ),
+            restarts=CounterMetricFamily(
+                "doradus_node_restarts", "Restarts of the node.", labels=_NODE_LABELS
+            ),
+            errors=CounterMetricFamily("doradus_node_errors", "Errors the node logged.", labels=_NODE_LABELS),
+            up=GaugeMetricFamily(
+                "doradus_node_up", "1 while the node is running (or paused), else 0.", labels=_NODE_LABELS
+            ),
+            running=GaugeMetricFamily(
+                "doradus_dataflow_running",
+                "1 while the dataflow is running, else 0.",
+                labels=["dataflow", "run_id"],
+            ),
         )
-        received = CounterMetricFamily(
-            "doradus_messages_received", "Messages that arrived per input.", labels=in_labels
+
+    def in_order(self) -> tuple[Metric, ...]:
+        """The families in the order a scrape lists them (the module docstring's)."""
+        return (
+            *(self.sent, self.sent_bytes, self.received, self.dropped, self.queued, self.latency),
+            *(self.cpu, self.memory, self.restarts, self.errors, self.up, self.running),
         )
-        dropped = CounterMetricFamily(
-            "doradus_messages_dropped", "Messages dropped per input (queue full).", labels=in_labels
+
+    def add_node(self, key: list[str], node: NodeStatus) -> None:
+        """One node's series: its process, its outputs and its inputs (``key``: dataflow, run, node)."""
+        self.up.add_metric(key, 1.0 if node.state in ("running", "paused") else 0.0)  # paused is up
+        self.restarts.add_metric(key, float(node.restarts))
+        if node.errors is not None:
+            self.errors.add_metric(key, float(node.errors))
+        if node.cpu_percent is not None:
+            self.cpu.add_metric(key, float(node.cpu_percent))
+        if node.memory_bytes is not None:
+            self.memory.add_metric(key, float(node.memory_bytes))
+        for output_id, output in node.outputs.items():
+            self.sent.add_metric([*key, output_id], float(output.sent))
+            self.sent_bytes.add_metric([*key, output_id], float(output.bytes))
+        for input_id, stats in node.inputs.items():
+            labels = [*key, input_id, stats.source or ""]
+            self.received.add_metric(labels, float(stats.received))
+            self.dropped.add_metric(labels, float(stats.dropped))
+            self.queued.add_metric(labels, float(stats.queued))
+            if is_edge(stats.source):
+                self._add_latency(key, input_id, stats)
+
+    def _add_latency(self, key: list[str], input_id: str, stats: InputStats) -> None:
+        """The latency histogram of one edge into input ``input_id`` of the node ``key`` names."""
+        try:
+            buckets = cumulative_buckets(stats.latency_bounds_us, stats.latency_buckets)
+        except ValueError:
+            return  # a malformed report: better no histogram than a wrong one
+        if not stats.latency_buckets and stats.latency_count:
+            buckets = [("+Inf", float(stats.latency_count))]
+        self.latency.add_metric(
+            [*key, str(stats.source), f"{key[-1]}/{input_id}"],
+            buckets,
+            stats.latency_sum_us / _US_PER_SECOND,
         )
-        queued = GaugeMetricFamily("doradus_queue_depth", "Messages waiting per input.", labels=in_labels)
-        latency = HistogramMetricFamily(
-            "doradus_message_latency_seconds",
-            "One-way latency per edge: receive time minus the sender's timestamp.",
-            labels=[*_NODE_LABELS, "source", "target"],
-        )
-        cpu = GaugeMetricFamily(
-            "doradus_node_cpu_percent", "CPU use of the node's process.", labels=_NODE_LABELS
-        )
-        memory = GaugeMetricFamily(
-            "doradus_node_memory_bytes", "Resident memory of the node's process.", labels=_NODE_LABELS
-        )
-        restarts = CounterMetricFamily("doradus_node_restarts", "Restarts of the node.", labels=_NODE_LABELS)
-        errors = CounterMetricFamily("doradus_node_errors", "Errors the node logged.", labels=_NODE_LABELS)
-        up = GaugeMetricFamily("doradus_node_up", "1 while the node is running, else 0.", labels=_NODE_LABELS)
-        running = GaugeMetricFamily(
-            "doradus_dataflow_running",
-            "1 while the dataflow is running, else 0.",
-            labels=["dataflow", "run_id"],
-        )
-        for flow in list(self.state.dataflows.values()):
-            running.add_metric([flow.name, flow.id], 1.0 if flow.status == "running" else 0.0)
-            for node_id, node in list(flow.nodes.items()):
-                key = [flow.name, flow.id, node_id]
-                up.add_metric(key, 1.0 if node.state == "running" else 0.0)
-                restarts.add_metric(key, float(node.restarts))
-                if node.errors is not None:
-                    errors.add_metric(key, float(node.errors))
-                if node.cpu_percent is not None:
-                    cpu.add_metric(key, float(node.cpu_percent))
-                if node.memory_bytes is not None:
-                    memory.add_metric(key, float(node.memory_bytes))
-                for output_id, output in node.outputs.items():
-                    sent.add_metric([*key, output_id], float(output.sent))
-                    sent_bytes.add_metric([*key, output_id], float(output.bytes))
-                for input_id, stats in node.inputs.items():
-                    labels = [*key, input_id, stats.source or ""]
-                    received.add_metric(labels, float(stats.received))
-                    dropped.add_metric(labels, float(stats.dropped))
-                    queued.add_metric(labels, float(stats.queued))
-                    if not is_edge(stats.source):
-                        continue
-                    try:
-                        buckets = cumulative_buckets(stats.latency_bounds_us, stats.latency_buckets)
-                    except ValueError:
-                        continue  # a malformed report: better no histogram than a wrong one
-                    if not stats.latency_buckets and stats.latency_count:
-                        buckets = [("+Inf", float(stats.latency_count))]
-                    latency.add_metric(
-                        [*key, str(stats.source), f"{node_id}/{input_id}"],
-                        buckets,
-                        stats.latency_sum_us / _US_PER_SECOND,
-                    )
-        daemons = GaugeMetricFamily("doradus_daemons_connected", "Daemons connected to the coordinator.")
-        daemons.add_metric([], float(sum(d.status == "connected" for d in self.state.daemons.values())))
-        yield from (sent, sent_bytes, received, dropped, queued, latency)
-        yield from (cpu, memory, restarts, errors, up, running, daemons)
 
 
 def mount_metrics(app: FastAPI, state: CoordinatorState) -> None:

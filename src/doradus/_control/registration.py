@@ -2,8 +2,10 @@
 
 When ``doradus up`` (or ``doradus coordinator``) runs on this machine, a dataflow that
 ``doradus run`` runs itself shows in ``list``, ``status``, ``top`` and ``logs`` too, and
-``doradus stop`` reaches it. Best effort: the run never waits for, nor depends on, the
-coordinator.
+``doradus stop`` reaches it, and so do ``doradus node pause|resume|restart|set``: the node
+actions asked of it come back in the reply to its reports (``node_actions``), and it takes
+each new one on its `LocalDaemon` (a restart or a stop on a thread of its own). Best effort: the run
+never waits for, nor depends on, the coordinator.
 
 Example::
 
@@ -35,7 +37,15 @@ REPORT_EVERY = 0.5
 """Seconds between reports (log lines, node metrics; a stop request comes back with one)."""
 REPORT_MAX_LINES = 2_000
 """Log records per report; more are sent in several posts."""
-_NODE_STATES = {"starting": "pending", "running": "running", "exited": "finished", "failed": "failed"}
+_NODE_STATES = {
+    "starting": "pending",
+    "running": "running",
+    "paused": "paused",
+    "restarting": "restarting",
+    "exited": "finished",
+    "failed": "failed",
+    "stopped": "stopped",
+}
 """A `LocalDaemon` node state → the API's."""
 
 
@@ -65,6 +75,8 @@ class RunRegistration:
         self._daemon: LocalDaemon | None = None
         self._on_stop: Callable[[], None] | None = None
         self._stop_seen = False
+        self._actions_taken = 0
+        """The ``seq`` of the last node action taken."""
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="run-registration", daemon=True)
         self._thread.start()
@@ -207,7 +219,9 @@ class RunRegistration:
             try:
                 response = self.client.post(f"/dataflows/{self.run_id}/report", json=body)
                 response.raise_for_status()
-                stop = bool(response.json().get("stop_requested"))
+                reply = response.json()
+                stop = bool(reply.get("stop_requested"))
+                self._take_actions(reply.get("node_actions"))
             except Exception:
                 self._broken = True  # the coordinator went away: the run goes on without it
                 return
@@ -217,3 +231,49 @@ class RunRegistration:
             nodes = {}
             if not lines:
                 return
+
+    def _take_actions(self, actions: Any) -> None:
+        """Take the node actions not taken yet, in order (each failure an ERROR record of the node)."""
+        daemon = self._daemon
+        if daemon is None or not isinstance(actions, list):
+            return
+        for action in sorted((a for a in actions if isinstance(a, dict)), key=lambda a: int(a.get("seq", 0))):
+            seq = int(action.get("seq", 0))
+            if seq <= self._actions_taken:
+                continue
+            self._actions_taken = seq
+            nodes = (
+                [str(action["node"])] if action.get("node") else _targets(daemon, str(action.get("action")))
+            )
+            for node_id in nodes:
+                if action.get("action") not in ("restart", "stop"):  # they wait for the process to end
+                    _take(daemon, action, node_id)
+                    continue
+                threading.Thread(
+                    target=_take, args=(daemon, action, node_id), name=f"node-action-{seq}", daemon=True
+                ).start()
+
+
+def _targets(daemon: LocalDaemon, action: str) -> list[str]:
+    """The nodes a dataflow-wide action applies to: those running (pause) or paused (resume)."""
+    with daemon.state.lock:
+        procs = [p for p in daemon.nodes.values() if p.registered and not p.exited]
+        return [p.spec.id for p in procs if p.paused == (action == "resume")]
+
+
+def _take(daemon: LocalDaemon, action: dict[str, Any], node_id: str) -> None:
+    from doradus._exceptions import DoradusError
+
+    name = str(action.get("action"))
+    try:
+        daemon.node_action(
+            name,
+            node_id,
+            env=action.get("env"),
+            args=action.get("args"),
+            grace=action.get("grace_seconds"),
+            data_format=action.get("data_format"),
+            schema=action.get("schema"),
+        )
+    except DoradusError as exc:
+        daemon.runtime_record("ERROR", f"could not {name} the node: {exc}", node_id)

@@ -25,7 +25,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from fastapi import HTTPException, WebSocket
 
@@ -51,6 +51,8 @@ from doradus._control.models import (
     DataflowStatus,
     DataflowSummary,
     LogRecord,
+    NodeAction,
+    NodeState,
     NodeStatus,
     StartRequest,
 )
@@ -139,6 +141,8 @@ class Run:
     nodes: dict[str, NodeStatus] = field(default_factory=dict)
     logs: deque[LogRecord] = field(default_factory=lambda: deque(maxlen=LOG_BACKLOG))
     followers: set[asyncio.Queue[LogRecord | None]] = field(default_factory=set)
+    actions: deque[NodeAction] = field(default_factory=lambda: deque(maxlen=32))
+    """Node actions asked of an external run, for its `doradus run` (`doradus._control.node_actions`)."""
 
     def summary(self) -> DataflowSummary:
         """What ``list`` shows of it."""
@@ -157,11 +161,36 @@ class Run:
             external=self.external,
             stop_requested=self.stop_requested,
             machines=list(self.machines or [self.machine]),
+            node_actions=list(self.actions),
+            paused=self.paused,
         )
+
+    @property
+    def paused(self) -> bool:
+        """Whether it runs with every live node paused (``doradus node pause``, ``POST .../pause``)."""
+        live = [n.state for n in self.nodes.values() if n.state in ("running", "paused", "restarting")]
+        return self.status == "running" and bool(live) and all(state == "paused" for state in live)
 
     def detail(self) -> DataflowDetail:
         """What ``status`` shows of it: the summary with each node."""
         return DataflowDetail(**self.summary().model_dump(exclude={"nodes"}), nodes=dict(self.nodes))
+
+
+class StateObserver(Protocol):
+    """Told of each change as `CoordinatorState` applies it (``observers``; the live stream is one).
+
+    Called on the coordinator's event loop, right after the change: an observer must return
+    at once and never raise (it queues what it needs; `doradus._control.stream`).
+    """
+
+    def dataflow_changed(self, run: Run, previous: DataflowStatus | None) -> None:
+        """``run``'s status changed from ``previous`` (None: a new run)."""
+
+    def node_changed(self, run: Run, node_id: str, previous: NodeState, changes: dict[str, Any]) -> None:
+        """A node's fields changed (its state, or its metrics each second); ``previous``: its state before."""
+
+    def log_added(self, run: Run, record: LogRecord) -> None:
+        """``run`` got a log record."""
 
 
 class CoordinatorState:
@@ -190,6 +219,8 @@ class CoordinatorState:
         self.shutdown: asyncio.Event | None = None
         self.no_daemons = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        self.observers: list[StateObserver] = []
+        """Told of every dataflow, node and log change as it is applied."""
 
     # ------------------------------------------------------------------ daemons
     def proves(self, secret: str | None) -> bool:
@@ -248,8 +279,8 @@ class CoordinatorState:
         gone = [n for n, m in run.placement.items() if m == machine] or list(run.nodes)
         for node_id in gone:
             node = run.nodes.get(node_id)
-            if node is not None and node.state in ("pending", "running"):
-                node.state = "lost"
+            if node is not None and node.state in ("pending", "running", "paused", "restarting"):
+                self.set_node(run, node_id, {"state": "lost"})
         reason = f"daemon {machine} lost"
         lost_nodes = ", ".join(sorted(gone))
         self.end(run, "failed", f"{reason} (nodes lost: {lost_nodes})" if run.placement else reason)
@@ -315,6 +346,8 @@ class CoordinatorState:
             nodes={node: NodeStatus() for node in reply.nodes},
         )
         self.dataflows[run.id] = run
+        for observer in self.observers:
+            observer.dataflow_changed(run, None)
         for early in reply.early:
             self.handle(daemon, early)
 
@@ -357,12 +390,15 @@ class CoordinatorState:
         """Mark a dataflow ended and close its followers."""
         if run.status != "running":
             return
+        previous = run.status
         run.status = status
         run.reason = reason
         run.finished_at = time.time()
         run.ended.set()
         for queue in run.followers:
             queue.put_nowait(None)
+        for observer in self.observers:
+            observer.dataflow_changed(run, previous)
 
     def clean(self, older_than: float | None) -> list[str]:
         """Forget ended dataflows (finished at least ``older_than`` seconds ago); their ids."""
@@ -382,12 +418,17 @@ class CoordinatorState:
         run.logs.append(line)
         for queue in run.followers:
             queue.put_nowait(line)
+        for observer in self.observers:
+            observer.log_added(run, line)
 
     def set_node(self, run: Run, node_id: str, changes: dict[str, Any]) -> None:
         """Apply checked `NodeStatus` fields (`doradus._control.daemon_link.node_changes`) to one node."""
         node = run.nodes.setdefault(node_id, NodeStatus())
+        previous = node.state
         for key, value in changes.items():
             setattr(node, key, value)
+        for observer in self.observers:
+            observer.node_changed(run, node_id, previous, changes)
 
 
 async def send_quietly(daemon: Daemon, message: dict[str, Any]) -> None:

@@ -17,14 +17,8 @@ import socket
 
 from doradus._exceptions import NodeError
 from doradus._paths import runs_dir
-from doradus._wire.control import (
-    ENV_CONFIG,
-    DynamicNodes,
-    NodeConfig,
-    NodeEnvironment,
-    recv_control,
-    send_control,
-)
+from doradus._wire.control import recv_control, send_control
+from doradus._wire.node_config import ENV_CONFIG, DynamicNodes, NodeConfig, NodeEnvironment
 
 
 def attach(node_id: str | None) -> tuple[socket.socket, NodeConfig, list[int]]:

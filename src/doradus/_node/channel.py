@@ -2,8 +2,11 @@
 
 After ``ready``, the node waits for ``start`` (`DaemonChannel.await_start`); from then on a
 daemonic thread (`DaemonChannel.start_watching`) takes what the daemon sends — ``stop``,
-``peer_gone``, the records of ``logs`` inputs — and sends the node's ``stats`` every
-`STATS_INTERVAL` seconds. Log records go out from whichever thread logs.
+``peer_gone``, the records of ``logs`` inputs, ``pause`` and ``resume`` (the inbox holds or
+delivers its messages), ``peer_restarting`` and ``peer_links`` (a linked node restarts:
+the backend keeps its inputs open and adopts the new link ends), ``input_format`` (that
+node restarts with a new data format: `on_input_format` switches the input's decoder) — and
+sends the node's ``stats`` every `STATS_INTERVAL` seconds. Log records go out from whichever thread logs.
 
 Example::
 
@@ -21,14 +24,18 @@ import select
 import socket
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 from doradus._exceptions import NodeError
 from doradus._node.events import STOP_MANUAL, Error, InputClosed, Stop
 from doradus._node.inbox import Inbox
 from doradus._node.receive import LOG
 from doradus._node.statistics import STATS_INTERVAL, NodeCounters
-from doradus._wire.control import ControlMessage, LogRecord, ToDaemon, recv_control, send_control
-from doradus.backends import Backend
+from doradus._wire.control import ControlMessage, ToDaemon, recv_control, send_control
+from doradus._wire.node_config import LinkConfig
+from doradus._wire.node_reports import LogRecord
+from doradus.backends import Backend, LinkSpec
 
 
 class DaemonChannel:
@@ -57,6 +64,8 @@ class DaemonChannel:
         self._inbox = inbox
         self._backend = backend
         self._counters = counters
+        self.on_input_format: Callable[[str, dict[str, Any]], None] | None = None
+        """Called with an input and its new format (``input_format``); what it raises is an error event."""
 
     def send(self, message: ToDaemon) -> None:
         """Send one message to the daemon.
@@ -97,7 +106,11 @@ class DaemonChannel:
     def report_statistics(self) -> None:
         """Send ``{"op": "stats", ...}`` to the daemon (off the message path; errors ignored)."""
         try:
-            send_control(self._sock, self._counters.report(self._inbox))
+            report = self._counters.report(self._inbox)
+            drops = self._backend.restart_drops()
+            if drops:
+                report["peer_restart_drops"] = drops
+            send_control(self._sock, report)
         except (OSError, RuntimeError, ValueError):
             pass
 
@@ -129,12 +142,17 @@ class DaemonChannel:
                 message, extra = recv_control(self._sock)
             except OSError:
                 message, extra = None, []
-            for fd in extra:
-                os.close(fd)
             if message is None:
+                for fd in extra:
+                    os.close(fd)
                 self._inbox.push(None, Error("lost the connection to the Doradus daemon"))
                 self._inbox.push(None, Stop(STOP_MANUAL))
                 return
+            if message["op"] == "peer_links":
+                self._adopt(message["links"], extra)
+                continue
+            for fd in extra:
+                os.close(fd)
             self._on_control(message)
 
     def _on_control(self, message: ControlMessage) -> None:
@@ -148,3 +166,51 @@ class DaemonChannel:
         elif message["op"] == "logs_closed":
             for input_id in message["inputs"]:
                 self._inbox.push(None, InputClosed(input_id))
+        elif message["op"] == "pause":
+            self._inbox.pause()
+        elif message["op"] == "resume":
+            self._inbox.resume()
+        elif message["op"] == "peer_restarting":
+            self._backend.peer_restarting(message["peer"])
+            self.send({"op": "ack", "of": "peer_restarting", "peer": message["peer"]})
+        elif message["op"] == "input_format":
+            self._switch_format(message["input"], message["format"])
+
+    def _switch_format(self, input_id: str, format_json: dict[str, Any]) -> None:
+        """Decode ``input_id`` in its sender's new format; an error event if it cannot be loaded."""
+        switch = self.on_input_format
+        if switch is None:
+            return
+        try:
+            switch(input_id, format_json)
+        except Exception as exc:  # a codec that cannot load (its package, its schema): the node goes on
+            self._inbox.push(None, Error(f"could not read input {input_id!r} in its new data format: {exc}"))
+
+    def _adopt(self, links: list[LinkConfig], fds: list[int]) -> None:
+        """Open the new link ends to a restarted peer (each link's descriptor, in order)."""
+        try:
+            self._backend.open(link_specs(links), fds)
+        except Exception as exc:  # the node goes on; what it lacks is said as an error event
+            self._inbox.push(None, Error(f"could not rejoin the restarted node's links: {exc}"))
+
+
+def link_specs(links: list[LinkConfig]) -> list[LinkSpec]:
+    """The `LinkSpec` of each link the daemon wired for the node (its backend among the options).
+
+    Example:
+        >>> link: LinkConfig = {"peer": "cam", "dir": "in", "routes": {"image": ["frame"]}, "backend": "shm"}
+        >>> link_specs([link])[0].routes
+        {'image': ['frame']}
+    """
+    from doradus.backends import DEFAULT_LOCAL_BACKEND
+
+    return [
+        LinkSpec(
+            spec["peer"],
+            spec["dir"],
+            tuple(spec.get("outputs", ())),
+            spec.get("routes", {}),
+            {**spec.get("options", {}), "backend": spec.get("backend", DEFAULT_LOCAL_BACKEND)},
+        )
+        for spec in links
+    ]

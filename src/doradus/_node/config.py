@@ -1,7 +1,7 @@
 """What a node reads from its `NodeConfig`: the dataflow text, the codecs of its formats.
 
 Example:
-    >>> from doradus._wire.control import InputConfig
+    >>> from doradus._wire.node_config import InputConfig
     >>> tick: InputConfig = {"kind": "timer", "queue_size": 1, "policy": "drop-oldest", "source": "t"}
     >>> load_codecs({}, {"tick": tick})
     ({}, {})
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from doradus._wire.control import InputConfig, NodeConfig
+from doradus._wire.node_config import InputConfig, NodeConfig
 
 if TYPE_CHECKING:
     from doradus.codecs import Codec

@@ -120,3 +120,14 @@ class Error:
 
 
 Event = Input | InputClosed | Stop | Error
+"""Any event a node receives: an `Input`, `InputClosed`, `Stop` or `Error`.
+
+A union of the four classes, not a base class: what iterating a `doradus.Node` (or its
+``next``, ``try_recv``, ``drain``) gives, for annotations; ``isinstance`` or ``match`` tells
+which one arrived.
+
+Example:
+    >>> event: Event = InputClosed("image")
+    >>> isinstance(event, Event), isinstance(event, Input), isinstance("image", Event)
+    (True, False, False)
+"""

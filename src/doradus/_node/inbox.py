@@ -5,6 +5,12 @@ arrives the oldest of *that input* is dropped and counted. Events of all
 inputs come out in arrival order. Control events (input closed, stop, error)
 are never dropped.
 
+A paused inbox (`Inbox.pause`) hands out control events only: messages go on
+arriving into their inputs' queues (and the oldest go on being dropped past
+``queue_size``, counted in ``dropped``) until `Inbox.resume`, after which the
+queued messages come out first, in arrival order. ``received`` counts arrivals,
+``dropped`` the queue's drops, ``delivered`` the messages handed to the node.
+
 Thread-safe: one or more producer threads push, one consumer pops. The
 consumer waits through a pluggable ``waiter(timeout, wake_fd)`` — by default a
 poll on the inbox's own eventfd; a backend may wait on its sockets as well and
@@ -18,8 +24,13 @@ Example:
     ...     box.push("x", i)
     >>> box.pop(0), box.pop(0), box.pop(0)
     (('x', 1), ('x', 2), None)
-    >>> box.dropped["x"]
-    1
+    >>> box.dropped["x"], box.delivered["x"]
+    (1, 2)
+    >>> box.pause(); box.push("x", 3); box.push(None, "stop")
+    >>> box.pop(0), box.pop(0)
+    ((None, 'stop'), None)
+    >>> box.resume(); box.pop(0)
+    ('x', 3)
 """
 
 from __future__ import annotations
@@ -50,6 +61,7 @@ class Inbox:
         self._waiting = False
         self._signaled = False
         self._consumer = 0
+        self._paused = False
         self.dropped: dict[str, int] = dict.fromkeys(bounds, 0)
         self.received: dict[str, int] = dict.fromkeys(bounds, 0)
 
@@ -70,7 +82,11 @@ class Inbox:
                         self._compact()
                 queue.append(slot)
             self._order.append(slot)
-            if self._waiting and threading.get_ident() != self._consumer:
+            if (
+                self._waiting
+                and threading.get_ident() != self._consumer
+                and (input_id is None or not self._paused)  # a paused consumer waits for control only
+            ):
                 self._waiting = False
                 self._signaled = True
                 os.eventfd_write(self.wake_fd, 1)
@@ -91,6 +107,76 @@ class Inbox:
                 self._per_input[input_id].popleft()
             return input_id, slot[_ITEM]
         return None
+
+    def _pop_control_locked(self) -> tuple[str | None, Any] | None:
+        """While paused: the oldest control event, the messages left in place (order kept)."""
+        order = self._order
+        for index, slot in enumerate(order):
+            if slot[_INPUT] is None:
+                del order[index]
+                return None, slot[_ITEM]
+        return None
+
+    def pause(self) -> None:
+        """Hand out control events only; messages queue (and drop past their bound) until `resume`.
+
+        Thread-safe, idempotent.
+
+        Example:
+            >>> box = Inbox({"x": 1}); box.pause()
+            >>> box.push("x", 1); box.push("x", 2); box.pop(0), box.dropped["x"]
+            (None, 1)
+        """
+        with self._lock:
+            self._paused = True
+            # `pop` takes control events only: swapped in, so the unpaused path tests nothing
+            self._pop_locked = self._pop_control_locked  # type: ignore[method-assign]  # see above
+
+    def resume(self) -> None:
+        """Deliver messages again, the queued ones first in arrival order (wakes a waiting consumer).
+
+        Thread-safe, idempotent.
+
+        Example:
+            >>> box = Inbox({"x": 4}); box.pause(); box.push("x", 1); box.resume()
+            >>> box.pop(0)
+            ('x', 1)
+        """
+        with self._lock:
+            if not self._paused:
+                return
+            self._paused = False
+            del self._pop_locked  # the class's own again
+            if self._waiting and threading.get_ident() != self._consumer and len(self._order) > self._dead:
+                self._waiting = False
+                self._signaled = True
+                os.eventfd_write(self.wake_fd, 1)
+
+    @property
+    def delivered(self) -> dict[str, int]:
+        """Per input, the messages handed out so far (a snapshot).
+
+        Every arrival was dropped, is still queued, or was handed out, so the count costs the
+        message path nothing: ``received - dropped - queued``, read under the lock.
+
+        Example:
+            >>> box = Inbox({"x": 1}); box.push("x", 1); box.push("x", 2); box.pop(0)
+            ('x', 2)
+            >>> box.delivered
+            {'x': 1}
+        """
+        with self._lock:
+            return {k: n - self.dropped[k] - len(self._per_input[k]) for k, n in self.received.items()}
+
+    @property
+    def paused(self) -> bool:
+        """Whether messages are held (`pause`).
+
+        Example:
+            >>> Inbox({}).paused
+            False
+        """
+        return self._paused
 
     def pop(self, timeout: float | None) -> tuple[str | None, Any] | None:
         """The oldest event, waiting up to ``timeout`` seconds (None: forever).
@@ -130,7 +216,10 @@ class Inbox:
         os.close(self.wake_fd)
 
     def __len__(self) -> int:
+        """Events `pop` would hand out now (while paused: the control events)."""
         with self._lock:
+            if self._paused:
+                return sum(1 for slot in self._order if slot[_INPUT] is None)
             return len(self._order) - self._dead
 
     def depth(self, input_id: str) -> int:

@@ -33,7 +33,7 @@ from doradus._observability.records import (
     level_from_python,
     normalize_level,
 )
-from doradus._wire.control import LogRecord
+from doradus._wire.node_reports import LogRecord
 
 MAX_MESSAGE = 16 * 1024
 """Longer messages are cut (the control socket carries small messages)."""

@@ -21,6 +21,7 @@ import weakref
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,7 +29,7 @@ import pyarrow as pa
 
 from doradus._exceptions import EncodeError, MetadataError, NodeError, UnknownOutputError
 from doradus._node.attach import attach
-from doradus._node.channel import DaemonChannel
+from doradus._node.channel import DaemonChannel, link_specs
 from doradus._node.config import descriptor_text, load_codecs
 from doradus._node.events import Event
 from doradus._node.inbox import Inbox
@@ -41,11 +42,11 @@ from doradus._observability.otel_env import enabled_signals
 from doradus._wire.metadata import encode_metadata
 from doradus._wire.protocol import MAX_METADATA
 from doradus._wire.values import plan_value, to_arrow
-from doradus.backends import DEFAULT_LOCAL_BACKEND, Backend, LinkSpec, Outgoing, get_backend
+from doradus.backends import DEFAULT_LOCAL_BACKEND, Backend, Outgoing, get_backend
 
 if TYPE_CHECKING:
     from doradus._observability.telemetry import NodeTelemetry
-    from doradus._wire.control import NodeConfig
+    from doradus._wire.node_config import NodeConfig
     from doradus.codecs import Codec
 
 
@@ -83,6 +84,9 @@ class Node(LogMethods):
         self._seq = 0
         inputs = config["inputs"]
         self._counters = NodeCounters(inputs, config["outputs"])
+        self._processing = self._counters.processing
+        self._handed_ns = 0
+        """When the last input message was handed out (`time.perf_counter_ns`; 0: none pending)."""
         # the counters' own dicts: send_output counts into them without a call
         self.sent: dict[str, int] = self._counters.sent
         self.sent_bytes: dict[str, int] = self._counters.sent_bytes
@@ -97,23 +101,14 @@ class Node(LogMethods):
         self._out_codecs, in_codecs = load_codecs(config.get("output_formats") or {}, inputs)
         self._backend: Backend = _make_backend(self.id, InboxReceiver(self._inbox), config)
         self._inbox.waiter = self._backend.wait
-        links = [
-            LinkSpec(
-                spec["peer"],
-                spec["dir"],
-                tuple(spec.get("outputs", ())),
-                spec.get("routes", {}),
-                {**spec.get("options", {}), "backend": spec.get("backend", DEFAULT_LOCAL_BACKEND)},
-            )
-            for spec in config["links"]
-        ]
-        self._backend.open(links, fds)
+        self._backend.open(link_specs(config["links"]), fds)
         self._channel = DaemonChannel(sock, self.id, self._inbox, self._backend, self._counters)
         # Subscriptions are confirmed once open returns: only now may senders start (a broker
         # forgets what is published before a subscriber exists).
         self._channel.send({"op": "ready"})
         self._timer_stop = threading.Event()
         self._reader = EventReader(self._inbox, self._counters, inputs, in_codecs, self._timer_stop)
+        self._channel.on_input_format = self._reader.switch_format
         self._log = logging.getLogger(f"doradus.node.{self.id}")
         install_log_handler(self._channel.send_log, self._current_ids)
         self._telemetry: NodeTelemetry | None = None
@@ -175,13 +170,23 @@ class Node(LogMethods):
         """
         if self._reader.ended:
             return None
+        if self._handed_ns:
+            self._processing.append(perf_counter_ns() - self._handed_ns)
+            self._handed_ns = 0
         if self._telemetry is not None:
             self._telemetry.end_processing()
         got = self._inbox.pop(0)
         if got is None:
             self._backend.idle()  # about to wait: housekeeping (e.g. releases) off the hot path
             got = self._inbox.pop(timeout)
-        return None if got is None else self._reader.event(got)
+        return None if got is None else self._hand_out(got)
+
+    def _hand_out(self, got: tuple[str | None, Any]) -> Event:
+        """The event of what the inbox popped; an input message starts the processing clock."""
+        event = self._reader.event(got)
+        if got[0] is not None:
+            self._handed_ns = perf_counter_ns()
+        return event
 
     def try_recv(self) -> Event | None:
         """The next event if one is ready, else ``None``; never blocks.
@@ -231,11 +236,14 @@ class Node(LogMethods):
         """
         if self._reader.ended:
             return None
+        if self._handed_ns:
+            self._processing.append(perf_counter_ns() - self._handed_ns)
+            self._handed_ns = 0
         got = self._inbox.pop(0)
         if got is None:
             self._backend.idle()
             got = await asyncio.to_thread(self._inbox.pop, timeout)
-        return None if got is None else self._reader.event(got)
+        return None if got is None else self._hand_out(got)
 
     async def __aiter__(self) -> AsyncIterator[Event]:
         """``async for event in node`` until the stream ends."""
@@ -398,7 +406,7 @@ class Node(LogMethods):
         return self.restart_count() > 0
 
     def statistics(self) -> dict[str, Any]:
-        """Per-input received/dropped and per-output sent counts.
+        """Per-input received/delivered/dropped/queued and per-output sent counts.
 
         Example::
 

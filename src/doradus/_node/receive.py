@@ -34,8 +34,8 @@ from doradus._node.events import STOP_ALL_INPUTS_CLOSED, Error, Event, Input, In
 from doradus._node.inbox import Inbox
 from doradus._node.statistics import NodeCounters
 from doradus._observability.latency import LATENCY_BOUNDS_NS
-from doradus._wire.control import InputConfig
 from doradus._wire.metadata import TIMESTAMP, datetime_from_ns, decode_metadata
+from doradus._wire.node_config import InputConfig
 from doradus._wire.protocol import CODEC_MASK, CODEC_SHIFT, FLAG_IPC
 from doradus._wire.values import KIND_BUFFERS, KIND_IPC, decode_value
 
@@ -117,6 +117,8 @@ class EventReader:
         self._histograms = counters.histograms
         self._latency_sums = counters.latency_sums
         self._codecs = dict(codecs)
+        self._retired: dict[str, Codec | None] = {}
+        """Input id → the codec it read before `switch_format` (None: Arrow), for what is still queued."""
         self._timer_stop = timer_stop
         self._timed = any(v["kind"] == "timer" for v in inputs.values())
         self._open = {k for k, v in inputs.items() if v["kind"] == "node"}
@@ -151,16 +153,92 @@ class EventReader:
         try:
             event = decode_input(input_id, item, self._codecs.get(input_id) if self._codecs else None)
         except DecodeError as exc:
-            self._counters.errors += 1
-            return Error(f"could not decode a message on input {input_id!r}: {exc}")
+            if input_id not in self._retired:
+                self._counters.errors += 1
+                return Error(f"could not decode a message on input {input_id!r}: {exc}")
+            event = self._decode_retired(input_id, item, exc)
+            if isinstance(event, Error):
+                return event
+        else:
+            if self._retired and input_id in self._retired:  # the new format came: the old comes no more
+                self._retired = {k: v for k, v in self._retired.items() if k != input_id}
         if self.telemetry is not None:
             self.telemetry.on_receive(input_id, event.metadata, latency)
         return event
+
+    def switch_format(self, input_id: str, format_json: dict[str, Any] | None) -> None:
+        """Decode ``input_id`` with a new format from now on (its sender restarted with it).
+
+        Messages still queued in the old format (sent before the switch) are decoded in that
+        format, until the first message in the new one arrives (a new schema of the same format
+        cannot be told apart: what is queued is read with the new one). Called from the node's
+        control thread (``input_format``); the consuming thread sees the new codec at its next
+        message.
+
+        Args:
+            input_id: the input.
+            format_json: `doradus.codecs.FormatSpec.to_json`'s form (None or ``arrow``: Arrow).
+
+        Raises:
+            KeyError: the format is unknown.
+            ImportError: the format's packages are missing.
+            SchemaError: its schema is invalid.
+
+        Example:
+            >>> inbox = Inbox({"x": 2})
+            >>> x: InputConfig = {"kind": "node", "queue_size": 2, "policy": "drop-oldest", "source": "a/o"}
+            >>> reader = EventReader(inbox, NodeCounters(["x"], []), {"x": x}, {}, threading.Event())
+            >>> reader.switch_format("x", {"name": "arrow"}); reader.codec_of("x") is None
+            True
+        """
+        codec: Codec | None = None
+        if format_json and format_json.get("name", "arrow") != "arrow":
+            from doradus.codecs import FormatSpec, get_codec
+
+            codec = get_codec(FormatSpec.from_json(format_json))
+        old = self._codecs.get(input_id)
+        if _tag_of(old) != _tag_of(codec):  # one tag: what is queued cannot be told apart
+            self._retired = {**self._retired, input_id: old}
+        self._codecs = self._replaced(self._codecs, input_id, codec)
+
+    def codec_of(self, input_id: str) -> Codec | None:
+        """The codec ``input_id`` decodes with now (None: Arrow).
+
+        Example:
+            >>> reader = EventReader(Inbox({}), NodeCounters([], []), {}, {}, threading.Event())
+            >>> reader.codec_of("x") is None
+            True
+        """
+        return self._codecs.get(input_id)
+
+    @staticmethod
+    def _replaced(codecs: dict[str, Codec], input_id: str, codec: Codec | None) -> dict[str, Codec]:
+        """A copy of ``codecs`` with ``input_id``'s (the message path reads the old dict meanwhile)."""
+        new = {k: v for k, v in codecs.items() if k != input_id}
+        if codec is not None:
+            new[input_id] = codec
+        return new
+
+    def _decode_retired(self, input_id: str, item: tuple[Any, ...], refused: DecodeError) -> Input | Error:
+        """A message in the format ``input_id`` read before `switch_format`, sent before the switch."""
+        old = self._retired.get(input_id)
+        try:
+            if (item[8] & CODEC_MASK) >> CODEC_SHIFT != _tag_of(old):
+                raise refused
+            return decode_input(input_id, item, old)
+        except DecodeError as exc:
+            self._counters.errors += 1
+            return Error(f"could not decode a message on input {input_id!r}: {exc}")
 
     def _input_closed(self, input_id: str) -> None:
         self._open.discard(input_id)
         self._lingering.discard(input_id)
         self.stop_if_all_closed()
+
+
+def _tag_of(codec: Codec | None) -> int:
+    """The format tag of messages ``codec`` decodes (0: Arrow)."""
+    return 0 if codec is None else codec.tag
 
 
 def _format_name(tag: int) -> str:

@@ -24,7 +24,8 @@ from typing import Any
 
 from doradus._node.inbox import Inbox
 from doradus._observability.latency import LATENCY_BOUNDS_NS
-from doradus._wire.control import InputReport, StatsMessage
+from doradus._wire.control import StatsMessage
+from doradus._wire.node_reports import InputReport
 
 STATS_INTERVAL = 1.0
 """Seconds between two ``stats`` reports to the daemon."""
@@ -37,6 +38,8 @@ class NodeCounters:
 
     Attributes:
         latencies: the most recent one-way latencies (ns), any input.
+        processing: how long the node's code took with each of the most recent input messages
+            (ns): from the event handed out to the node's next request for one.
         histograms: per input, messages per latency bucket (`LATENCY_BOUNDS_NS`, then the rest).
         latency_sums: per input, the sum of its latencies (ns).
         sent: per output, messages sent.
@@ -48,11 +51,12 @@ class NodeCounters:
         0
     """
 
-    __slots__ = ("errors", "histograms", "latencies", "latency_sums", "sent", "sent_bytes")
+    __slots__ = ("errors", "histograms", "latencies", "latency_sums", "processing", "sent", "sent_bytes")
 
     def __init__(self, inputs: Iterable[str], outputs: Iterable[str]) -> None:
         inputs = list(inputs)
         self.latencies: deque[int] = deque(maxlen=LATENCY_WINDOW)
+        self.processing: deque[int] = deque(maxlen=LATENCY_WINDOW)
         self.histograms: dict[str, list[int]] = {k: [0] * (len(LATENCY_BOUNDS_NS) + 1) for k in inputs}
         self.latency_sums: dict[str, int] = dict.fromkeys(inputs, 0)
         self.sent: dict[str, int] = dict.fromkeys(outputs, 0)
@@ -74,9 +78,12 @@ class NodeCounters:
             (40.0, 1)
         """
         samples = sorted(self.latencies)
+        spent = sorted(self.processing)
+        delivered = inbox.delivered
         inputs: dict[str, InputReport] = {
             k: {
                 "received": inbox.received[k],
+                "delivered": delivered[k],
                 "dropped": inbox.dropped[k],
                 "queued": inbox.depth(k),
                 "latency_buckets": list(buckets),
@@ -93,19 +100,26 @@ class NodeCounters:
             "outputs": {k: {"sent": n, "bytes": self.sent_bytes[k]} for k, n in list(self.sent.items())},
             "latency_p50_us": samples[len(samples) // 2] / 1000 if samples else None,
             "latency_samples": len(samples),
+            "processing_p50_us": spent[len(spent) // 2] / 1000 if spent else None,
             "errors": self.errors,
         }
 
     def snapshot(self, inbox: Inbox) -> dict[str, Any]:
-        """What `Node.statistics` shows of them: received, dropped and queued; sent and bytes.
+        """What `Node.statistics` shows of them: received, delivered, dropped and queued; sent and bytes.
 
         Example:
             >>> NodeCounters(["a"], ["out"]).snapshot(Inbox({"a": 1}))["inputs"]["a"]
-            {'received': 0, 'dropped': 0, 'queued': 0}
+            {'received': 0, 'delivered': 0, 'dropped': 0, 'queued': 0}
         """
+        delivered = inbox.delivered
         return {
             "inputs": {
-                k: {"received": inbox.received[k], "dropped": inbox.dropped[k], "queued": inbox.depth(k)}
+                k: {
+                    "received": inbox.received[k],
+                    "delivered": delivered[k],
+                    "dropped": inbox.dropped[k],
+                    "queued": inbox.depth(k),
+                }
                 for k in self.histograms
             },
             "outputs": {k: {"sent": self.sent[k], "bytes": self.sent_bytes[k]} for k in self.sent},

@@ -17,11 +17,13 @@ import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Literal
 
 import yaml
 
+from doradus._dataflow.json_schema import SCHEMA_FILE
 from doradus._dataflow.nodes import NODE_ID
 from doradus._observability.records import LEVELS, normalize_level
 
@@ -199,6 +201,32 @@ def role_of(index: int, count: int) -> Role:
     return "last" if index == count - 1 else "middle"
 
 
+def schema_modeline() -> str:
+    """The first line of a written dataflow: editors read the JSON Schema of dataflow files from it.
+
+    It names the copy installed with Doradus (``doradus/_assets/dataflow.schema.json``) by its
+    absolute path: editors then complete and check keys offline, with the keys of the Doradus
+    version that runs the file. (The docs site publishes the same file at
+    ``schema/dataflow.schema.json``.)
+
+    Example:
+        >>> line = schema_modeline()
+        >>> line.startswith("# yaml-language-server: $schema=/"), line.endswith("/dataflow.schema.json")
+        (True, True)
+    """
+    return f"# yaml-language-server: $schema={schema_path()}"
+
+
+def schema_path() -> Path:
+    """Where the JSON Schema of dataflow files is installed (``doradus schema --path`` prints it).
+
+    Example:
+        >>> schema_path().name, schema_path().is_file()
+        ('dataflow.schema.json', True)
+    """
+    return Path(str(resources.files("doradus._assets").joinpath(SCHEMA_FILE))).resolve()
+
+
 def render_dataflow(name: str, nodes: Iterable[str], log_level: str) -> str:
     """The YAML text of a chain dataflow over ``nodes``.
 
@@ -208,6 +236,7 @@ def render_dataflow(name: str, nodes: Iterable[str], log_level: str) -> str:
     """
     ids = list(nodes)
     lines = [
+        schema_modeline(),
         f"# Dataflow `{name}`, written by `doradus init`.",
         f"#   doradus run {DATAFLOW_FILE}",
         "env:",

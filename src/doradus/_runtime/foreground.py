@@ -18,7 +18,9 @@ from typing import Any
 
 from doradus._dataflow.model import Dataflow
 from doradus._ids import new_run_id
-from doradus._runtime.supervisor import KILL_AFTER_TERM, InputDrops, LocalDaemon, NodeResult
+from doradus._runtime.ending import KILL_AFTER_TERM
+from doradus._runtime.processes import InputDrops, NodeResult
+from doradus._runtime.supervisor import LocalDaemon
 
 DEFAULT_GRACE = 5.0
 NAMED_AT_MOST = 10
@@ -153,6 +155,34 @@ def _drive_stop(daemon: LocalDaemon, stop: _StopState, grace: float, info: Calla
         if running:
             info(f"still running {KILL_AFTER_TERM:g}s after SIGTERM: {name_nodes(running)}; sending SIGKILL")
             daemon.kill(signal.SIGKILL)
+
+
+def not_yet_supported(flow: Dataflow) -> list[str]:
+    """What `doradus run` leaves to other commands (building, placing on machines), one note each.
+
+    Settings not applied yet are the dataflow's ``not_applied`` warnings, which ``check`` prints too.
+
+    Example:
+        >>> from doradus._dataflow.model import NodeSpec
+        >>> nodes = (NodeSpec(id="a", kind="python", build=("make",)), NodeSpec(id="b", kind="python"))
+        >>> [note.split(";")[0] for note in not_yet_supported(Dataflow(path=Path("df.yml"), nodes=nodes))]
+        ["node 'a' has a `build` command"]
+    """
+    notes = []
+    for node in flow.nodes:
+        if node.build:
+            notes.append(
+                f"node {node.id!r} has a `build` command; `doradus run` does not build: "
+                "run `doradus build` first"
+            )
+    machines = sorted({node.machine for node in flow.nodes if node.machine})
+    if len(machines) > 1:
+        notes.append(
+            f"nodes are placed on machines {', '.join(machines)}; `doradus run` runs every node here: "
+            "start a daemon on each machine (`doradus daemon --machine-id NAME -c COORDINATOR`) "
+            "and use `doradus start` to place them"
+        )
+    return notes
 
 
 def name_nodes(node_ids: list[str]) -> str:

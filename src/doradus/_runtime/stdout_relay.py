@@ -32,6 +32,7 @@ import socket
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
+from typing import ClassVar
 
 import pyarrow as pa
 
@@ -84,6 +85,9 @@ class StdoutRelay:
         >>> theirs.close()
     """
 
+    backend: ClassVar[type[ShmBackend]] = ShmBackend
+    """The backend of the relay's links: what its readers' ends are wired as (one socket pair each)."""
+
     def __init__(
         self,
         node_id: str,
@@ -99,7 +103,7 @@ class StdoutRelay:
         """Payload bytes sent so far."""
         self._on_error = on_error
         self._ends = [sock for _peer, sock in ends]
-        self._backend = ShmBackend(node_id, _NoInputs())
+        self._backend = self.backend(node_id, _NoInputs())
         links = [LinkSpec(peer, "out", (output,)) for peer, _sock in ends]
         # The backend owns duplicates: closing our own ends is what lets `abort` wake a blocked send.
         self._backend.open(links, [os.dup(sock.fileno()) for sock in self._ends])

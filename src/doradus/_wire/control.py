@@ -11,9 +11,15 @@ the union the channel carries. In order::
     daemon → node   start | stop        the whole dataflow is ready (or is stopping already)
     node → daemon   log, stats          its log records; its counters every second
     daemon → node   peer_gone, log_input, logs_closed, stop
+    daemon → node   pause, resume       hold or deliver the messages of its inputs again
+    daemon → node   peer_restarting     a linked node is restarting: its links' end is no end
+    node → daemon   ack                 ``peer_restarting`` taken (the daemon may stop that peer)
+    daemon → node   input_format        an input's sender restarts with a new data format: decode with it
+    daemon → node   peer_links          the new link ends to a restarted peer (descriptors attached)
 
-A node Doradus spawns finds the daemon through `ENV_CONFIG` (a `NodeEnvironment`); a dynamic
-node finds it in the run folder's ``dynamic.json`` (a `DynamicNodes`).
+What a node learns (`NodeConfig` and its parts, and how a spawned node finds its daemon) is
+in `doradus._wire.node_config`; what it reports (log records, counters) in
+`doradus._wire.node_reports`.
 
 A receiver tells the messages apart by ``op``: ``message["op"] == "peer_gone"`` narrows the
 union to `PeerGoneMessage` for mypy. The shapes are what the two ends promise each other, not
@@ -39,195 +45,12 @@ import socket
 from collections.abc import Mapping
 from typing import Any, Literal, NotRequired, TypedDict, cast
 
-ENV_CONFIG = "DORADUS_NODE_CONFIG"
-"""The environment variable holding a spawned node's `NodeEnvironment` (JSON)."""
+from doradus._wire.node_config import LinkConfig, NodeConfig
+from doradus._wire.node_reports import InputReport, LogRecord, OutputReport, RunLogRecord
+
 MAX_FDS = 250
 """Most file descriptors one control message carries."""
 _MAX_MESSAGE = 1 << 20
-
-
-# ------------------------------------------------------------------ configuration
-class NodeEnvironment(TypedDict):
-    """What `ENV_CONFIG` holds for a node the daemon spawned: where to register, and as whom.
-
-    Example:
-        >>> env: NodeEnvironment = {"control": "/run/c.sock", "node_id": "camera", "run_id": "r1"}
-        >>> env["node_id"]
-        'camera'
-    """
-
-    control: str
-    node_id: str
-    run_id: str
-
-
-class DynamicNodes(TypedDict):
-    """A run folder's ``dynamic.json``: the ``path: dynamic`` nodes that wait for their process.
-
-    Example:
-        >>> waiting: DynamicNodes = {"dataflow": "/f.yml", "nodes": ["ui"], "control": "/c.sock"}
-        >>> "ui" in waiting["nodes"]
-        True
-    """
-
-    dataflow: str
-    nodes: list[str]
-    control: str
-
-
-class InputConfig(TypedDict):
-    """One input of a node: where it reads from and how much it queues.
-
-    ``kind`` is ``timer`` (``interval_ns`` set), ``node`` (another node's output; ``format``
-    set when it is not Arrow: `doradus.codecs.FormatSpec.to_json`'s form) or ``logs`` (log
-    records of the run).
-
-    Example:
-        >>> tick: InputConfig = {
-        ...     "kind": "timer", "queue_size": 10, "policy": "drop-oldest",
-        ...     "source": "dora/timer/millis/100", "interval_ns": 100_000_000,
-        ... }
-        >>> tick["interval_ns"] // 1_000_000
-        100
-    """
-
-    kind: Literal["timer", "node", "logs"]
-    queue_size: int
-    policy: str
-    source: str
-    interval_ns: NotRequired[int]
-    format: NotRequired[dict[str, Any]]
-
-
-class LinkConfig(TypedDict):
-    """One link of a node, as the daemon wired it (`doradus.backends.LinkSpec` once opened).
-
-    ``dir`` ``out``: this node sends ``outputs`` to ``peer``; ``in``: ``peer`` sends to this
-    node and ``routes`` maps its output ids to this node's input ids. ``options`` are the
-    backend's own (addresses, keys); a ``shm`` link has none and its socket end rides along.
-
-    Example:
-        >>> link: LinkConfig = {"peer": "cam", "dir": "in", "routes": {"image": ["frame"]}, "backend": "shm"}
-        >>> link["routes"]["image"]
-        ['frame']
-    """
-
-    peer: str
-    dir: Literal["in", "out"]
-    backend: str
-    outputs: NotRequired[list[str]]
-    routes: NotRequired[dict[str, list[str]]]
-    options: NotRequired[dict[str, Any]]
-
-
-class NodeConfig(TypedDict):
-    """Everything a node learns from its daemon when it registers (the ``config`` message).
-
-    ``descriptor`` is the run folder's copy of the dataflow text (a daemon that keeps none
-    leaves it out: the node reads ``dataflow``). ``output_formats`` holds the outputs that are
-    not Arrow, in `doradus.codecs.FormatSpec.to_json`'s form. ``backends`` are the names of the
-    backends the node's links use. ``stdout_output`` is the output the daemon sends the node's
-    stdout lines on (``send_stdout_as``), which the node itself may not send on.
-
-    Example:
-        >>> import typing
-        >>> hints = typing.get_type_hints(NodeConfig, include_extras=True)
-        >>> [key for key, hint in hints.items() if typing.get_origin(hint) is NotRequired]
-        ['descriptor']
-    """
-
-    node_id: str
-    run_id: str
-    dataflow: str
-    descriptor: NotRequired[str]
-    dataflow_name: str
-    machine: str
-    inputs: dict[str, InputConfig]
-    outputs: list[str]
-    output_formats: dict[str, dict[str, Any]]
-    links: list[LinkConfig]
-    backends: list[str]
-    restart_count: int
-    stdout_output: str | None
-
-
-# ----------------------------------------------------------------------- records
-class LogRecord(TypedDict):
-    """A structured log record as a node writes it (its ``logging`` or ``node.log``).
-
-    The daemon completes it into a `RunLogRecord` (see `doradus._observability.records`).
-
-    Example:
-        >>> record: LogRecord = {
-        ...     "timestamp": "2026-11-25T22:09:02.123456Z", "level": "WARN", "message": "slow",
-        ...     "trace_id": None, "span_id": None, "source": "log", "fields": {"logger": "cam"},
-        ... }
-        >>> record["level"]
-        'WARN'
-    """
-
-    timestamp: str
-    level: str
-    message: str
-    trace_id: str | None
-    span_id: str | None
-    source: str
-    fields: dict[str, Any]
-
-
-class RunLogRecord(LogRecord):
-    """A log record of the run: a `LogRecord` and where it comes from (``node`` None: the runtime).
-
-    Example:
-        >>> record: RunLogRecord = {
-        ...     "timestamp": "2026-11-25T22:09:02.123456Z", "level": "INFO", "message": "started",
-        ...     "trace_id": None, "span_id": None, "source": "runtime", "fields": {},
-        ...     "dataflow": "demo", "run_id": "r1", "node": None, "machine": "m1",
-        ... }
-        >>> record["node"] is None
-        True
-    """
-
-    dataflow: str | None
-    run_id: str | None
-    node: str | None
-    machine: str | None
-
-
-class InputReport(TypedDict):
-    """One input in a `StatsMessage`: counters, and the latency histogram since the start.
-
-    ``latency_buckets`` counts one-way latencies per bucket of
-    `doradus._observability.latency.LATENCY_BOUNDS_US` (one more bucket for the rest).
-
-    Example:
-        >>> report: InputReport = {
-        ...     "received": 3, "dropped": 0, "queued": 1,
-        ...     "latency_buckets": [3] + [0] * 17, "latency_sum_us": 40.0, "latency_count": 3,
-        ... }
-        >>> report["latency_sum_us"] / report["latency_count"] < 25
-        True
-    """
-
-    received: int
-    dropped: int
-    queued: int
-    latency_buckets: list[int]
-    latency_sum_us: float
-    latency_count: int
-
-
-class OutputReport(TypedDict):
-    """One output in a `StatsMessage`: messages and payload bytes sent.
-
-    Example:
-        >>> report: OutputReport = {"sent": 2, "bytes": 16}
-        >>> report["bytes"] // report["sent"]
-        8
-    """
-
-    sent: int
-    bytes: int
 
 
 # ---------------------------------------------------------------- node → daemon
@@ -276,7 +99,11 @@ class StatsMessage(TypedDict):
     """``stats``: the node's counters, every second and once more when it ends.
 
     ``latency_p50_us`` is the median one-way latency over the recent messages
-    (``latency_samples`` of them; None before any).
+    (``latency_samples`` of them; None before any); ``processing_p50_us`` the median time the
+    node's code took with one input message (from the event handed out to its next request
+    for one; absent from nodes that do not measure it). ``peer_restart_drops`` counts, per
+    receiving node, the messages this node's outputs could not deliver while that node was
+    restarting (absent when none).
 
     Example:
         >>> report = StatsMessage(
@@ -294,6 +121,21 @@ class StatsMessage(TypedDict):
     latency_p50_us: float | None
     latency_samples: int
     errors: int
+    processing_p50_us: NotRequired[float | None]
+    peer_restart_drops: NotRequired[dict[str, int]]
+
+
+class AckMessage(TypedDict):
+    """``ack``: the node has acted on a daemon's message (``of``: its op) about ``peer``.
+
+    Example:
+        >>> AckMessage(op="ack", of="peer_restarting", peer="detector")["of"]
+        'peer_restarting'
+    """
+
+    op: Literal["ack"]
+    of: str
+    peer: str
 
 
 # ---------------------------------------------------------------- daemon → node
@@ -380,7 +222,80 @@ class LogsClosedMessage(TypedDict):
     inputs: list[str]
 
 
-ToDaemon = RegisterMessage | ReadyMessage | LogMessage | StatsMessage
+class PauseMessage(TypedDict):
+    """``pause``: deliver no input messages until ``resume``; they queue (and drop) per input.
+
+    Control events (``Stop``, ``InputClosed``, errors) still reach the node.
+
+    Example:
+        >>> PauseMessage(op="pause")
+        {'op': 'pause'}
+    """
+
+    op: Literal["pause"]
+
+
+class ResumeMessage(TypedDict):
+    """``resume``: deliver input messages again, the queued ones first.
+
+    Example:
+        >>> ResumeMessage(op="resume")
+        {'op': 'resume'}
+    """
+
+    op: Literal["resume"]
+
+
+class PeerRestartingMessage(TypedDict):
+    """``peer_restarting``: node ``peer`` is about to be stopped and started again.
+
+    The node stops sending to it (what it would send is dropped and counted, see
+    `StatsMessage`) and takes the end of its links from ``peer`` as no end: its inputs stay
+    open. It answers ``ack`` before the daemon stops ``peer``.
+
+    Example:
+        >>> PeerRestartingMessage(op="peer_restarting", peer="detector")["peer"]
+        'detector'
+    """
+
+    op: Literal["peer_restarting"]
+    peer: str
+
+
+class PeerLinksMessage(TypedDict):
+    """``peer_links``: the node's new links to the restarted ``peer``, one descriptor each attached.
+
+    Example:
+        >>> link: LinkConfig = {"peer": "detector", "dir": "out", "outputs": ["image"], "backend": "shm"}
+        >>> PeerLinksMessage(op="peer_links", peer="detector", links=[link])["links"][0]["dir"]
+        'out'
+    """
+
+    op: Literal["peer_links"]
+    peer: str
+    links: list[LinkConfig]
+
+
+class InputFormatMessage(TypedDict):
+    """``input_format``: ``input`` now reads ``format`` (`doradus.codecs.FormatSpec.to_json`'s form).
+
+    Its sender restarts with a new data format (``doradus node set --data-format``): the daemon
+    says so after the old sender has ended and before the new one starts, so the node switches
+    its decoder before any message in the new format can reach it. Messages the old sender sent
+    in the old format, still queued, are decoded in that format.
+
+    Example:
+        >>> avro = {"name": "avro", "schema": "/s/r.avsc", "type": None, "reader_schema": None}
+        >>> InputFormatMessage(op="input_format", input="reading", format=avro)["format"]["name"]
+        'avro'
+    """
+
+    op: Literal["input_format"]
+    input: str
+    format: dict[str, Any]
+
+
+ToDaemon = RegisterMessage | ReadyMessage | LogMessage | StatsMessage | AckMessage
 """What a node sends its daemon."""
 ToNode = (
     ConfigMessage
@@ -390,6 +305,11 @@ ToNode = (
     | PeerGoneMessage
     | LogInputMessage
     | LogsClosedMessage
+    | PauseMessage
+    | ResumeMessage
+    | PeerRestartingMessage
+    | PeerLinksMessage
+    | InputFormatMessage
 )
 """What a daemon sends a node."""
 ControlMessage = ToDaemon | ToNode

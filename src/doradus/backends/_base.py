@@ -59,6 +59,12 @@ class Outgoing(NamedTuple):
     ``plan`` lays the value's Arrow buffers out; ``array`` is the value itself
     (a backend with shared memory may find it already lives there). A named
     tuple: immutable, and cheap to build on the hot path.
+
+    Example:
+        >>> from doradus.testing import outgoing
+        >>> message = outgoing([1, 2, 3], seq=7)
+        >>> message.output, message.array.to_pylist(), message.seq, message.codec
+        (b'out', [1, 2, 3], 7, 0)
     """
 
     output: bytes
@@ -78,6 +84,11 @@ class LinkSpec:
     ``direction`` is ``"out"`` (this node sends ``outputs`` to ``peer``) or
     ``"in"`` (``peer`` sends to this node; ``routes`` maps its output ids to
     this node's input ids).
+
+    Example:
+        >>> link = LinkSpec("camera", "in", routes={"image": ["frames"]})
+        >>> link.peer, link.direction, link.routes["image"], link.outputs
+        ('camera', 'in', ['frames'], ())
     """
 
     peer: str
@@ -105,7 +116,16 @@ class BackendStatistics:
 
 
 class Receiver(Protocol):
-    """What a backend calls as messages arrive (from its own threads)."""
+    """What a backend calls as messages arrive (from its own threads).
+
+    Example:
+        >>> from doradus.testing import CollectingReceiver
+        >>> receiver: Receiver = CollectingReceiver()
+        >>> receiver.closed(["image"])
+        >>> receiver.error("lost the link to 'camera'")
+        >>> receiver.closed_inputs, receiver.errors
+        (['image'], ["lost the link to 'camera'"])
+    """
 
     def deliver(self, inputs: tuple[str, ...], entry: tuple[Any, ...]) -> None:
         """A message for ``inputs`` (decoded later by the node)."""
@@ -187,6 +207,15 @@ class Backend(ABC):
     (`router_link_options`). False (the default): each receiver listens at an address its
     machine announces, and `link_options` applies across machines too. One router backend
     per run may cross machines.
+    """
+
+    restarts_links: ClassVar[bool] = False
+    """The links of this backend survive a node's restart (``doradus node restart``).
+
+    True: a node linked to a restarting peer gets `peer_restarting` (it stops sending to the
+    peer, counting what it would have sent in `restart_drops`, and takes the end of the peer's
+    links as no end), then `open` again with the new links to the restarted peer. False (the
+    default): the runtime refuses to restart a node with links of this backend, naming it.
     """
 
     close_when_main_thread_ends: ClassVar[bool] = True
@@ -291,6 +320,21 @@ class Backend(ABC):
         sender ran on another machine). A backend whose links show a sender's end by
         themselves (a closed socket, an ``END`` frame) may ignore it, as this default does.
         """
+
+    def peer_restarting(self, peer: str) -> None:  # noqa: B027 - an optional hook, empty by default
+        """Node ``peer`` is about to restart: stop sending to it; its links' end is no end.
+
+        Only called on backends that set `restarts_links`; the new links come through `open`.
+        """
+
+    def restart_drops(self) -> dict[str, int]:
+        """Messages not sent to each restarting peer while it was down, since the start (peer → count).
+
+        Example::
+
+            backend.restart_drops()   # {'detector': 3}
+        """
+        return {}
 
     def idle(self) -> None:  # noqa: B027 - an optional hook, empty by default
         """The node is about to wait for events: a moment for housekeeping."""

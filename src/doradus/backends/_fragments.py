@@ -1,7 +1,6 @@
 """Frames too big for a broker message travel as fragments, reassembled in order per topic.
 
-Shared by the broker backends (Redis, MQTT). Also `merged_options`: a
-backend's settings gathered from its links' options.
+Shared by the broker backends (Redis, MQTT).
 
 Example:
     >>> r = Reassembler()
@@ -12,11 +11,9 @@ Example:
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
 from typing import Any
 
 from doradus.backends._frames import frame_size
-from doradus.backends._network import NetLink
 
 WHOLE = b"\x00"
 FRAGMENT = struct.Struct("<BQII")
@@ -100,16 +97,3 @@ class Reassembler:
             return memoryview(buffer)
         self._partial[topic] = (number, index + 1, buffer)
         return None
-
-
-def merged_options(links: Sequence[NetLink]) -> dict[str, Any]:
-    """Every link's options merged (later links win): a backend's settings.
-
-    Example::
-
-        merged_options(backend.out_links)   # {'url': 'redis://127.0.0.1:6379/0', ...}
-    """
-    merged: dict[str, Any] = {}
-    for link in links:
-        merged.update(link.options)
-    return merged

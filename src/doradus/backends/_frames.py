@@ -1,7 +1,7 @@
 """Messages as self-contained frames, for backends that carry bytes (TCP, brokers, Zenoh…).
 
 A frame is what the shared-memory backend sends inline, made standalone: the
-``DATA`` header (its segment fields hold the payload size), the output id,
+``DATA`` header (`pack_data`; its segment fields hold the payload size), the output id,
 the value's type and layout, the metadata, padding to 8 bytes, the payload.
 The receiving side hands the frame to the node as it is: the node decodes
 values straight from it (no copy), exactly like an inline shared-memory
@@ -26,8 +26,7 @@ import struct
 from typing import Any
 
 from doradus._exceptions import DecodeError
-from doradus._wire.protocol import CODEC_SHIFT, DATA, FLAG_IPC, KIND_DATA
-from doradus._wire.values import KIND_IPC
+from doradus._wire.protocol import DATA, KIND_DATA, pack_data, unpack_data
 from doradus.backends._base import Outgoing
 
 KIND_END = 3
@@ -47,20 +46,7 @@ def encode_frame(message: Outgoing) -> list[bytes | memoryview]:
         sock.sendmsg(encode_frame(message))
     """
     plan = message.plan
-    flags = (FLAG_IPC if plan.kind == KIND_IPC else 0) | (message.codec << CODEC_SHIFT)
-    head = DATA.pack(
-        KIND_DATA,
-        flags,
-        len(message.output),
-        len(plan.type_blob),
-        len(plan.layout),
-        len(message.metadata),
-        message.seq,
-        message.stamp_ns,
-        0,
-        plan.size,
-        0,
-    )
+    head = pack_data(message, plan.layout, 0, 0, plan.size)
     pos = len(head) + len(message.output) + len(plan.type_blob) + len(plan.layout) + len(message.metadata)
     parts: list[bytes | memoryview] = [head, message.output, plan.type_blob, plan.layout, message.metadata]
     pad = -pos % 8
@@ -130,9 +116,7 @@ def decode_frame(frame: bytes | bytearray | memoryview) -> tuple[str, tuple[Any,
     """
     if len(frame) < DATA.size:
         raise DecodeError(f"a frame of {len(frame)} B is shorter than its header ({DATA.size} B)")
-    (kind, flags, out_len, type_len, layout_len, meta_len, _seq, stamp, _seg, size, _off) = DATA.unpack_from(
-        frame
-    )
+    (kind, flags, out_len, type_len, layout_len, meta_len, _seq, stamp, _seg, size, _off) = unpack_data(frame)
     if kind != KIND_DATA:
         raise DecodeError(f"not a data frame (kind {kind})")
     pos = DATA.size + out_len

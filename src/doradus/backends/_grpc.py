@@ -23,9 +23,10 @@ than filling memory. The sync API streams about 4k messages/s: the backend
 for interoperability, not for rate.
 
 Options (`LinkSpec.options`): ``listen`` (inbound), ``connect``,
-``connect_retries`` (default 50) x ``retry_interval`` (default 0.1 s) bound
-how long a sender waits for the receiver (`ConnectError` afterwards; gRPC's
-reconnect backoff is set to ``retry_interval``), ``max_message``.
+``connect_retries`` x ``retry_interval`` (`ConnectBound`, default 50 x 0.1 s)
+bound how long a sender waits for the receiver (`ConnectError` afterwards;
+gRPC retries by itself, its reconnect backoff set to ``retry_interval``),
+``max_message``.
 
 The message classes come from ``_doradus_link_pb2.py`` (generated; see the
 ``.proto`` for the command). The service itself is registered by hand with
@@ -52,8 +53,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from doradus._exceptions import ConnectError
-from doradus.backends._network import LINK_OPTIONS, NetLink, NetworkBackend
-from doradus.backends._tcp import DEFAULT_INTERVAL, DEFAULT_RETRIES, parse_host_port
+from doradus.backends._network import LINK_OPTIONS, ConnectBound, NetLink, NetworkBackend
+from doradus.backends._tcp import parse_host_port
 
 SERVICE = "doradus.link.v1.Link"
 METHOD = f"/{SERVICE}/Stream"
@@ -229,19 +230,16 @@ class GrpcBackend(NetworkBackend):
             raise ConnectError(f"link to {link.peer!r} has no `connect` address")
         host, port = parse_host_port(target)
         shown = f"[{host}]" if ":" in host else host
-        retries = max(1, int(link.options.get("connect_retries", DEFAULT_RETRIES)))
-        interval = float(link.options.get("retry_interval", DEFAULT_INTERVAL))
+        bound = ConnectBound.from_options(link.options)
         max_message = int(link.options.get("max_message", DEFAULT_MAX_MESSAGE))
-        channel = grpc.insecure_channel(f"{shown}:{port}", options=_options(max_message, interval))
+        channel = grpc.insecure_channel(f"{shown}:{port}", options=_options(max_message, bound.interval))
         try:
             # gRPC retries by itself every `interval`; wait for as many attempts, plus one connect time.
-            grpc.channel_ready_future(channel).result(timeout=retries * interval + 1.0)
+            grpc.channel_ready_future(channel).result(timeout=bound.seconds + 1.0)
         except grpc.FutureTimeoutError:
             channel.close()
-            raise ConnectError(
-                f"node {self.node_id!r} could not reach {link.peer!r} at {target} "
-                f"after {retries} attempts ({retries} x {interval:g} s)"
-            ) from None
+            why = "the channel never became ready"
+            raise bound.unreachable(self.node_id, f"{link.peer!r} at {target}", why) from None
         pipe = FramePipe()
         stream = channel.stream_unary(
             METHOD, request_serializer=pb.Frame.SerializeToString, response_deserializer=pb.Ack.FromString

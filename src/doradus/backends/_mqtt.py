@@ -72,13 +72,14 @@ missing a fragment is dropped whole and counted (``details["partial_dropped"]``)
 
 Options (link options, defaults in parentheses): ``url``
 (``mqtt://127.0.0.1:1883``), ``qos`` (1), ``session`` (``clean``),
-``fragment`` (64 MiB), ``connect_retries`` (20), ``retry_interval``
+``fragment`` (64 MiB), ``connect_retries`` (50), ``retry_interval``
 (0.1 s), ``reconnect_timeout`` (10 s), ``reconnect_min`` (1 s),
 ``reconnect_max`` (4 s), ``session_expiry`` (300 s), ``client_id``,
 ``keepalive`` (30 s), ``max_pending`` (1000), ``max_inflight`` (1).
 Opening fails with `ConnectError` when the broker cannot be reached within
-``connect_retries`` x ``retry_interval`` (plus the connect timeout of each
-attempt, at least 1 s, when the host does not answer at all).
+``connect_retries`` x ``retry_interval`` (`ConnectBound`, the bound of every
+backend; plus the connect timeout of each attempt, at least 1 s, when the host
+does not answer at all).
 
 Example::
 
@@ -90,7 +91,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -100,8 +100,8 @@ from urllib.parse import urlsplit
 
 from doradus._exceptions import ConnectError, TransportError
 from doradus.backends._base import Receiver
-from doradus.backends._fragments import Reassembler, merged_options, split_frame
-from doradus.backends._network import NetworkBackend
+from doradus.backends._fragments import Reassembler, split_frame
+from doradus.backends._network import CONNECT_RETRIES, RETRY_INTERVAL, ConnectBound, NetworkBackend
 
 if TYPE_CHECKING:  # paho-mqtt is imported when a backend opens (see `MqttBackend.requires`)
     import paho.mqtt.client as mqtt
@@ -131,8 +131,8 @@ class MqttSettings:
     qos: int = 1
     session: str = "clean"
     fragment: int = 64 << 20
-    connect_retries: int = 20
-    retry_interval: float = 0.1
+    connect_retries: int = CONNECT_RETRIES
+    retry_interval: float = RETRY_INTERVAL
     reconnect_timeout: float = 10.0
     reconnect_min: int = 1
     reconnect_max: int = 4
@@ -162,6 +162,16 @@ class MqttSettings:
         """
         return urlsplit(self.url).port or 1883
 
+    @property
+    def bound(self) -> ConnectBound:
+        """How long to try reaching the broker: ``connect_retries`` x ``retry_interval``.
+
+        Example:
+            >>> MqttSettings().bound.seconds
+            5.0
+        """
+        return ConnectBound(self.connect_retries, self.retry_interval)
+
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> MqttSettings:
         """Settings from link options (unknown keys are ignored: they belong to other layers).
@@ -179,8 +189,8 @@ class MqttSettings:
                 qos=int(options.get("qos", 1)),
                 session=str(options.get("session", "clean")),
                 fragment=int(options.get("fragment", 64 << 20)),
-                connect_retries=int(options.get("connect_retries", 20)),
-                retry_interval=float(options.get("retry_interval", 0.1)),
+                connect_retries=int(options.get("connect_retries", CONNECT_RETRIES)),
+                retry_interval=float(options.get("retry_interval", RETRY_INTERVAL)),
                 reconnect_timeout=float(options.get("reconnect_timeout", 10.0)),
                 reconnect_min=int(options.get("reconnect_min", 1)),
                 reconnect_max=int(options.get("reconnect_max", 4)),
@@ -268,7 +278,7 @@ class MqttBackend(NetworkBackend):
         import paho.mqtt.client as mqtt
         from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-        self.settings = MqttSettings.from_options(merged_options([*self.out_links, *self.in_links.values()]))
+        self.settings = MqttSettings.from_options(self.merged_options())
         for peer, link in self.in_links.items():
             for output in link.routes:
                 self._peers[self.topic(output, sender=peer)] = peer
@@ -301,25 +311,18 @@ class MqttBackend(NetworkBackend):
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         if settings.session == "persistent":
             properties.SessionExpiryInterval = settings.session_expiry
-        retries = max(1, settings.connect_retries)
-        last: Exception | None = None
-        for _attempt in range(retries):
-            try:
-                client.connect(
-                    settings.host,
-                    settings.port,
-                    keepalive=settings.keepalive,
-                    clean_start=settings.session == "clean",
-                    properties=properties,
-                )
-                return
-            except (OSError, ValueError) as exc:
-                last = exc
-                time.sleep(settings.retry_interval)
-        raise ConnectError(
-            f"node {self.node_id!r} could not reach the mqtt broker at {settings.url} "
-            f"after {retries} attempts: {last}"
-        ) from last
+        settings.bound.connect(
+            lambda: client.connect(
+                settings.host,
+                settings.port,
+                keepalive=settings.keepalive,
+                clean_start=settings.session == "clean",
+                properties=properties,
+            ),
+            node_id=self.node_id,
+            target=f"the mqtt broker at {settings.url}",
+            retry_on=(OSError, ValueError),
+        )
 
     def _abort(self, why: str) -> None:
         client, self._client = self._client, None

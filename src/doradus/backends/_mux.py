@@ -106,3 +106,26 @@ class MultiBackend(Backend):
         """
         for backend in self.parts.values():
             backend.sender_ended(peer)
+
+    def peer_restarting(self, peer: str) -> None:
+        """A linked node is restarting: every backend hears it.
+
+        Example::
+
+            backend.peer_restarting("detector")
+        """
+        for backend in self.parts.values():
+            backend.peer_restarting(peer)
+
+    def restart_drops(self) -> dict[str, int]:
+        """What every backend did not send to restarting peers, summed per peer.
+
+        Example::
+
+            backend.restart_drops()   # {'detector': 3}
+        """
+        total: dict[str, int] = {}
+        for backend in self.parts.values():
+            for peer, count in backend.restart_drops().items():
+                total[peer] = total.get(peer, 0) + count
+        return total

@@ -25,8 +25,10 @@ loopback ports.
 Subclasses implement `_open_transport`, `_publish` (topics) or `_send_link`
 (links), and `_close_transport`; they call `_frame` for each frame received
 and `_peer_gone` when a link drops. Library exceptions must leave as
-`doradus.TransportError` subclasses (`ConnectError` when a peer or broker
-cannot be reached within the retry bound).
+`doradus.TransportError` subclasses: `ConnectError` when a peer or broker
+cannot be reached within the retry bound, which `ConnectBound` reads from the
+options, applies (`ConnectBound.connect`) and words (`ConnectBound.unreachable`)
+for every backend alike.
 
 Example::
 
@@ -40,18 +42,127 @@ from __future__ import annotations
 import threading
 import time
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
-from doradus._exceptions import DecodeError
+from doradus._exceptions import ConnectError, DecodeError, TransportError
+from doradus._retry import retry
 from doradus.backends._base import Backend, BackendStatistics, LinkSpec, Outgoing, Receiver
 from doradus.backends._frames import decode_end, decode_frame, encode_end, encode_frame, frame_size, is_end
+
+T = TypeVar("T")
 
 QUIET = 0.5
 """Seconds without a frame from a sender that exited before its inputs close (see `sender_ended`)."""
 LINK_OPTIONS = frozenset({"listen", "connect", "connect_retries", "retry_interval"})
 """The options of a backend whose receivers listen and senders connect (`Backend.link_options`)."""
+CONNECT_RETRIES = 50
+"""Attempts to reach a peer or a broker unless the ``connect_retries`` option says otherwise."""
+RETRY_INTERVAL = 0.1
+"""Seconds between two attempts unless the ``retry_interval`` option says otherwise."""
+
+
+@dataclass(frozen=True)
+class ConnectBound:
+    """How long a backend tries to reach its peer or broker: ``connect_retries`` x ``retry_interval``.
+
+    One bound for every backend, brokers included (50 x 0.1 s by default). It is how long
+    a node waits, as it starts, for what it must reach: a receiving node that is still
+    starting, or a broker started beside the dataflow (a compose file, a service starting
+    at boot), which is in the same position; a broker that is simply absent costs those
+    seconds once, at start. Each attempt may also wait for its own connect timeout (at
+    least 1 s) when a host does not answer at all. A backend whose library retries by
+    itself (gRPC, Zenoh) takes `seconds` as its deadline.
+
+    Example:
+        >>> bound = ConnectBound.from_options({"connect_retries": 5, "retry_interval": 0.2})
+        >>> bound.attempts, bound.seconds, ConnectBound().seconds
+        (5, 1.0, 5.0)
+    """
+
+    attempts: int = CONNECT_RETRIES
+    interval: float = RETRY_INTERVAL
+
+    def __post_init__(self) -> None:
+        # What the options mean at their edges: one attempt at least, never a negative pause.
+        object.__setattr__(self, "attempts", max(1, self.attempts))
+        object.__setattr__(self, "interval", max(0.0, self.interval))
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> ConnectBound:
+        """The bound a link's (or a backend's merged) options set; the defaults for what they omit.
+
+        Raises:
+            TransportError: ``connect_retries`` or ``retry_interval`` is not a number.
+
+        Example:
+            >>> ConnectBound.from_options({"connect_retries": 0}).attempts  # one attempt at least
+            1
+        """
+        try:
+            attempts = int(options.get("connect_retries", CONNECT_RETRIES))
+            interval = float(options.get("retry_interval", RETRY_INTERVAL))
+        except (TypeError, ValueError) as exc:
+            raise TransportError(f"invalid connect_retries or retry_interval option: {exc}") from exc
+        return cls(attempts, interval)
+
+    @property
+    def seconds(self) -> float:
+        """The attempts times the pause between them: the deadline of a library that retries by itself.
+
+        Example:
+            >>> ConnectBound(20, 0.1).seconds
+            2.0
+        """
+        return self.attempts * self.interval
+
+    def connect(
+        self,
+        attempt: Callable[[], T],
+        *,
+        node_id: str,
+        target: str,
+        retry_on: tuple[type[BaseException], ...] = (OSError,),
+    ) -> T:
+        """Call ``attempt`` until it connects, within this bound (`doradus._retry.retry`).
+
+        Args:
+            attempt: Makes one connection and returns it.
+            node_id: The node connecting, for the error.
+            target: What it reaches, for the error (``'b' at 127.0.0.1:7000``, ``redis at ...``).
+            retry_on: Failures that mean "not there yet".
+
+        Raises:
+            ConnectError: Every attempt failed (`unreachable`; the last failure is its cause).
+
+        Example:
+            >>> ConnectBound(2, 0).connect(lambda: "conn", node_id="a", target="'b' at 127.0.0.1:7000")
+            'conn'
+        """
+        return retry(
+            attempt,
+            attempts=self.attempts,
+            interval=self.interval,
+            retry_on=retry_on,
+            give_up=lambda exc: self.unreachable(node_id, target, exc),
+        )
+
+    def unreachable(self, node_id: str, target: str, cause: BaseException | str) -> ConnectError:
+        """The error of node ``node_id`` that could not reach ``target`` within this bound.
+
+        Every backend says it this way; ``doradus.testing.check_unreachable`` looks for
+        ``after N attempts``.
+
+        Example:
+            >>> str(ConnectBound(5, 0.05).unreachable("a", "'b' at 127.0.0.1:9", OSError("refused")))
+            "node 'a' could not reach 'b' at 127.0.0.1:9 after 5 attempts, 0.05 s apart: refused"
+        """
+        reason = cause if isinstance(cause, str) else str(cause) or type(cause).__name__
+        return ConnectError(
+            f"node {node_id!r} could not reach {target} after {self.attempts} attempts, "
+            f"{self.interval:g} s apart: {reason}"
+        )
 
 
 @dataclass
@@ -109,6 +220,18 @@ class NetworkBackend(Backend):
 
     def start(self) -> None:
         """Begin receiving (the transport's threads start in `_open_transport`)."""
+
+    def merged_options(self) -> dict[str, Any]:
+        """Every link's options merged, inbound links' last (the last link wins): the backend's settings.
+
+        Example::
+
+            backend.merged_options()   # {'url': 'redis://127.0.0.1:6379/0', 'prefix': ...}
+        """
+        merged: dict[str, Any] = {}
+        for link in (*self.out_links, *self.in_links.values()):
+            merged.update(link.options)
+        return merged
 
     def close(self) -> None:
         """Tell receivers every output ended (``END``), then close the transport; never raises."""

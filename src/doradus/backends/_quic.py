@@ -38,8 +38,8 @@ server against that same certificate, so verification stays on (never
 the folder); across machines, pass ``cert``/``key``/``ca``. The sender checks
 the server name against the ``connect`` host, or against ``server_name``.
 
-Other options (`LinkSpec.options`): ``connect``, ``connect_retries``
-(default 50) x ``retry_interval`` (default 0.1 s; each attempt waits at
+Other options (`LinkSpec.options`): ``connect``, ``connect_retries`` x
+``retry_interval`` (`ConnectBound`, default 50 x 0.1 s; each attempt waits at
 least 1 s for the handshake) before `ConnectError`; ``idle_timeout``
 (default 60 s; senders ping every third of it so idle links stay up).
 
@@ -59,8 +59,8 @@ from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from doradus._exceptions import ConnectError
-from doradus.backends._network import LINK_OPTIONS, NetLink, NetworkBackend
-from doradus.backends._tcp import DEFAULT_INTERVAL, DEFAULT_RETRIES, parse_host_port
+from doradus.backends._network import LINK_OPTIONS, ConnectBound, NetLink, NetworkBackend
+from doradus.backends._tcp import parse_host_port
 
 if TYPE_CHECKING:  # aioquic is imported when a backend opens (see `QuicBackend.requires`)
     from aioquic.asyncio.server import QuicServer
@@ -140,7 +140,7 @@ class QuicBackend(NetworkBackend):
                 raise ConnectError(f"cannot listen on {listen}: {exc}") from exc
         idle = DEFAULT_IDLE_TIMEOUT
         for link in self.out_links:
-            link.handle = self._run(self._connect(link))
+            link.handle = self._connect(link)
             idle = min(idle, float(link.options.get("idle_timeout", DEFAULT_IDLE_TIMEOUT)))
         if self.out_links:
             self._run(self._start_keepalive(idle / 3))
@@ -174,7 +174,7 @@ class QuicBackend(NetworkBackend):
         assert self._server._transport is not None
         self.address = self._server._transport.get_extra_info("sockname")[:2]
 
-    async def _connect(self, link: NetLink) -> Outbound:
+    def _connect(self, link: NetLink) -> Outbound:
         from aioquic.quic.configuration import QuicConfiguration
 
         from doradus.backends._quic_tls import ensure_certificate
@@ -192,17 +192,16 @@ class QuicBackend(NetworkBackend):
             server_name=str(link.options.get("server_name") or host),
         )
         config.load_verify_locations(cafile=str(link.options.get("ca") or ensure_certificate()[0]))
-        retries = max(1, int(link.options.get("connect_retries", DEFAULT_RETRIES)))
-        interval = float(link.options.get("retry_interval", DEFAULT_INTERVAL))
-        last: Exception | None = None
-        for _attempt in range(retries):
-            try:
-                return await asyncio.wait_for(self._dial(host, port, config), timeout=max(interval, 1.0))
-            except Exception as exc:  # refused, timed out, TLS failure: retry, then ConnectError
-                last = exc
-                await asyncio.sleep(interval)
-        message = f"node {self.node_id!r} could not reach {link.peer!r} at {target} after {retries} attempts"
-        raise ConnectError(f"{message}: {type(last).__name__} {last}")
+        bound = ConnectBound.from_options(link.options)
+        handshake = max(bound.interval, 1.0)
+        # Each attempt runs on the backend's loop; the pauses between attempts are this thread's.
+        # Refused, timed out, TLS failure: retried, then ConnectError.
+        return bound.connect(
+            lambda: self._run(asyncio.wait_for(self._dial(host, port, config), timeout=handshake)),
+            node_id=self.node_id,
+            target=f"{link.peer!r} at {target}",
+            retry_on=(Exception,),
+        )
 
     async def _dial(self, host: str, port: int, config: QuicConfiguration) -> Outbound:
         from aioquic.quic.connection import QuicConnection

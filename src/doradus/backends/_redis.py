@@ -60,11 +60,11 @@ disconnected) is dropped whole and counted (``details["partial_dropped"]``).
 
 Options (link options, defaults in parentheses): ``url``
 (``redis://127.0.0.1:6379/0``), ``mode`` (``pubsub``), ``fragment``
-(1 MiB), ``connect_retries`` (20), ``retry_interval`` (0.1 s), ``maxlen``
+(1 MiB), ``connect_retries`` (50), ``retry_interval`` (0.1 s), ``maxlen``
 (100000, streams), ``reconnect_timeout`` (10 s), ``expire`` (3600 s,
 streams). Opening fails with `ConnectError` when the server cannot be reached
-within ``connect_retries`` x ``retry_interval`` (plus the connect timeout of
-each attempt, at least 1 s).
+within ``connect_retries`` x ``retry_interval`` (`ConnectBound`, the bound of
+every backend; plus the connect timeout of each attempt, at least 1 s).
 
 Example::
 
@@ -83,8 +83,8 @@ from typing import TYPE_CHECKING, Any
 
 from doradus._exceptions import ConnectError, TransportError
 from doradus.backends._base import Receiver
-from doradus.backends._fragments import Reassembler, merged_options, split_frame
-from doradus.backends._network import NetworkBackend
+from doradus.backends._fragments import Reassembler, split_frame
+from doradus.backends._network import CONNECT_RETRIES, RETRY_INTERVAL, ConnectBound, NetworkBackend
 
 if TYPE_CHECKING:  # redis is imported when a backend opens (see `RedisBackend.requires`)
     import redis
@@ -113,11 +113,21 @@ class RedisSettings:
     url: str = DEFAULT_URL
     mode: str = "pubsub"
     fragment: int = 1 << 20
-    connect_retries: int = 20
-    retry_interval: float = 0.1
+    connect_retries: int = CONNECT_RETRIES
+    retry_interval: float = RETRY_INTERVAL
     maxlen: int = 100_000
     reconnect_timeout: float = 10.0
     expire: int = 3600
+
+    @property
+    def bound(self) -> ConnectBound:
+        """How long to try reaching the server: ``connect_retries`` x ``retry_interval``.
+
+        Example:
+            >>> RedisSettings().bound.seconds
+            5.0
+        """
+        return ConnectBound(self.connect_retries, self.retry_interval)
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> RedisSettings:
@@ -135,8 +145,8 @@ class RedisSettings:
                 url=str(options.get("url", DEFAULT_URL)),
                 mode=str(options.get("mode", "pubsub")),
                 fragment=int(options.get("fragment", 1 << 20)),
-                connect_retries=int(options.get("connect_retries", 20)),
-                retry_interval=float(options.get("retry_interval", 0.1)),
+                connect_retries=int(options.get("connect_retries", CONNECT_RETRIES)),
+                retry_interval=float(options.get("retry_interval", RETRY_INTERVAL)),
                 maxlen=int(options.get("maxlen", 100_000)),
                 reconnect_timeout=float(options.get("reconnect_timeout", 10.0)),
                 expire=int(options.get("expire", 3600)),
@@ -189,7 +199,7 @@ class RedisBackend(NetworkBackend):
 
     # ------------------------------------------------------------ lifecycle
     def _open_transport(self) -> None:
-        self.settings = RedisSettings.from_options(merged_options([*self.out_links, *self.in_links.values()]))
+        self.settings = RedisSettings.from_options(self.merged_options())
         for peer, link in self.in_links.items():
             for output in link.routes:
                 self._peers[self.topic(output, sender=peer).encode()] = peer
@@ -209,7 +219,7 @@ class RedisBackend(NetworkBackend):
             self._thread = threading.Thread(target=loop, name=f"redis-{self.node_id}", daemon=True)
             self._thread.start()
             if self.settings.mode == "pubsub":
-                wait = max(5.0, self.settings.connect_retries * self.settings.retry_interval)
+                wait = max(5.0, self.settings.bound.seconds)
                 if not self._ready.wait(wait) or self._open_error is not None:
                     self._stop.set()
                     raise ConnectError(
@@ -237,21 +247,18 @@ class RedisBackend(NetworkBackend):
     def _connect(self) -> redis.Redis:
         from redis.exceptions import RedisError
 
-        retries, interval = max(1, self.settings.connect_retries), self.settings.retry_interval
-        last: RedisError | None = None
-        for _attempt in range(retries):
+        def attempt() -> redis.Redis:
             client = self._new_client()
             try:
                 client.ping()
-                return client
-            except RedisError as exc:
-                last = exc
+            except RedisError:
                 client.close()
-                time.sleep(interval)
-        raise ConnectError(
-            f"node {self.node_id!r} could not reach redis at {self.settings.url} "
-            f"after {retries} attempts: {last}"
-        ) from last
+                raise
+            return client
+
+        return self.settings.bound.connect(
+            attempt, node_id=self.node_id, target=f"redis at {self.settings.url}", retry_on=(RedisError,)
+        )
 
     def _close_transport(self) -> None:
         from redis.exceptions import RedisError

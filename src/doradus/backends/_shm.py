@@ -12,6 +12,10 @@ mappings, memory, descriptors in flight) raises
 :class:`~doradus.ResourceLimitError` from ``send``; one reached while
 receiving reaches the node as an ``Error`` event with the same text.
 
+Reading the class's hooks (`doradus.backends.backend_class`, as the supervisor does)
+imports neither numpy nor pyarrow: the segments, the link ends and the value layout
+that load them are imported by the first backend made, and bound to it once.
+
 Example::
 
     backend = ShmBackend("camera", receiver)
@@ -25,21 +29,26 @@ from __future__ import annotations
 import os
 import select
 import socket
+import struct
 import threading
 from collections.abc import Sequence
-from typing import Any
-
-import numpy as np
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any
 
 from doradus._exceptions import ResourceLimitError
-from doradus._wire.protocol import CODEC_SHIFT, DATA, FLAG_FD, FLAG_IPC, FLAG_SHM, INLINE_MAX, KIND_DATA
-from doradus._wire.values import KIND_BUFFERS, KIND_IPC, PLAIN_OFFSETS, ValuePlan, layout_struct
+from doradus._wire.protocol import DATA, FLAG_FD, FLAG_SHM, INLINE_MAX, pack_data
 from doradus.backends._base import Backend, BackendStatistics, LinkSpec, Outgoing, Receiver
-from doradus.backends._segments import Mapping, Segment, SegmentPool
-from doradus.backends._shm_links import InLink, LinkReader, OutLink, Reactor, ReceivedFds
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
+
+    from doradus._wire.values import ValuePlan
+    from doradus.backends._segments import Mapping, Segment
+    from doradus.backends._shm_links import InLink, OutLink
 
 _ZEROS = bytes(64)
+_FD = struct.Struct("i")
+"""One descriptor as ``SCM_RIGHTS`` carries it (a C ``int``)."""
 FORWARD_BIT = 1 << 62
 """Marks segment ids of received segments this node passes on (``bit | link << 32 | id``)."""
 
@@ -51,10 +60,20 @@ class ShmBackend(Backend):
     options = frozenset()  # nothing to configure: the daemon hands the socket ends
     uses_socket_pairs = True
     reports_sender_end = True  # a receiver's socket end closes with the sender's process
+    restarts_links = True  # the daemon hands new socket pairs to a restarted node's peers
     close_when_main_thread_ends = False  # the kernel closes its sockets with the process
 
     def __init__(self, node_id: str, receiver: Receiver) -> None:
         super().__init__(node_id, receiver)
+        # Imported here, not with the class: they load numpy and pyarrow, which reading the
+        # hooks must not. The value layout's names are bound once, so sending imports nothing.
+        from doradus._wire.values import KIND_BUFFERS, PLAIN_OFFSETS, layout_struct
+        from doradus.backends._segments import SegmentPool
+        from doradus.backends._shm_links import LinkReader, Reactor, ReceivedFds
+
+        self._kind_buffers = KIND_BUFFERS
+        self._plain_offsets = PLAIN_OFFSETS
+        self._layout_struct = layout_struct
         self.pool = SegmentPool(f"doradus-{node_id}")
         self._routes: dict[bytes, list[OutLink]] = {}
         self._out_links: list[OutLink] = []
@@ -78,14 +97,20 @@ class ShmBackend(Backend):
         self._sent = 0
         self._bytes = 0
         self._failures = 0
+        # While a receiver restarts: output -> the peers it does not reach, and what they missed.
+        self._down: dict[bytes, list[str]] = {}
+        self._restart_drops: dict[str, int] = {}
 
     def open(self, links: Sequence[LinkSpec], fds: Sequence[int]) -> None:
         """Wrap each descriptor in its link end (link ids stay unique if called again)."""
+        from doradus.backends._shm_links import InLink, OutLink
+
         for spec, fd in zip(links, fds, strict=True):
             index = self._next_link
             self._next_link += 1
             sock = socket.socket(fileno=fd)
             if spec.direction == "out":
+                self._peer_back(spec.peer)
                 link = OutLink(index, spec.peer, sock, spec.outputs)
                 for output in link.outputs:
                     self._routes.setdefault(output.encode(), []).append(link)
@@ -137,11 +162,49 @@ class ShmBackend(Backend):
                 del self._forwarded[fwd_id]  # our lease goes: the original sender gets its release
 
     def _link_closed(self, link: InLink) -> None:
-        self.receiver.closed(link.inputs)
+        if not link.superseded:  # a restarting sender's old link ends; its new one follows
+            self.receiver.closed(link.inputs)
+
+    def peer_restarting(self, peer: str) -> None:
+        """``peer`` restarts: send it nothing (counted) until its new link opens; its old end is no end.
+
+        The old sending end stays watched: the releases of the old process come back on it,
+        and when it closes the segments it still held are reclaimed (`Reactor`).
+        """
+        for inbound in self._reactor.in_links:
+            if inbound.peer == peer:
+                inbound.superseded = True
+        for link in self._out_links:
+            if link.peer == peer and link.alive:
+                link.alive = False
+                for output, routed in self._routes.items():
+                    if link in routed:
+                        routed.remove(link)
+                        self._down.setdefault(output, []).append(peer)
+        self._restart_drops.setdefault(peer, 0)
+
+    def _peer_back(self, peer: str) -> None:
+        """A new link to ``peer`` opens: its messages are sent again, no longer counted as missed."""
+        for output in list(self._down):
+            peers = [p for p in self._down[output] if p != peer]
+            if peers:
+                self._down[output] = peers
+            else:
+                del self._down[output]
+
+    def _count_down(self, output: bytes) -> None:
+        for peer in self._down.get(output, ()):
+            self._restart_drops[peer] += 1
+
+    def restart_drops(self) -> dict[str, int]:
+        """Messages not sent to each restarting receiver while it was down (receiver → count)."""
+        return dict(self._restart_drops)
 
     def send(self, message: Outgoing) -> int:
         """Send to the live links subscribed to the output. Call with the node's send lock held."""
         links = self._routes.get(message.output)
+        if self._down:  # a receiver is restarting: what it misses is counted
+            self._count_down(message.output)
         if not links:
             return 0
         if message.plan.size <= INLINE_MAX:
@@ -160,20 +223,6 @@ class ShmBackend(Backend):
             if link in routed:
                 routed.remove(link)
 
-    def _header(self, message: Outgoing, flags: int, seg: tuple[int, int, int] = (0, 0, 0)) -> bytes:
-        plan = message.plan
-        return DATA.pack(
-            KIND_DATA,
-            flags | (FLAG_IPC if plan.kind == KIND_IPC else 0) | (message.codec << CODEC_SHIFT),
-            len(message.output),
-            len(plan.type_blob),
-            len(plan.layout),
-            len(message.metadata),
-            message.seq,
-            message.stamp_ns,
-            *seg,
-        )
-
     def _send_inline(self, links: list[OutLink], message: Outgoing) -> None:
         plan = message.plan
         used = (
@@ -181,7 +230,7 @@ class ShmBackend(Backend):
         )
         prefix = b"".join(
             (
-                self._header(message, 0),
+                pack_data(message, plan.layout, 0, 0, 0),
                 message.output,
                 plan.type_blob,
                 plan.layout,
@@ -190,7 +239,7 @@ class ShmBackend(Backend):
             )
         )
         iov: list[Any]
-        if plan.offsets is PLAIN_OFFSETS:
+        if plan.offsets is self._plain_offsets:
             iov = [prefix, plan.parts[1]]
         else:
             iov = [prefix]
@@ -220,7 +269,7 @@ class ShmBackend(Backend):
 
     def _send_shared(self, links: list[OutLink], message: Outgoing) -> None:
         plan = message.plan
-        if plan.kind == KIND_BUFFERS and self._forward(links, message):
+        if plan.kind == self._kind_buffers and self._forward(links, message):
             return
         ids = [link.id for link in links]
         layout = plan.layout
@@ -231,7 +280,7 @@ class ShmBackend(Backend):
             if fd is None:
                 seg = None  # a receiver lacks it and its descriptor is closed: send a copy
             else:
-                layout = _rebase_layout(message.array, seg.address)
+                layout = self._rebase_layout(message.array, seg.address)
                 self.pool.add_pending(seg, len(links))
         if seg is None:
             seg = self.pool.acquire(plan.size, ids)
@@ -278,28 +327,12 @@ class ShmBackend(Backend):
         self, link: OutLink, message: Outgoing, layout: bytes, seg_id: int, seg_size: int, fd: int | None
     ) -> bool:
         """One shared-memory datagram (with the segment's descriptor if ``fd``); False if the link died."""
-        plan = message.plan
-        header = DATA.pack(
-            KIND_DATA,
-            FLAG_SHM
-            | (FLAG_FD if fd is not None else 0)
-            | (FLAG_IPC if plan.kind == KIND_IPC else 0)
-            | (message.codec << CODEC_SHIFT),
-            len(message.output),
-            len(plan.type_blob),
-            len(layout),
-            len(message.metadata),
-            message.seq,
-            message.stamp_ns,
-            seg_id,
-            seg_size,
-            0,
-        )
-        tail = b"".join((message.output, plan.type_blob, layout, message.metadata))
+        header = pack_data(message, layout, FLAG_SHM if fd is None else FLAG_SHM | FLAG_FD, seg_id, seg_size)
+        tail = b"".join((message.output, message.plan.type_blob, layout, message.metadata))
         link.track(seg_id)
         try:
             if fd is not None:
-                link.sock.sendmsg([header, tail], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, _fd_bytes(fd))])
+                link.sock.sendmsg([header, tail], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, _FD.pack(fd))])
             else:
                 link.sock.sendmsg([header, tail])
         except OSError as exc:
@@ -324,7 +357,7 @@ class ShmBackend(Backend):
             fd = self.received_fds.borrow(mapping)
             if fd < 0:
                 return False  # its descriptor was not kept (budget): the caller sends a copy
-        layout = _rebase_layout(message.array, mapping.address)
+        layout = self._rebase_layout(message.array, mapping.address)
         with self._forward_lock:
             entry = self._forwarded.setdefault(fwd_id, [lease, 0])
             entry[0] = lease
@@ -376,7 +409,7 @@ class ShmBackend(Backend):
         return None
 
     def _zero_copy_segment(self, array: pa.Array, plan: ValuePlan) -> Segment | None:
-        if plan.kind != KIND_BUFFERS:
+        if plan.kind != self._kind_buffers:
             return None
         found: Segment | None = None
         for buf in array.buffers():
@@ -387,6 +420,18 @@ class ShmBackend(Backend):
                 return None
             found = seg
         return found
+
+    def _rebase_layout(self, array: pa.Array, base_address: int) -> bytes:
+        """``array``'s layout with its buffers' offsets from ``base_address`` (a segment's start)."""
+        buffers = array.buffers()
+        flat: list[int] = []
+        for buf in buffers:
+            if buf is None:
+                flat += [-1, 0]
+            else:
+                flat += [buf.address - base_address, buf.size]
+        packer = self._layout_struct(len(buffers))
+        return packer.pack(len(array), array.null_count, array.offset, len(buffers), *flat)
 
     def allocate(self, nbytes: int) -> np.ndarray:
         """A writable array in a pooled segment; sending it costs no copy."""
@@ -444,21 +489,7 @@ class ShmBackend(Backend):
                 "shared_memory": {
                     **self.pool.statistics(),
                     "received_fds": self.received_fds.statistics()["kept"],
-                }
+                },
+                "restart_drops": dict(self._restart_drops),
             },
         )
-
-
-def _fd_bytes(fd: int) -> bytes:
-    return np.array([fd], np.int32).tobytes()
-
-
-def _rebase_layout(array: pa.Array, base_address: int) -> bytes:
-    buffers = array.buffers()
-    flat: list[int] = []
-    for buf in buffers:
-        if buf is None:
-            flat += [-1, 0]
-        else:
-            flat += [buf.address - base_address, buf.size]
-    return layout_struct(len(buffers)).pack(len(array), array.null_count, array.offset, len(buffers), *flat)

@@ -45,6 +45,7 @@ from doradus._wire.protocol import (
     RECV_BUFFER,
     RELEASE_HEAD,
     SEG_ID,
+    unpack_data,
 )
 from doradus.backends import _segments
 from doradus.backends._segments import Lease, Mapping
@@ -174,6 +175,8 @@ class InLink:
         """The live lease of each mapped segment (one message per segment at a time)."""
         self.received = 0
         self.closed = False
+        self.superseded = False
+        """Its sender is restarting: the end of this link is not the end of its inputs."""
         self.pending: list[int] = []
         self.starved = False
         """True from a message lost to a resource limit until a segment maps again (one report)."""
@@ -271,7 +274,7 @@ class LinkReader:
     def _on_data(self, link: InLink, data: bytes, fds: list[int], truncated: bool) -> None:
         """Deliver one datagram; a descriptor ``fds`` loses to a mapping is set to -1 there."""
         (kind, flags, out_len, type_len, layout_len, meta_len, _seq, stamp, seg_id, seg_size, seg_off) = (
-            DATA.unpack_from(data, 0)
+            unpack_data(data)
         )
         if kind != KIND_DATA:
             return

@@ -8,7 +8,7 @@ input queue policy applies on arrival.
 
 Delivery guarantee: every message in order, as long as the connection lives
 (TCP's guarantee); a sender that cannot connect within ``connect_retries``
-x ``retry_interval`` (default 50 x 0.1 s) raises `ConnectError`.
+x ``retry_interval`` (`ConnectBound`, default 50 x 0.1 s) raises `ConnectError`.
 
 Example::
 
@@ -21,16 +21,13 @@ from __future__ import annotations
 import socket
 import struct
 import threading
-import time
 from typing import Any
 
 from doradus._exceptions import ConnectError
-from doradus.backends._network import LINK_OPTIONS, NetLink, NetworkBackend
+from doradus.backends._network import LINK_OPTIONS, ConnectBound, NetLink, NetworkBackend
 
 LENGTH = struct.Struct("<Q")
 HELLO_MAX = 4096
-DEFAULT_RETRIES = 50
-DEFAULT_INTERVAL = 0.1
 
 
 def parse_host_port(text: str) -> tuple[str, int]:
@@ -94,23 +91,17 @@ class TcpBackend(NetworkBackend):
         if not target:
             raise ConnectError(f"link to {link.peer!r} has no `connect` address")
         host, port = parse_host_port(target)
-        retries = int(link.options.get("connect_retries", DEFAULT_RETRIES))
-        interval = float(link.options.get("retry_interval", DEFAULT_INTERVAL))
-        last: OSError | None = None
-        for _attempt in range(max(1, retries)):
-            try:
-                sock = socket.create_connection((host, port), timeout=max(interval, 1.0))
-            except OSError as exc:
-                last = exc
-                time.sleep(interval)
-                continue
-            sock.settimeout(None)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            hello = self.node_id.encode()
-            sock.sendall(LENGTH.pack(len(hello)) + hello)
-            return sock
-        message = f"node {self.node_id!r} could not reach {link.peer!r} at {target} after {retries} attempts"
-        raise ConnectError(f"{message}: {last}")
+        bound = ConnectBound.from_options(link.options)
+        sock = bound.connect(
+            lambda: socket.create_connection((host, port), timeout=max(bound.interval, 1.0)),
+            node_id=self.node_id,
+            target=f"{link.peer!r} at {target}",
+        )
+        sock.settimeout(None)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        hello = self.node_id.encode()
+        sock.sendall(LENGTH.pack(len(hello)) + hello)
+        return sock
 
     def _spawn(self, target: Any, *args: Any) -> None:
         thread = threading.Thread(target=target, args=args, name=f"tcp-{self.node_id}", daemon=True)

@@ -16,7 +16,7 @@ Compression is off (``compression=None``): permessage-deflate costs ~6x on
 1 MiB frames and Arrow payloads rarely compress well.
 
 Options (`LinkSpec.options`): ``listen`` (inbound), ``connect``,
-``connect_retries`` (default 50), ``retry_interval`` (default 0.1 s),
+``connect_retries`` x ``retry_interval`` (`ConnectBound`, default 50 x 0.1 s),
 ``max_size`` (bytes, both sides) and ``tls``: ``{"cert": ..., "key": ...}``
 on the receiver turns on ``wss://``; ``{"ca": ...}`` on the sender makes it
 connect with ``wss://`` and verify the server against that CA file (``{}`` or
@@ -39,13 +39,12 @@ import functools
 import inspect
 import ssl
 import threading
-import time
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
 from doradus._exceptions import ConnectError
-from doradus.backends._network import LINK_OPTIONS, NetLink, NetworkBackend
-from doradus.backends._tcp import DEFAULT_INTERVAL, DEFAULT_RETRIES, parse_host_port
+from doradus.backends._network import LINK_OPTIONS, ConnectBound, NetLink, NetworkBackend
+from doradus.backends._tcp import parse_host_port
 
 if TYPE_CHECKING:  # websockets is imported when a backend opens (see `WebSocketBackend.requires`)
     from websockets.sync.client import ClientConnection
@@ -149,25 +148,24 @@ class WebSocketBackend(NetworkBackend):
         scheme = "wss" if context is not None else "ws"
         shown = f"[{host}]" if ":" in host else host
         uri = f"{scheme}://{shown}:{port}{PATH_PREFIX}{quote(self.node_id, safe='')}"
-        retries = int(link.options.get("connect_retries", DEFAULT_RETRIES))
-        interval = float(link.options.get("retry_interval", DEFAULT_INTERVAL))
-        last: Exception | None = None
-        for _attempt in range(max(1, retries)):
-            try:
-                conn: ClientConnection = connect(
-                    uri,
-                    compression=None,
-                    max_size=int(link.options.get("max_size", DEFAULT_MAX_SIZE)),
-                    open_timeout=max(interval, 1.0),
-                    ssl=context,
-                    **_legacy(),
-                )
-                return conn
-            except Exception as exc:  # refused, handshake or TLS failure: retry, then ConnectError
-                last = exc
-                time.sleep(interval)
-        message = f"node {self.node_id!r} could not reach {link.peer!r} at {uri} after {retries} attempts"
-        raise ConnectError(f"{message}: {last}")
+        bound = ConnectBound.from_options(link.options)
+        max_size = int(link.options.get("max_size", DEFAULT_MAX_SIZE))
+
+        def attempt() -> ClientConnection:
+            conn: ClientConnection = connect(
+                uri,
+                compression=None,
+                max_size=max_size,
+                open_timeout=max(bound.interval, 1.0),
+                ssl=context,
+                **_legacy(),
+            )
+            return conn
+
+        # refused, handshake or TLS failure: retried, then ConnectError
+        return bound.connect(
+            attempt, node_id=self.node_id, target=f"{link.peer!r} at {uri}", retry_on=(Exception,)
+        )
 
     # ---------------------------------------------------------- receiving
     def _handle(self, conn: ServerConnection) -> None:

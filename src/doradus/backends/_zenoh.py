@@ -28,9 +28,9 @@ Who listens, who connects (link options, set by the daemon):
   above 3 KiB (Zenoh chooses it by itself); false sends every byte over the
   socket.
 - ``connect_timeout`` (seconds), or ``connect_retries`` x ``retry_interval``
-  (default 50 x 0.2 s = 10 s): the bound for reaching the ``connect``
-  endpoints and for every receiver to be subscribed; past it, `open` raises
-  `ConnectError`.
+  (`ConnectBound`, default 50 x 0.1 s = 5 s; Zenoh retries by itself): the
+  bound for reaching the ``connect`` endpoints and for every receiver to be
+  subscribed; past it, `open` raises `ConnectError`.
 - ``prefix``: ``doradus/<run-id>/``.
 
 Scouting is always off (multicast and gossip): a session talks only to the
@@ -91,7 +91,7 @@ from typing import TYPE_CHECKING, Any
 
 from doradus._exceptions import ClosedError, ConnectError, TransportError
 from doradus.backends._base import LinkOptions, host_port
-from doradus.backends._network import LINK_OPTIONS, NetworkBackend
+from doradus.backends._network import LINK_OPTIONS, ConnectBound, NetworkBackend
 from doradus.backends._zenoh_router import (
     DEFAULT_LISTEN,
     ZenohRouter,
@@ -103,8 +103,6 @@ from doradus.backends._zenoh_router import (
 if TYPE_CHECKING:  # zenoh is imported when a session opens (see `ZenohBackend.requires`)
     import zenoh
 
-DEFAULT_RETRIES = 50
-DEFAULT_INTERVAL = 0.2
 MODES = ("peer", "client", "router")
 READY = "_ready"
 ALIVE = "_alive"
@@ -222,9 +220,7 @@ class ZenohBackend(NetworkBackend):
     def _timeout(self) -> float:
         if self._option("connect_timeout", None) is not None:
             return float(self._option("connect_timeout", 0.0))
-        retries = int(self._option("connect_retries", DEFAULT_RETRIES))
-        interval = float(self._option("retry_interval", DEFAULT_INTERVAL))
-        return max(1, retries) * interval
+        return ConnectBound.from_options(self.merged_options()).seconds
 
     # ---------------------------------------------------------- transport
     def _open_transport(self) -> None:

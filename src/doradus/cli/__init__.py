@@ -4,8 +4,8 @@ Each command parses its arguments, calls the library and renders with rich; `_ma
 group and loads each command's module only when that command is used. Modules by command group:
 `_run` (run, check), `_cluster` (coordinator, daemon, up, destroy), `_dataflows` (start, stop,
 restart, clean, list), `_status` (status, top), `_logs` (logs), `_project` (init, new), `_build`,
-`_graph`, `_profile`, `_tools` (version, completion, doctor); `_options` and `_render` are
-what they share.
+`_graph`, `_profile`, `_tools` (version, completion, doctor), `_tui` (the terminal UI, over
+`doradus._tui`); `_options` and `_render` are what they share.
 
 May import: any part of the library. Nothing imports it.
 

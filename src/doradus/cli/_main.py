@@ -29,14 +29,17 @@ _LAZY_COMMANDS = {
     "status": "doradus.cli._status",
     "top": "doradus.cli._status",
     "logs": "doradus.cli._logs",
+    "node": "doradus.cli._nodes",
     "init": "doradus.cli._project",
     "new": "doradus.cli._project",
+    "schema": "doradus.cli._project",
     "version": "doradus.cli._tools",
     "completion": "doradus.cli._tools",
     "doctor": "doradus.cli._tools",
     "graph": "doradus.cli._graph",
     "build": "doradus.cli._build",
     "profile": "doradus.cli._profile",
+    "tui": "doradus.cli._tui",
 }
 """Command name → module defining it (in ``ALL_COMMANDS`` or under its own name)."""
 

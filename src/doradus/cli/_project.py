@@ -26,6 +26,7 @@ from doradus._project.templates import (
     node_id_problem,
     normalize_log_level,
     render_standalone_node,
+    schema_path,
     write_project,
 )
 from doradus.cli._options import CONTEXT
@@ -246,5 +247,18 @@ def new_dataflow(name: str, nodes: tuple[str, ...], no_color: bool) -> None:
     _done(reporter, project)
 
 
-ALL_COMMANDS = {"init": init, "new": new}
+@click.command(context_settings=CONTEXT)
+@click.option("--path", "show_path", is_flag=True, help="Print where the installed file is, not its text.")
+def schema(show_path: bool) -> None:
+    """Print the JSON Schema of dataflow files, for editors to complete and check keys.
+
+    Files `init` and `new` write start with `# yaml-language-server: $schema=` and the path
+    `--path` prints. Start your own files with that line too, or keep a copy beside them
+    (`doradus schema > dataflow.schema.json`) and name it by its relative path.
+    """
+    path = schema_path()
+    click.echo(str(path) if show_path else path.read_text(encoding="utf-8"), nl=show_path)
+
+
+ALL_COMMANDS = {"init": init, "new": new, "schema": schema}
 """Command name → command, for ``cli/_main.py`` to register."""

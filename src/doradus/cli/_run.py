@@ -96,6 +96,7 @@ def _load(path: Path, extra_env: dict[str, str], reporter: Reporter, stages: Sta
     from doradus._dataflow.loader import load_dataflow_text, read_dataflow_text
     from doradus._dataflow.problems import sort_problems
     from doradus._exceptions import DescriptorError
+    from doradus._runtime.foreground import not_yet_supported
 
     stages.begin("Loading dataflow")
     text, unreadable = read_dataflow_text(path)  # a regular file of at most 1 MiB, or why not
@@ -112,7 +113,7 @@ def _load(path: Path, extra_env: dict[str, str], reporter: Reporter, stages: Sta
         sys.exit(2)
     stages.end()
     reporter.problems(sort_problems([*flow.warnings, *flow.not_applied]))
-    for note in _not_yet_supported(flow):
+    for note in not_yet_supported(flow):
         reporter.warning(note)
     return flow
 
@@ -188,28 +189,6 @@ def _run(
     if registration is not None:
         registration.finish(outcome)
     return outcome
-
-
-def _not_yet_supported(flow: Dataflow) -> list[str]:
-    """What `doradus run` leaves to other commands (building, placing on machines).
-
-    Settings not applied yet are the dataflow's ``not_applied`` warnings, which ``check`` prints too.
-    """
-    notes = []
-    for node in flow.nodes:
-        if node.build:
-            notes.append(
-                f"node {node.id!r} has a `build` command; `doradus run` does not build: "
-                "run `doradus build` first"
-            )
-    machines = sorted({node.machine for node in flow.nodes if node.machine})
-    if len(machines) > 1:
-        notes.append(
-            f"nodes are placed on machines {', '.join(machines)}; `doradus run` runs every node here: "
-            "start a daemon on each machine (`doradus daemon --machine-id NAME -c COORDINATOR`) "
-            "and use `doradus start` to place them"
-        )
-    return notes
 
 
 @click.command(context_settings=CONTEXT)

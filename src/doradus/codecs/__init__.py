@@ -41,9 +41,21 @@ if TYPE_CHECKING:
     # Built on first use from each built-in class's `Codec.tag` (see `__getattr__`): reading
     # them imports the codec modules, which `import doradus.codecs` alone should not.
     TAGS: dict[str, int]
-    """The header tag of each built-in codec."""
+    """The header tag of each built-in codec.
+
+    Example:
+        >>> from doradus.codecs import TAGS
+        >>> TAGS
+        {'arrow': 0, 'capnp': 1, 'flatbuffers': 2, 'avro': 3}
+    """
     TAG_NAMES: dict[int, str]
-    """The built-in codec of each header tag."""
+    """The built-in codec of each header tag.
+
+    Example:
+        >>> from doradus.codecs import TAG_NAMES
+        >>> TAG_NAMES[0], TAG_NAMES.get(7)
+        ('arrow', None)
+    """
 
 
 @functools.cache

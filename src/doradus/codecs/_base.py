@@ -43,7 +43,16 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 Buffer: TypeAlias = "bytes | bytearray | memoryview | pa.Buffer"
-"""What `Codec.encode` returns and `Codec.decode` accepts."""
+"""What `Codec.encode` returns and `Codec.decode` accepts.
+
+Example:
+    >>> import pyarrow as pa
+    >>> from doradus.codecs import FormatSpec, get_codec
+    >>> codec = get_codec(FormatSpec("arrow"))
+    >>> data = codec.encode([1, 2])  # Arrow writes a pa.Buffer; decode takes any of the four
+    >>> isinstance(data, pa.Buffer), codec.to_python(codec.decode(memoryview(data)))
+    (True, [1, 2])
+"""
 
 
 class Detects(enum.Flag):

@@ -76,7 +76,15 @@ class CollectingReceiver:
 
 
 PAYLOAD_SIZES = (0, 1, 1000, 64 * 1024 - 1, 64 * 1024 + 1, 1 << 20, 16 << 20)
-"""Payload sizes every backend must carry intact."""
+"""Payload sizes every backend must carry intact.
+
+`check_backend` sends one message of each (its default ``sizes``): empty, one byte, 1000
+bytes, either side of 64 KiB, 1 MiB and 16 MiB.
+
+Example:
+    >>> PAYLOAD_SIZES
+    (0, 1, 1000, 65535, 65537, 1048576, 16777216)
+"""
 
 
 def outgoing(value: Any, seq: int, output: str = "out") -> Any:

@@ -39,7 +39,21 @@ GARBAGE = (
     random.Random(0).randbytes(64),
     random.Random(1).randbytes(1000),
 )
-"""Bytes that are no message: a codec declaring `Detects.GARBAGE` rejects each; no codec crashes on one."""
+"""Bytes that are no message: a codec declaring `Detects.GARBAGE` rejects each; no codec crashes on one.
+
+Example:
+    >>> from doradus import DecodeError
+    >>> from doradus.codecs import Detects, FormatSpec, get_codec
+    >>> arrow = get_codec(FormatSpec("arrow"))
+    >>> rejected = []
+    >>> for data in GARBAGE:
+    ...     try:
+    ...         decode_fully(arrow, data)
+    ...     except DecodeError:
+    ...         rejected.append(data)
+    >>> Detects.GARBAGE in arrow.detects, len(rejected) == len(GARBAGE)
+    (True, True)
+"""
 
 _TRAILERS = (b"\x00", b"\x00" * 4, b"\x00" * 8, b"\xff" * 8)
 """What `check_codec` appends to a message (besides the message itself): padding-sized runs."""
