@@ -63,7 +63,7 @@ typecheck: $(VENV)/.installed
 	$(BIN)/mypy
 
 test: $(VENV)/.installed lint typecheck
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 system-deps:
 	@if [ -n "$(SYSTEM_PACKAGES)" ]; then \
