@@ -182,3 +182,17 @@ def test_a_stream_error_is_shown_with_its_fix() -> None:
         assert any("bad level" in str(n.message) and "use WARN" in str(n.message) for n in app._notifications)
 
     run(script)
+
+
+def test_stream_messages_that_arrive_while_the_app_closes_are_dropped() -> None:
+    async def main() -> DoradusTui:
+        app = recorded_app()
+        async with app.run_test(size=(120, 40)) as pilot:
+            await replay(pilot)
+        return app
+
+    app = asyncio.run(main())
+    assert not app.screen_stack  # closed: no screen left to draw on
+    # The feed's worker may still hand over what it read meanwhile: nothing is drawn, nothing raised.
+    app.on_doradus_tui_streamed(DoradusTui.Streamed(last_update()))
+    app.on_doradus_tui_feed_changed(DoradusTui.FeedChanged(app.status))

@@ -152,12 +152,15 @@ class DoradusTui(App[None]):
         self.post_message(self.FeedChanged(status))
 
     def on_doradus_tui_streamed(self, message: Streamed) -> None:
-        """A stream message, through the app's message queue."""
+        """A stream message, through the app's message queue (dropped once the app is closing)."""
+        if not self.screen_stack:
+            return  # the app is shutting down: its screens are gone, nothing is shown any more
         self.take(message.payload)
 
     def on_doradus_tui_feed_changed(self, message: FeedChanged) -> None:
         """A change of the stream's connection, through the app's message queue."""
-        self.on_feed_status(message.status)
+        if self.screen_stack:  # else the app is shutting down
+            self.on_feed_status(message.status)
 
     # ------------------------------------------------------------------ the stream
     def take(self, message: dict[str, Any]) -> None:
@@ -178,8 +181,9 @@ class DoradusTui(App[None]):
         if Change.DATAFLOW in change:
             self.nodes.show(self.live.nodes)
             self.detail.redraw(self.live)
-            if isinstance(self.screen, GraphScreen):
-                self.screen.redraw()
+            top = self.screen_stack[-1] if self.screen_stack else None
+            if isinstance(top, GraphScreen):
+                top.redraw()
         if Change.LOGS in change:
             if message.get("type") == "log":
                 self.logs.add(self.live.logs[-1])
