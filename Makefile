@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 SYSTEM_PACKAGES := chromium flatbuffers-compiler tmux
 
-.PHONY: demo test lint typecheck lock upgrade system-deps bench bench-quick bench-formats bench-backends bench-descriptor bench-dora-venv docs docs-serve examples clean help
+.PHONY: fuzz fuzz-atheris demo test lint typecheck lock upgrade system-deps bench bench-quick bench-formats bench-backends bench-descriptor bench-dora-venv docs docs-serve examples clean help
 
 help:
 	@echo "make demo         create .venv from the lock (every extra) and run the camera pipeline example"
@@ -12,6 +12,8 @@ help:
 	@echo "make lock         resolve pyproject.toml into requirements/lock.txt (keeps current pins)"
 	@echo "make upgrade      the same, moving every package to its newest version"
 	@echo "make system-deps  install the Debian packages the tests need"
+	@echo "make fuzz         hostile input: the fuzz tests with many examples (FUZZ_EXAMPLES=5000 per target)"
+	@echo "make fuzz-atheris the same decoders under atheris, coverage-guided (FUZZ_SECONDS=60 per target)"
 	@echo "make bench        Doradus against dora-rs 1.1.0, full suite (benchmarks/results/latest.md)"
 	@echo "make bench-quick  the same, reduced to under two minutes (benchmarks/results/quick.md)"
 	@echo "make bench-formats  Arrow, Cap'n Proto, FlatBuffers, Avro measured (docs/data-formats.md)"
@@ -64,6 +66,24 @@ typecheck: $(VENV)/.installed
 
 test: $(VENV)/.installed lint typecheck
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+# Hostile input (docs/security.md): the property tests of tests/fuzz/ and the coordinator API's
+# schemathesis test, with FUZZ_EXAMPLES examples per decoder (`make test`: 100) and FUZZ_API_EXAMPLES
+# per API operation (`make test`: 15). About 5 minutes as set here.
+FUZZ_EXAMPLES ?= 5000
+FUZZ_API_EXAMPLES ?= 200
+fuzz: $(VENV)/.installed
+	DORADUS_FUZZ=1 DORADUS_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) DORADUS_FUZZ_API_EXAMPLES=$(FUZZ_API_EXAMPLES) \
+		$(BIN)/python -m pytest tests/fuzz tests/cli/test_api_schemathesis.py -q --timeout 0
+
+# Coverage-guided (atheris, libFuzzer) runs of the same decoders, FUZZ_SECONDS each; a crash stops
+# the run and leaves its input as crash-<hash> in the current folder.
+FUZZ_SECONDS ?= 60
+fuzz-atheris: $(VENV)/.installed
+	@for target in loader frame metadata arrow capnp flatbuffers avro; do \
+		echo "== $$target"; \
+		$(BIN)/python tools/fuzz_atheris.py $$target -max_total_time=$(FUZZ_SECONDS) || exit 1; \
+	done
 
 system-deps:
 	@if [ -n "$(SYSTEM_PACKAGES)" ]; then \

@@ -28,6 +28,7 @@ EXPORTED = [
     "Event",
     "Input",
     "InputClosed",
+    "InputRecovered",
     "MetadataError",
     "Node",
     "NodeError",

@@ -37,7 +37,7 @@ from doradus._exceptions import (
 )
 
 if _typing.TYPE_CHECKING:
-    from doradus._node.events import Error, Event, Input, InputClosed, Stop
+    from doradus._node.events import Error, Event, Input, InputClosed, InputRecovered, Stop
     from doradus._node.node import Node
 
 # The node API pulls in pyarrow and numpy; the CLI and the daemon do not need them, so
@@ -48,6 +48,7 @@ _LAZY = {
     "Event": "doradus._node.events",
     "Input": "doradus._node.events",
     "InputClosed": "doradus._node.events",
+    "InputRecovered": "doradus._node.events",
     "Stop": "doradus._node.events",
 }
 
@@ -81,6 +82,7 @@ __all__ = [
     "Event",
     "Input",
     "InputClosed",
+    "InputRecovered",
     "MetadataError",
     "Node",
     "NodeError",

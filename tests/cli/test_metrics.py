@@ -164,7 +164,10 @@ def test_status_and_top_show_node_metrics(control: Control) -> None:
         def drained() -> dict[str, Any] | None:
             flow = _status(control)
             n = flow["nodes"]["receiver"]["inputs"]["n"]
-            done = n["received"] == SENT and n["queued"] == 0 and taken.exists()
+            # Counters come with each node's report (every REPORT_INTERVAL): the sender's may
+            # still predate its last send when the receiver's already counts it.
+            sent = flow["nodes"]["sender"]["outputs"].get("n", {}).get("sent")
+            done = n["received"] == SENT and n["queued"] == 0 and taken.exists() and sent == SENT
             return flow if done and int(taken.read_text()) + n["dropped"] == SENT else None
 
         deadline = time.monotonic() + SENT / SENDER_HZ + SENT * 0.1 + 10 * REPORT_INTERVAL

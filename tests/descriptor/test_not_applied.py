@@ -101,8 +101,8 @@ nodes:
         (
             9,
             48,
-            "input `op/tick` of node `runtime`: `input_timeout: 1` is not applied yet; "
-            "the input waits for messages without a deadline",
+            "input `op/tick` of node `runtime`: `input_timeout: 1` is not applied yet on an operator's "
+            "input; the operator's input waits for messages without a deadline",
         ),
         (
             11,

@@ -6,9 +6,11 @@ from tests.descriptor.test_not_applied import EVERY_KEY, expected_warnings
 
 
 def test_run_prints_each_not_applied_warning(dataflow, tmp_path):
-    # the file's nodes do nothing; `typist` is dynamic and never comes, hence --stop-after
+    # the file's nodes do nothing (`ticker` hosts it as an operator); `typist` is dynamic and
+    # never comes, hence --stop-after
     text = EVERY_KEY.read_text().replace("../nodes/noop.py", "noop.py")
-    ran = dataflow({"dataflow.yml": text, "noop.py": ""}, "--stop-after", "1s")
+    noop = "class Operator:\n    def on_event(self, event, send_output):\n        return 0\n"
+    ran = dataflow({"dataflow.yml": text, "noop.py": noop}, "--stop-after", "1s")
     assert ran.returncode == 0, ran.output
     file = tmp_path / "dataflow.yml"
     shown = [line for line in ran.stderr.splitlines() if ": warning: " in line]

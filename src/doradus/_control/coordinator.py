@@ -55,10 +55,11 @@ from doradus._control.models import (
     DaemonInfo,
     DataflowDetail,
     DataflowSummary,
-    ErrorBody,
+    ErrorResponse,
     ExternalDataflow,
     ExternalReport,
     Health,
+    InvalidRequest,
     LogRecord,
     NodeStatus,
     RestartRequest,
@@ -85,10 +86,11 @@ RESTART_STOP_TIMEOUT = 10.0
 MAX_REQUEST_BYTES = 16 * 2**20
 """The largest HTTP request body (16 MiB: a dataflow's text JSON-escaped, a batch of log records)."""
 ERRORS: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorBody},
-    409: {"model": ErrorBody},
-    422: {"model": ErrorBody},
-    503: {"model": ErrorBody},
+    400: {"model": InvalidRequest},
+    404: {"model": ErrorResponse},
+    409: {"model": ErrorResponse},
+    422: {"model": InvalidRequest},
+    503: {"model": ErrorResponse},
 }
 _log = logging.getLogger("doradus.coordinator")
 

@@ -219,7 +219,7 @@ class NodeStopRequest(BaseModel):
     reading its outputs see those inputs close.
     """
 
-    grace_seconds: float = Field(default=5.0, ge=0, description="Seconds between Stop and SIGTERM.")
+    grace_seconds: float = Field(default=5.0, ge=0, le=3600, description="Seconds between Stop and SIGTERM.")
 
 
 class NodeRestartRequest(BaseModel):
@@ -377,6 +377,22 @@ class ErrorBody(BaseModel):
 
     error: str
     fix: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    """An error response (404, 409, 503): ``{"detail": {"error": ..., "fix": ...}}``."""
+
+    detail: ErrorBody
+
+
+class InvalidRequest(BaseModel):
+    """A refused request (400, 422): ``detail`` is an `ErrorBody`, a list of wrong fields or a sentence.
+
+    The list (of ``loc``, ``msg``, ``type``) answers a parameter or body of the wrong shape
+    (422), the sentence a body that is not JSON at all (400).
+    """
+
+    detail: ErrorBody | list[dict[str, Any]] | str
 
 
 class Accepted(BaseModel):

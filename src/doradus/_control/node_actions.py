@@ -35,7 +35,8 @@ from typing import Any
 from fastapi import FastAPI
 
 from doradus._control.models import (
-    ErrorBody,
+    ErrorResponse,
+    InvalidRequest,
     NodeAction,
     NodeActionAccepted,
     NodeActionName,
@@ -46,9 +47,10 @@ from doradus._control.state import CoordinatorState, Run, fail, send_quietly
 from doradus._dataflow.format_change import FormatChange
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorBody},
-    409: {"model": ErrorBody},
-    422: {"model": ErrorBody},
+    400: {"model": InvalidRequest},
+    404: {"model": ErrorResponse},
+    409: {"model": ErrorResponse},
+    422: {"model": InvalidRequest},
 }
 _LIVE = ("running", "paused")
 """Node states an action may apply to."""

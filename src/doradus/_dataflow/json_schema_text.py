@@ -93,7 +93,8 @@ INPUT = {
     "`dora/logs[/level[/node]]`.",
     "queue_size": "Messages kept for this input before the oldest is dropped (default 10).",
     "queue_policy": "`drop_oldest` (default) or `backpressure`." + _NOT_APPLIED,
-    "input_timeout": "dora: deadline for a message." + _DURATION + _NOT_APPLIED,
+    "input_timeout": "Silence after which the input reads as closed (`InputClosed`), until its next "
+    "message (`InputRecovered` first); the stream does not end for it." + _DURATION,
     "schema": "Avro reader schema of this input (schema evolution): `file` or `{file}`.",
     "data_format": "The format this input expects; `doradus check` reports a source writing another.",
 }

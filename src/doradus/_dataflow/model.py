@@ -247,7 +247,7 @@ class NotApplied:
     ``case`` narrows it when only some of its uses are not applied.
 
     Example:
-        >>> NOT_APPLIED["input_timeout"].scope
+        >>> NOT_APPLIED["queue_policy"].scope
         'input'
     """
 
@@ -316,7 +316,12 @@ NOT_APPLIED: Mapping[str, NotApplied] = MappingProxyType(
                 "across machines",
             ),
             NotApplied("queue_policy", "input", "drop_oldest is used: a full queue drops its oldest message"),
-            NotApplied("input_timeout", "input", "the input waits for messages without a deadline"),
+            NotApplied(
+                "input_timeout",
+                "input",
+                "the operator's input waits for messages without a deadline",
+                "on an operator's input",
+            ),
             NotApplied("health_check_interval", "dataflow", "nodes are not health-checked"),
             NotApplied("exit_when_nodes_finish", "dataflow", "the dataflow ends when every node has exited"),
             NotApplied("strict_types", "dataflow", "message types are not checked"),

@@ -99,12 +99,14 @@ def _node(found: _Found, draft: Any, drafts: Sequence[Any]) -> None:
     for key in ("deploy", "_unstable_deploy"):
         _deploy(found, raw.get(key), (*path, key), spec.id)
     for input_id, inp in spec.inputs.items():
-        # both settings exist only in an input's long form, whose source path ends in `source`
-        where = draft.source_paths[input_id][:-1]
-        for key, given in (("input_timeout", inp.input_timeout is not None), ("queue_policy", _pushes(inp))):
-            if given:
-                written = _written(raw, (*where, key)[len(path) :])
-                found.add(key, (*where, key), written, spec.id, input_id=input_id)
+        timed = spec.kind == "operator" and inp.input_timeout is not None
+        for key, name, given in (
+            ("input_timeout", "input_timeout on an operator's input", timed),
+            ("queue_policy", "queue_policy", _pushes(inp)),
+        ):
+            if given:  # both only in an input's long form, whose source path ends in `source`
+                where = (*draft.source_paths[input_id][:-1], key)
+                found.add(name, where, _written(raw, where[len(path) :]), spec.id, input_id=input_id)
     if spec.send_stdout_as is not None:
         where = _stdout_path(raw, path)
         _stdout(found, spec, where, _written(raw, where[len(path) :]), drafts)

@@ -18,7 +18,15 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from doradus._exceptions import DecodeError
-from doradus._node.events import STOP_ALL_INPUTS_CLOSED, Error, Event, Input, InputClosed, Stop
+from doradus._node.events import (
+    STOP_ALL_INPUTS_CLOSED,
+    Error,
+    Event,
+    Input,
+    InputClosed,
+    InputRecovered,
+    Stop,
+)
 from doradus._node.node import Node as _NativeNode
 
 
@@ -41,6 +49,8 @@ def to_dora_event(event: Event) -> dict[str, Any]:
     Example:
         >>> to_dora_event(InputClosed("image"))["type"]
         'INPUT_CLOSED'
+        >>> to_dora_event(InputRecovered("image"))
+        {'kind': 'dora', 'type': 'INPUT_RECOVERED', 'id': 'image'}
     """
     if isinstance(event, Input):
         # dora code expects Arrow: other formats arrive converted (to_arrow), their reader kept aside.
@@ -61,6 +71,8 @@ def to_dora_event(event: Event) -> dict[str, Any]:
         return dora_event
     if isinstance(event, InputClosed):
         return {"kind": "dora", "type": "INPUT_CLOSED", "id": event.id}
+    if isinstance(event, InputRecovered):
+        return {"kind": "dora", "type": "INPUT_RECOVERED", "id": event.id}
     if isinstance(event, Stop):
         reason = "ALL_INPUTS_CLOSED" if event.reason == STOP_ALL_INPUTS_CLOSED else "MANUAL"
         return {"kind": "dora", "type": "STOP", "id": reason}

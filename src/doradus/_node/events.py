@@ -8,6 +8,8 @@
                 ...
             case InputClosed(id=input_id):
                 ...
+            case InputRecovered(id=input_id):
+                ...
             case Stop():
                 break
 
@@ -96,6 +98,21 @@ class InputClosed:
 
 
 @dataclass(frozen=True, slots=True)
+class InputRecovered:
+    """Input ``id``, silent past its ``input_timeout`` (an `InputClosed` told so), receives again.
+
+    Comes just before the message that ended the silence; the input's later silences give
+    `InputClosed` and `InputRecovered` again. Only inputs with an ``input_timeout`` get it.
+
+    Example:
+        >>> InputRecovered("image").id
+        'image'
+    """
+
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
 class Stop:
     """The node should stop: asked by the user (``manual``) or all inputs closed.
 
@@ -119,10 +136,10 @@ class Error:
     message: str
 
 
-Event = Input | InputClosed | Stop | Error
-"""Any event a node receives: an `Input`, `InputClosed`, `Stop` or `Error`.
+Event = Input | InputClosed | InputRecovered | Stop | Error
+"""Any event a node receives: an `Input`, `InputClosed`, `InputRecovered`, `Stop` or `Error`.
 
-A union of the four classes, not a base class: what iterating a `doradus.Node` (or its
+A union of the five classes, not a base class: what iterating a `doradus.Node` (or its
 ``next``, ``try_recv``, ``drain``) gives, for annotations; ``isinstance`` or ``match`` tells
 which one arrived.
 

@@ -33,6 +33,7 @@ from doradus._node.channel import DaemonChannel, link_specs
 from doradus._node.config import descriptor_text, load_codecs
 from doradus._node.events import Event
 from doradus._node.inbox import Inbox
+from doradus._node.input_timeouts import InputTimeouts
 from doradus._node.log_handler import install as install_log_handler
 from doradus._node.log_methods import LogMethods
 from doradus._node.receive import EventReader, InboxReceiver
@@ -115,6 +116,11 @@ class Node(LogMethods):
         if enabled_signals():
             self._telemetry = self._reader.telemetry = self._start_telemetry()
         self._channel.await_start()
+        self._pop = self._inbox.pop  # with input timeouts, a pop that keeps their deadlines (below)
+        self._timeouts: InputTimeouts | None = None
+        if timed := {k: float(v["timeout"]) for k, v in inputs.items() if "timeout" in v}:
+            self._timeouts = InputTimeouts(timed, self._inbox)
+            self._pop = self._timeouts.pop
         self._channel.start_watching()
         _report_at_exit(self)
         self._backend.start()
@@ -175,10 +181,10 @@ class Node(LogMethods):
             self._handed_ns = 0
         if self._telemetry is not None:
             self._telemetry.end_processing()
-        got = self._inbox.pop(0)
+        got = self._pop(0)
         if got is None:
             self._backend.idle()  # about to wait: housekeeping (e.g. releases) off the hot path
-            got = self._inbox.pop(timeout)
+            got = self._pop(timeout)
         return None if got is None else self._hand_out(got)
 
     def _hand_out(self, got: tuple[str | None, Any]) -> Event:
@@ -217,7 +223,7 @@ class Node(LogMethods):
 
             if node.is_empty(): do_background_work()
         """
-        return len(self._inbox) == 0
+        return len(self._inbox) == 0 and not (self._timeouts and self._timeouts.held)
 
     def __iter__(self) -> Iterator[Event]:
         """Iterate over events until all inputs are closed or a Stop arrives.
@@ -239,10 +245,10 @@ class Node(LogMethods):
         if self._handed_ns:
             self._processing.append(perf_counter_ns() - self._handed_ns)
             self._handed_ns = 0
-        got = self._inbox.pop(0)
+        got = self._pop(0)
         if got is None:
             self._backend.idle()
-            got = await asyncio.to_thread(self._inbox.pop, timeout)
+            got = await asyncio.to_thread(self._pop, timeout)
         return None if got is None else self._hand_out(got)
 
     async def __aiter__(self) -> AsyncIterator[Event]:

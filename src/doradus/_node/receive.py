@@ -9,7 +9,8 @@ queue bound drops is never decoded. An inbox entry is one of:
   (see `decode_input`), from a backend;
 - a timer tick: ``(TIMER, time_ns)``;
 - a log record for a ``logs`` input: ``(LOG, record as JSON text, time_ns)``;
-- under the input id None, an event made already (`InputClosed`, `Stop`, `Error`).
+- under the input id None, an event made already (`InputClosed`, `InputRecovered`, `Stop`,
+  `Error`), or a `doradus._node.input_timeouts.Lapsed` input (handed out as `InputClosed`).
 
 Example:
     >>> from doradus._node.inbox import Inbox
@@ -32,6 +33,7 @@ import pyarrow as pa
 from doradus._exceptions import DecodeError
 from doradus._node.events import STOP_ALL_INPUTS_CLOSED, Error, Event, Input, InputClosed, Stop
 from doradus._node.inbox import Inbox
+from doradus._node.input_timeouts import Lapsed
 from doradus._node.statistics import NodeCounters
 from doradus._observability.latency import LATENCY_BOUNDS_NS
 from doradus._wire.metadata import TIMESTAMP, datetime_from_ns, decode_metadata
@@ -141,6 +143,8 @@ class EventReader:
                 self._timer_stop.set()
             elif isinstance(event, Error):
                 self._counters.errors += 1
+            elif isinstance(event, Lapsed):  # past its input_timeout: closed for the node, not for good
+                return InputClosed(event.id)
             return event
         if item[0] is TIMER:
             return Input(input_id, pa.nulls(0), {"timestamp": datetime_from_ns(item[1])})

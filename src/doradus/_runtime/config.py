@@ -61,6 +61,13 @@ def input_config(spec: NodeSpec, input_id: str, inp: InputSpec) -> InputConfig:
         >>> config["kind"], config["interval_ns"]
         ('timer', 100000000)
     """
+    entry = _input_entry(spec, input_id, inp)
+    if inp.input_timeout is not None and spec.kind != "operator":  # operators: not applied yet
+        entry["timeout"] = inp.input_timeout
+    return entry
+
+
+def _input_entry(spec: NodeSpec, input_id: str, inp: InputSpec) -> InputConfig:
     source = inp.source
     if isinstance(source, TimerSource):
         return {

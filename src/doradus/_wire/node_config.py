@@ -57,7 +57,7 @@ class InputConfig(TypedDict):
 
     ``kind`` is ``timer`` (``interval_ns`` set), ``node`` (another node's output; ``format``
     set when it is not Arrow: `doradus.codecs.FormatSpec.to_json`'s form) or ``logs`` (log
-    records of the run).
+    records of the run). ``timeout`` is the input's ``input_timeout`` in seconds, when set.
 
     Example:
         >>> tick: InputConfig = {
@@ -74,6 +74,7 @@ class InputConfig(TypedDict):
     source: str
     interval_ns: NotRequired[int]
     format: NotRequired[dict[str, Any]]
+    timeout: NotRequired[float]
 
 
 class LinkConfig(TypedDict):

@@ -93,12 +93,15 @@ def is_end(frame: bytes | bytearray | memoryview) -> bool:
 def decode_end(frame: bytes | bytearray | memoryview) -> str:
     """The output id an ``END`` frame closes ('' for all).
 
+    Raises:
+        DecodeError: the output id is not UTF-8.
+
     Example:
         >>> decode_end(encode_end())
         ''
     """
     _kind, _zero, length = END.unpack_from(frame)
-    return bytes(frame[END.size : END.size + length]).decode()
+    return _text(frame[END.size : END.size + length], "END frame's output id")
 
 
 def decode_frame(frame: bytes | bytearray | memoryview) -> tuple[str, tuple[Any, ...]]:
@@ -108,7 +111,8 @@ def decode_frame(frame: bytes | bytearray | memoryview) -> tuple[str, tuple[Any,
     flags)``, what `doradus.backends.Receiver.deliver` takes.
 
     Raises:
-        DecodeError: the frame is truncated or its lengths do not add up.
+        DecodeError: the frame is truncated, its lengths do not add up or its
+            output id is not UTF-8.
 
     Example::
 
@@ -124,5 +128,12 @@ def decode_frame(frame: bytes | bytearray | memoryview) -> tuple[str, tuple[Any,
     end += -end % 8
     if end + size != len(frame):
         raise DecodeError(f"frame lengths add up to {end + size} B, the frame has {len(frame)} B")
-    output = bytes(frame[DATA.size : pos]).decode()
+    output = _text(frame[DATA.size : pos], "data frame's output id")
     return output, (frame, pos, type_len, layout_len, meta_len, stamp, None, 0, flags)
+
+
+def _text(raw: bytes | bytearray | memoryview, what: str) -> str:
+    try:
+        return bytes(raw).decode()
+    except UnicodeDecodeError as exc:
+        raise DecodeError(f"the {what} is not UTF-8 ({exc}): the sender is not a Doradus node") from exc

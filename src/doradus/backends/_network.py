@@ -200,6 +200,7 @@ class NetworkBackend(Backend):
         self._bytes = 0
         self._received = 0
         self._failures = 0
+        self._malformed = 0
         self._closing = False
         self._last_frame: dict[str, float] = {}
 
@@ -305,15 +306,16 @@ class NetworkBackend(Backend):
         if link is None:
             return
         self._last_frame[peer] = time.monotonic()
-        if is_end(frame):
-            output = decode_end(frame)
-            inputs = [i for o, ins in link.routes.items() if not output or o == output for i in ins]
-            self._close_inputs(inputs)
-            return
         try:
+            if is_end(frame):
+                output = decode_end(frame)
+                self._close_inputs(
+                    [i for o, ins in link.routes.items() if not output or o == output for i in ins]
+                )
+                return
             output, entry = decode_frame(frame)
         except DecodeError as exc:
-            self.receiver.error(f"a malformed frame from {peer!r}: {exc}")
+            self._malformed_input(f"a malformed frame from {peer!r} was dropped: {exc}")
             return
         targets = link.routes.get(output)
         if not targets:
@@ -321,6 +323,12 @@ class NetworkBackend(Backend):
         with self._lock:
             self._received += 1
         self.receiver.deliver(tuple(targets), entry)
+
+    def _malformed_input(self, message: str) -> None:
+        """Input that is no Doradus frame was dropped: count it (``details["malformed"]``), tell the node."""
+        with self._lock:
+            self._malformed += 1
+        self.receiver.error(message)
 
     def _close_inputs(self, inputs: Sequence[str]) -> None:
         with self._lock:
@@ -374,10 +382,11 @@ class NetworkBackend(Backend):
             self._failures += 1
 
     def statistics(self) -> BackendStatistics:
-        """Messages and bytes sent and received, failed links."""
+        """Messages and bytes sent and received, failed links; ``details["malformed"]``: frames dropped."""
         with self._lock:
+            details = {"malformed": self._malformed, **self._details()}
             return BackendStatistics(
-                self.name, self._sent, self._bytes, self._received, self._failures, self._details()
+                self.name, self._sent, self._bytes, self._received, self._failures, details
             )
 
     def _details(self) -> dict[str, Any]:

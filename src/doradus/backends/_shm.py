@@ -491,5 +491,6 @@ class ShmBackend(Backend):
                     "received_fds": self.received_fds.statistics()["kept"],
                 },
                 "restart_drops": dict(self._restart_drops),
+                "malformed": sum(link.malformed for link in self._reactor.in_links),
             },
         )

@@ -174,6 +174,8 @@ class InLink:
         self.leases: weakref.WeakValueDictionary[int, Lease] = weakref.WeakValueDictionary()
         """The live lease of each mapped segment (one message per segment at a time)."""
         self.received = 0
+        self.malformed = 0
+        """Datagrams dropped because they could not be read."""
         self.closed = False
         self.superseded = False
         """Its sender is restarting: the end of this link is not the end of its inputs."""
@@ -263,6 +265,7 @@ class LinkReader:
                             f"dropped a message from {link.peer!r} (and drops more until fixed): {exc}"
                         )
                 except Exception as exc:  # a malformed datagram must not kill the reader
+                    link.malformed += 1
                     self._on_error(f"dropped a malformed message from {link.peer!r}: {exc!r}")
                 finally:
                     for fd in fds:  # whatever a mapping did not take (a sender may attach any)

@@ -28,6 +28,9 @@ from doradus.backends._network import LINK_OPTIONS, ConnectBound, NetLink, Netwo
 
 LENGTH = struct.Struct("<Q")
 HELLO_MAX = 4096
+FRAME_MAX = 1 << 40
+"""A declared frame length above this is not a Doradus sender's: the connection is closed, counted."""
+CHUNK = 64 << 20
 
 
 def parse_host_port(text: str) -> tuple[str, int]:
@@ -42,6 +45,14 @@ def parse_host_port(text: str) -> tuple[str, int]:
 
 
 def _recv_exact(sock: socket.socket, size: int) -> bytearray | None:
+    if size > CHUNK:  # grows as bytes arrive: a declared length alone reserves no memory
+        buffer = bytearray()
+        while len(buffer) < size:
+            part = _recv_exact(sock, min(CHUNK, size - len(buffer)))
+            if part is None:
+                return None
+            buffer += part
+        return buffer
     buffer = bytearray(size)
     view = memoryview(buffer)
     got = 0
@@ -124,6 +135,10 @@ class TcpBackend(NetworkBackend):
         try:
             head = _recv_exact(conn, LENGTH.size)
             size = LENGTH.unpack(head)[0] if head else 0
+            if size > HELLO_MAX:
+                self._malformed_input(
+                    f"a connection's greeting declares {size} B: not a Doradus node, closed"
+                )
             if not head or size > HELLO_MAX:
                 return
             raw = _recv_exact(conn, size)
@@ -134,10 +149,17 @@ class TcpBackend(NetworkBackend):
                 head = _recv_exact(conn, LENGTH.size)
                 if head is None:
                     break
-                frame = _recv_exact(conn, LENGTH.unpack(head)[0])
+                declared = LENGTH.unpack(head)[0]
+                if declared > FRAME_MAX:
+                    self._malformed_input(f"a frame from {peer!r} declares {declared} B: connection closed")
+                    peer = None  # not the peer's own end: its inputs stay open
+                    break
+                frame = _recv_exact(conn, declared)
                 if frame is None:
                     break
                 self._frame(peer, frame)
+        except UnicodeDecodeError:
+            self._malformed_input("a connection's greeting is not a UTF-8 node id: connection closed")
         except OSError:
             pass
         finally:

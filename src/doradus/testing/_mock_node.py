@@ -41,7 +41,7 @@ import numpy as np
 import pyarrow as pa
 
 from doradus._exceptions import MetadataError, UnknownOutputError
-from doradus._node.events import STOP_ALL_INPUTS_CLOSED, Event, Input, InputClosed, Stop
+from doradus._node.events import STOP_ALL_INPUTS_CLOSED, Event, Input, InputClosed, InputRecovered, Stop
 from doradus._wire.metadata import TIMESTAMP, datetime_from_ns, decode_metadata, encode_metadata
 from doradus._wire.protocol import MAX_METADATA
 from doradus._wire.values import to_arrow
@@ -72,7 +72,9 @@ class MockNode:
         node_id: What `id` says.
         close_inputs: After the inputs, close each input that was not closed yet and end
             with ``Stop("all-inputs-closed")``, as the runtime does when the sources are
-            gone. A ``Stop`` among the inputs ends the stream there either way.
+            gone. A ``Stop`` among the inputs ends the stream there either way. An input's
+            silence past its ``input_timeout`` is ``InputClosed(id)`` then, when it receives
+            again, ``InputRecovered(id)``: it is closed at the end like any open input.
         descriptor: What `dataflow_descriptor` returns (default: one node, this one).
         dataflow_id: What `dataflow_id` returns.
         restart_count: What `restart_count` returns (`is_restart` is true above 0).
@@ -85,6 +87,9 @@ class MockNode:
         >>> node = MockNode([("tick", [])], node_id="timer-user")
         >>> [type(e).__name__ for e in node]
         ['Input', 'InputClosed', 'Stop']
+        >>> timed_out = [("x", [1]), InputClosed("x"), InputRecovered("x"), ("x", [2])]
+        >>> [type(e).__name__ for e in MockNode(timed_out)][2:]
+        ['InputRecovered', 'Input', 'InputClosed', 'Stop']
     """
 
     def __init__(
@@ -329,6 +334,8 @@ def _events(inputs: Iterable[InputItem], close_inputs: bool) -> Iterator[Event]:
             seen.append(event.id)
         if isinstance(event, InputClosed):
             closed.add(event.id)
+        elif isinstance(event, InputRecovered):  # the InputClosed was an `input_timeout`'s
+            closed.discard(event.id)
         yield event
         if isinstance(event, Stop):
             return
