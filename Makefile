@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 SYSTEM_PACKAGES := chromium flatbuffers-compiler tmux
 
-.PHONY: fuzz fuzz-atheris demo test lint typecheck lock upgrade system-deps bench bench-quick bench-formats bench-backends bench-descriptor bench-dora-venv docs docs-serve examples clean help
+.PHONY: soak fuzz fuzz-atheris demo test lint typecheck lock upgrade system-deps bench bench-quick bench-formats bench-backends bench-descriptor bench-dora-venv bench-ipc-venv docs docs-serve examples clean help
 
 help:
 	@echo "make demo         create .venv from the lock (every extra) and run the camera pipeline example"
@@ -14,8 +14,9 @@ help:
 	@echo "make system-deps  install the Debian packages the tests need"
 	@echo "make fuzz         hostile input: the fuzz tests with many examples (FUZZ_EXAMPLES=5000 per target)"
 	@echo "make fuzz-atheris the same decoders under atheris, coverage-guided (FUZZ_SECONDS=60 per target)"
-	@echo "make bench        Doradus against dora-rs 1.1.0, full suite (benchmarks/results/latest.md)"
-	@echo "make bench-quick  the same, reduced to under two minutes (benchmarks/results/quick.md)"
+	@echo "make soak         soak and chaos runs (about 15 minutes; SOAK_MINUTES=0.5 SOAK_MESSAGES=100000 shorter)"
+	@echo "make bench        Doradus against dora-rs 1.1.0 and the raw IPC floor, full suite; publishes docs/performance.md (clean tree only)"
+	@echo "make bench-quick  the same, reduced to about three minutes (benchmarks/results/quick.md)"
 	@echo "make bench-formats  Arrow, Cap'n Proto, FlatBuffers, Avro measured (docs/data-formats.md)"
 	@echo "make bench-backends every backend's latency and throughput (docs/backends.md)"
 	@echo "make bench-descriptor how long loading a dataflow file takes (10 and 100 nodes)"
@@ -85,6 +86,14 @@ fuzz-atheris: $(VENV)/.installed
 		$(BIN)/python tools/fuzz_atheris.py $$target -max_total_time=$(FUZZ_SECONDS) || exit 1; \
 	done
 
+# Soak and chaos (docs/reliability.md), not part of `make test`: 1,000,000 messages through a
+# 3-node chain (zero loss with backpressure; with queue_size 2, losses = drop counters), SIGKILL of
+# random nodes with restart_policy always for SOAK_MINUTES (5), 40 MiB messages into a slow
+# consumer (memory flat), the coordinator killed and started again under load. Figures in
+# benchmarks/results/soak.{json,md}; SOAK_ARGS="--only chaos" runs one part.
+soak: $(VENV)/.installed
+	$(BIN)/python benchmarks/soak/run.py $(SOAK_ARGS)
+
 system-deps:
 	@if [ -n "$(SYSTEM_PACKAGES)" ]; then \
 		missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -103,12 +112,30 @@ $(DORA_VENV)/.installed: requirements/dora-bench.txt
 
 bench-dora-venv: $(DORA_VENV)/.installed
 
+# The raw IPC floor measured in the same run (iceoryx2's Python bindings, pyzmq over ipc://),
+# pinned with hashes in requirements/ipc-bench.txt, in a virtualenv of its own: benchmark-only,
+# never a Doradus dependency. Without it the anchor columns say "unavailable".
+IPC_VENV := benchmarks/.venv-ipc
+
+$(IPC_VENV)/.installed: requirements/ipc-bench.txt
+	$(PYTHON) -m venv $(IPC_VENV)
+	$(IPC_VENV)/bin/python -m pip install --quiet --require-hashes --no-deps -r requirements/ipc-bench.txt
+	touch $@
+
+bench-ipc-venv: $(IPC_VENV)/.installed
+
+# `make bench` publishes (docs/performance.md, results/latest.*) and so refuses a dirty tree;
+# `make bench BENCH_PUBLISH=` measures without publishing (results/full.*).
+BENCH_PUBLISH ?= --publish
+
 bench: $(VENV)/.installed
 	-@$(MAKE) --no-print-directory bench-dora-venv
-	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
+	-@$(MAKE) --no-print-directory bench-ipc-venv
+	$(BIN)/python benchmarks/run.py $(BENCH_PUBLISH) $(BENCH_ARGS)
 
 bench-quick: $(VENV)/.installed
 	-@$(MAKE) --no-print-directory bench-dora-venv
+	-@$(MAKE) --no-print-directory bench-ipc-venv
 	$(BIN)/python benchmarks/run.py --quick $(BENCH_ARGS)
 
 clean:
@@ -116,11 +143,11 @@ clean:
 
 # Encode/decode/size/memory per data format and latency through real dataflows (a few minutes).
 bench-formats: $(VENV)/.installed
-	$(BIN)/python benchmarks/formats.py
+	$(BIN)/python benchmarks/formats.py $(BENCH_PUBLISH)
 
 # Latency and throughput of every backend through real dataflows (about 3 minutes).
 bench-backends: $(VENV)/.installed
-	$(BIN)/python benchmarks/backends.py
+	$(BIN)/python benchmarks/backends.py $(BENCH_PUBLISH)
 
 # The real-world examples at full size: the tests of tests/examples/ (which `make test` runs
 # reduced) with DORADUS_EXAMPLES=full, printing what each measured (about 3 minutes).

@@ -4,19 +4,25 @@ For each backend it runs one real two-node dataflow (`benchmarks/backend_nodes/`
 `communication: {local: NAME}` at the top level, so every edge (data, burst and the
 acknowledgements) travels on that backend, with its default options:
 
-- one-way latency, p50 and p99, for 8 B, 64 KiB and 1 MiB payloads: the sender stamps
-  `time.time_ns()` in the metadata, the receiver reads the payload and subtracts; each
-  message is acknowledged and followed by a pause, so nothing queues (warm-up messages
-  are discarded);
+- one-way latency, p50 and p99, for 8 B, 64 KiB and 1 MiB payloads, by the method of the
+  main suite's "stamp in metadata" rows (`benchmarks/run.py`): the sender stamps
+  `time.monotonic_ns()` in the metadata right before `send_output`, the receiver subtracts
+  as soon as the event is there; each message is acknowledged and followed by the same
+  pause (5 ms up to 64 KiB, 10 ms above), 10 warm-up messages per size are discarded, and
+  percentiles are nearest-rank; the nodes use the native API (`from doradus import Node`);
 - throughput: 8-byte messages sent back to back for a fixed time on an input with a
-  `queue_size` of 1,000,000 (nothing should drop); the figure is messages received per
-  second between the first and the last arrival, and every message lost on the way
-  (sent but not received) or dropped by the queue is reported;
+  `queue_size` of 1,000,000 (nothing should drop), once the receiver has acknowledged every
+  latency message; the figure is messages received per second from the first send to the
+  last arrival, as in the main suite, and every message lost on the way (sent but not
+  received) or dropped by the queue is reported;
 - the run's `out/<run-id>/edges.json` must name the backend on every edge.
 
-    .venv/bin/python benchmarks/backends.py                     # full: results/backends.{json,md} + docs
+    .venv/bin/python benchmarks/backends.py --publish           # full: results/backends.{json,md} + docs
     .venv/bin/python benchmarks/backends.py --quick --out /tmp/x --backends shm,tcp,redis
-    .venv/bin/python benchmarks/backends.py --render benchmarks/results/backends.json
+    .venv/bin/python benchmarks/backends.py --render benchmarks/results/backends.json [--publish]
+
+Publishing (`--publish`, what `make bench-backends` passes) rewrites the table in
+docs/backends.md, and only from a full run on a clean git tree (see `provenance.py`).
 """
 
 from __future__ import annotations
@@ -37,11 +43,13 @@ from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
+sys.path.insert(0, str(BENCH))
+from provenance import describe, git_state, publish_refusal, start_refusal  # noqa: E402
+
 NODES = BENCH / "backend_nodes"
 RESULTS = BENCH / "results"
 DOC = REPO / "docs" / "backends.md"
 START, END = "<!-- backends-table:start -->", "<!-- backends-table:end -->"
-sys.path.insert(0, str(BENCH))
 
 BACKENDS = ("shm", "tcp", "websocket", "redis", "mqtt", "zenoh", "grpc", "quic")
 SIZE_NAMES = {8: "8 B", 64 * 1024: "64 KiB", 1024 * 1024: "1 MiB"}
@@ -54,14 +62,13 @@ class Plan:
 
     sizes: tuple[int, ...] = (8, 64 * 1024, 1024 * 1024)
     count: int = 200  # measured messages per size
-    warmup: int = 20  # discarded messages per size
-    gap_ms: float = 5.0  # pause after each acknowledged message (doubled for 1 MiB)
+    warmup: int = 10  # discarded messages per size (the pause after each: benchlib.gap_s)
     duration_s: float = 3.0  # back-to-back 8 B messages
     timeout_s: float = 240.0  # one dataflow run
 
 
 FULL = Plan()
-QUICK = Plan(sizes=(8, 64 * 1024), count=30, warmup=5, gap_ms=2.0, duration_s=1.0, timeout_s=60.0)
+QUICK = Plan(sizes=(8, 64 * 1024), count=30, warmup=5, duration_s=1.0, timeout_s=60.0)
 
 
 # ------------------------------------------------------------------------------ metrics
@@ -108,9 +115,10 @@ def cell(unit: str, value: float | None, note: str = "not measured") -> dict[str
 
 
 def percentile(samples: list[int], q: float) -> float:
-    ordered = sorted(samples)
-    k = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return float(ordered[k])
+    """Nearest rank, as the main suite (p99 of 200 samples is the 2nd largest)."""
+    from report import percentile as nearest_rank
+
+    return nearest_rank(samples, q)
 
 
 # ------------------------------------------------------------------------------ one run
@@ -120,7 +128,6 @@ def dataflow(backend: str, plan: Plan, work: Path) -> dict[str, Any]:
         "BENCH_SIZES": ",".join(str(s) for s in plan.sizes),
         "BENCH_COUNT": str(plan.count),
         "BENCH_WARMUP": str(plan.warmup),
-        "BENCH_GAP_MS": str(plan.gap_ms),
         "BENCH_DURATION": str(plan.duration_s),
     }
     return {
@@ -196,7 +203,8 @@ def measure(backend: str, plan: Plan, keep: Path) -> dict[str, Any]:
             else:
                 metrics[f"p50_{size}"] = metrics[f"p99_{size}"] = cell("µs", None, "failed: no messages")
         got, burst_sent = data["burst_received"], sent["burst_sent"]
-        span = (data["burst_last_ns"] - data["burst_first_ns"]) / 1e9
+        # From the first send to the last arrival, as the main suite counts it.
+        span = (data["burst_last_ns"] - sent["burst_start_ns"]) / 1e9
         queue_dropped = sum(
             int(e.get("dropped", 0))
             for e in result["edges_check"].get("edges", [])
@@ -210,7 +218,7 @@ def measure(backend: str, plan: Plan, keep: Path) -> dict[str, Any]:
             "queue_dropped": queue_dropped,
             "lost": burst_sent - got - queue_dropped,
         }
-        rate = (got - 1) / span if got > 1 and span > 0 else None
+        rate = got / span if got > 1 and span > 0 else None
         metrics["throughput"] = cell("msg/s", rate, "failed: fewer than 2 messages")
         paced_lost = sent["sent"] - sum(data["received"].values())
         result["paced_lost"] = paced_lost
@@ -304,11 +312,17 @@ def render(doc: dict[str, Any]) -> str:
         lines.append(f"| {backend} | " + " | ".join(cells) + f" | {mark} |")
     lines.append("")
     lines.append(
-        "p50/p99: one-way latency, sender's `time.time_ns()` before `send_output` to the receiver "
-        "having read the payload. Throughput: messages received per second between the first and "
-        "the last arrival. Dropped: messages sent but never received, paced and back to back "
-        "(lost on the way or dropped by the input queue)."
+        "p50/p99: one-way latency, the sender's `time.monotonic_ns()` right before `send_output` "
+        "(metadata stamp) to the receiver's `next()` returning, nearest rank: the method of "
+        '`make bench`\'s "stamp in metadata" rows. Throughput: messages received per second from '
+        "the first send to the last arrival. Dropped: messages sent but never received, paced and "
+        "back to back (lost on the way or dropped by the input queue)."
     )
+    git = meta.get("git")
+    if git:
+        lines[0] = lines[0].replace(
+            f"`{meta['command']}`", f"`{meta['command']}` at {describe(git['start'])}"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -338,27 +352,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backends", help=f"comma-separated subset of {','.join(BACKENDS)}")
     parser.add_argument("--count", type=int, help="measured messages per payload size")
     parser.add_argument(
-        "--docs",
-        type=Path,
-        help=f"document to put the table in (default: {DOC.relative_to(REPO)} "
-        "for a full run of every backend into benchmarks/results, none otherwise)",
+        "--publish",
+        action="store_true",
+        help=f"put the table into {DOC.relative_to(REPO)} (a full run of every backend, clean tree only)",
     )
+    parser.add_argument("--docs", type=Path, default=DOC, help="the document --publish writes")
     parser.add_argument(
-        "--render", type=Path, help="only re-render the Markdown (and docs) from a backends.json"
+        "--render",
+        type=Path,
+        help="only re-render the Markdown (and, with --publish, the docs) from a backends.json",
     )
     args = parser.parse_args(argv)
-    docs = args.docs
     full = not args.quick and not args.backends and not args.count
-    if docs is None and full and args.out.resolve() == RESULTS.resolve():
-        docs = DOC
+    docs = args.docs if args.publish else None
     if args.render:
         rendered = json.loads(args.render.read_text())
-        if args.docs is None and (
-            rendered["meta"]["mode"] != "full" or rendered["backends"] != list(BACKENDS)
-        ):
-            docs = None  # only a full run of every backend goes into the docs
+        meta = rendered["meta"]
+        if docs is not None:
+            complete = meta["mode"] == "full" and rendered["backends"] == list(BACKENDS)
+            why = None if complete else "not a full run of every backend"
+            why = why or (publish_refusal(meta["git"]) if "git" in meta else "the results record no commit")
+            if why:
+                print(f"error: refusing to publish {args.render}: {why}", file=sys.stderr)
+                return 2
         write_outputs(rendered, args.out, docs)
         return 0
+    git_start = git_state()
+    if args.publish:
+        why = start_refusal(full, git_start)
+        if why:
+            print(f"error: refusing to publish: {why}", file=sys.stderr)
+            return 2
 
     plan = QUICK if args.quick else FULL
     if args.count:
@@ -389,18 +413,22 @@ def main(argv: list[str] | None = None) -> int:
             "duration_s": round(duration, 1),
             "plan": asdict(plan),
             "burst_queue_size": BURST_QUEUE,
+            "git": {"start": git_start, "end": git_state()},
         },
         "backends": backends,
         "units": {k: unit for k, (_, unit) in metric_keys(plan.sizes).items()},
         "results": results,
     }
-    write_outputs(doc, args.out, docs)
+    refused = publish_refusal(doc["meta"]["git"]) if docs is not None else None
+    if refused:
+        print(f"error: not published: {refused}", file=sys.stderr)
+    write_outputs(doc, args.out, None if refused else docs)
     print(render(doc))
     print(
         f"[backends] done in {duration:.0f} s: {args.out / 'backends.json'}" + (f", {docs}" if docs else "")
     )
     failed = [b for b in backends if "failed" in results[b] or not results[b]["edges_check"]["passed"]]
-    return 1 if failed else 0
+    return 3 if refused else 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -12,12 +12,18 @@ image) it measures, in this process, through the Doradus codec an output of that
   holds in C++ (neither of which tracemalloc sees);
 
 and, through a real two-node `doradus run` dataflow per format, the one-way latency from the
-sender's `time.time_ns()` before building the value to the receiver having read one field
-(`benchmarks/format_nodes/`).
+sender's `time.monotonic_ns()` before building the value to the receiver having read one field
+(`benchmarks/format_nodes/`). That latency is the main suite's method (`benchmarks/run.py`:
+the same clock, paced and acknowledged messages, the same pauses, 10 warm-up messages,
+nearest-rank percentiles) with one difference on purpose: it includes building and encoding
+the value in the sender and decoding it and reading a field in the receiver, which is what
+differs between formats. Every format carries the same fields, the sensor's values the same
+typed float32 array in each (Arrow `list<float32>`, Cap'n Proto `List(Float32)`, FlatBuffers
+`[float]`, Avro `array<float>`).
 
-    .venv/bin/python benchmarks/formats.py            # full: results/formats.{json,md}, docs table
+    .venv/bin/python benchmarks/formats.py --publish  # full: results/formats.{json,md}, docs table
     .venv/bin/python benchmarks/formats.py --quick --out /tmp/x
-    .venv/bin/python benchmarks/formats.py --render benchmarks/results/formats.json
+    .venv/bin/python benchmarks/formats.py --render benchmarks/results/formats.json [--publish]
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ sys.path.insert(0, str(NODES))
 sys.path.insert(0, str(BENCH))
 
 import formatlib as fl  # noqa: E402
+from provenance import describe, git_state, publish_refusal, start_refusal  # noqa: E402
 
 METRICS = {
     # key: (column title, unit kind)
@@ -78,7 +85,7 @@ class Plan:
     warmup: int = 20
     memory_reps: int = 5
     e2e_count: int = 500
-    e2e_warmup: int = 20
+    e2e_warmup: int = 10
     e2e_timeout_s: float = 120.0
 
 
@@ -275,9 +282,10 @@ def dataflow(fmt: str, records: list[str], plan: Plan, work: Path) -> dict[str, 
 
 
 def percentile(samples: list[int], q: float) -> float:
-    ordered = sorted(samples)
-    k = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return float(ordered[k])
+    """Nearest rank, as the main suite."""
+    from report import percentile as nearest_rank
+
+    return nearest_rank(samples, q)
 
 
 def measure_e2e(fmt: str, records: list[str], plan: Plan, keep: Path) -> dict[str, Any]:
@@ -366,7 +374,9 @@ def render(doc: dict[str, Any]) -> str:
         f"Python {m['python']}; "
         f"pyarrow {v['pyarrow']}, pycapnp {v['pycapnp']}, flatbuffers {v['flatbuffers']} ({m['flatc']}), "
         f"fastavro {v['fastavro']}, numpy {v['numpy']}. "
-        f"`{meta['command']}` ({meta['mode']}, {meta['duration_s']:.0f} s). "
+        f"`{meta['command']}` ({meta['mode']}, {meta['duration_s']:.0f} s"
+        + (f", git {describe(meta['git']['start'])}" if "git" in meta else "")
+        + "). "
         f"Times are medians of {meta['reps_text']} calls; one-way latency over "
         f"{meta['plan']['e2e_count']} paced messages per row through `doradus run`.",
         "",
@@ -386,7 +396,9 @@ def render(doc: dict[str, Any]) -> str:
     lines.append(
         "The field read: " + ", ".join(f"{r} `{fl.TOUCHED[r]}`" for r in doc["records"]) + ". "
         "Encode includes building the format's object from the application's data; "
-        "one-way latency runs from `time.time_ns()` before that build to the receiver having read the field."
+        "one-way latency runs from `time.monotonic_ns()` before that build to the receiver having "
+        "read the field (the main suite's method, plus the encoding and decoding that differ "
+        "between formats)."
     )
     return "\n".join(lines) + "\n"
 
@@ -419,21 +431,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, help="messages per record in the dataflows")
     parser.add_argument("--no-e2e", action="store_true", help="skip the dataflows (in-process figures only)")
     parser.add_argument(
-        "--docs",
-        type=Path,
-        help=f"document to put the table in (default: {DOC.relative_to(REPO)} "
-        "for a full run into benchmarks/results, none otherwise)",
+        "--publish",
+        action="store_true",
+        help=f"put the table into {DOC.relative_to(REPO)} (a full run, clean tree only)",
     )
+    parser.add_argument("--docs", type=Path, default=DOC, help="the document --publish writes")
     parser.add_argument(
-        "--render", type=Path, help="only re-render the Markdown (and docs) from a formats.json"
+        "--render",
+        type=Path,
+        help="only re-render the Markdown (and, with --publish, the docs) from a formats.json",
     )
     args = parser.parse_args(argv)
-    docs = args.docs
-    if docs is None and not args.quick and args.out.resolve() == RESULTS.resolve():
-        docs = DOC
+    docs = args.docs if args.publish else None
     if args.render:
-        write_outputs(json.loads(args.render.read_text()), args.out, docs)
+        rendered = json.loads(args.render.read_text())
+        meta = rendered["meta"]
+        if docs is not None:
+            why = None if meta["mode"] == "full" and not meta.get("subset") else "not a full run"
+            why = why or (publish_refusal(meta["git"]) if "git" in meta else "the results record no commit")
+            if why:
+                print(f"error: refusing to publish {args.render}: {why}", file=sys.stderr)
+                return 2
+        write_outputs(rendered, args.out, docs)
         return 0
+    git_start = git_state()
+    if args.publish:
+        why = start_refusal(not args.quick and not argv_has_subset(args), git_start)
+        if why:
+            print(f"error: refusing to publish: {why}", file=sys.stderr)
+            return 2
 
     plan = QUICK if args.quick else FULL
     if args.count:
@@ -487,16 +513,22 @@ def main(argv: list[str] | None = None) -> int:
             "plan": asdict(plan),
             "reps_text": f"{min(reps):,} to {max(reps):,}" if reps else "0",
             "e2e": e2e,
+            "subset": argv_has_subset(args),
+            "git": {"start": git_start, "end": git_state()},
         },
         "formats": formats,
         "records": records,
         "units": {k: UNITS[kind] for k, (_, kind) in METRICS.items()},
         "results": results,
     }
+    refused = publish_refusal(doc["meta"]["git"]) if docs is not None else None
+    if refused:
+        print(f"error: not published: {refused}", file=sys.stderr)
+        docs = None
     write_outputs(doc, args.out, docs)
     print(render(doc))
     print(f"[formats] done in {duration:.0f} s: {args.out / 'formats.json'}" + (f", {docs}" if docs else ""))
-    return 0
+    return 3 if refused else 0
 
 
 def argv_has_subset(args: argparse.Namespace) -> bool:

@@ -1,12 +1,17 @@
 """Doradus against dora-rs 1.1.0: the same dataflows and node scripts under both CLIs.
 
 Usage: python benchmarks/run.py [--quick] [--rounds N] [--only SCENARIO[,SCENARIO…]] [--keep]
-       python benchmarks/run.py --render benchmarks/results/latest.json
+                                [--publish] [--no-dora] [--no-anchors]
+       python benchmarks/run.py --render benchmarks/results/latest.json [--publish]
 
 Runs every scenario under `doradus run` and `dora run` (tuned with a 256 MB shared-memory
-pool, and as installed), alternating frameworks run by run over several rounds, then writes
-benchmarks/results/latest.{md,json} plus a dated copy and the table in docs/performance.md
-(quick.{md,json} with --quick; partial.{md,json} with --only).
+pool, and as installed), and the raw IPC anchors (iceoryx2, pyzmq) where a scenario has
+them, alternating columns run by run over several rounds, then writes
+benchmarks/results/full.{md,json} (quick.* with --quick, partial.* with --only).
+
+`--publish` (what `make bench` passes) writes latest.{md,json}, a dated copy and the table
+in docs/performance.md instead, and only from a clean work tree at one commit: it refuses
+to start on a dirty tree, and refuses to publish if the tree changed while it ran.
 """
 
 from __future__ import annotations
@@ -21,21 +26,26 @@ import time
 from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import yaml
 from frameworks import (
+    ANCHORS,
     BENCH,
     DORA,
     DORA_TUNED,
     DORA_VENV,
     DORADUS,
     DORADUS_VENV,
+    IPC_VENV,
     Framework,
     dora_available,
+    ipc_available,
     package_version,
     run_dataflow,
 )
+from provenance import describe, git_state, publish_refusal, start_refusal
 from report import build_rows, machine_info, markdown, percentile, src_digest, summary_block
 from scenarios import FULL, QUICK, SCENARIOS, Plan, RunFailed, Scenario
 
@@ -49,7 +59,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="the reduced suite (results/quick.*)")
     p.add_argument("--rounds", type=int, help="rounds of A B A B (default 3, quick 1)")
     p.add_argument("--only", help=f"comma-separated scenarios: {', '.join(SCENARIOS)}")
-    p.add_argument("--no-dora", action="store_true", help="Doradus only")
+    p.add_argument("--no-dora", action="store_true", help="no dora-rs columns")
+    p.add_argument("--no-anchors", action="store_true", help="no raw IPC columns (iceoryx2, pyzmq)")
+    p.add_argument(
+        "--publish",
+        action="store_true",
+        help="write latest.*, a dated copy and docs/performance.md (a clean tree only)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the generated dataflows and logs")
     p.add_argument(
         "--render", metavar="JSON", help="only rewrite the Markdown (and docs) from a results JSON"
@@ -57,7 +73,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def frameworks_for(plan: Plan, no_dora: bool) -> tuple[list[Framework], dict[str, Any]]:
+def frameworks_for(
+    plan: Plan, no_dora: bool, no_anchors: bool = False
+) -> tuple[list[Framework], dict[str, Any]]:
     status: dict[str, Any] = {
         "doradus": {
             "label": DORADUS.label,
@@ -80,6 +98,18 @@ def frameworks_for(plan: Plan, no_dora: bool) -> tuple[list[Framework], dict[str
         }
         if enabled:
             chosen.append(fw)
+    ok, why = (False, "--no-anchors") if no_anchors else ipc_available()
+    for fw in ANCHORS:
+        package = "iceoryx2" if fw.key == "iceoryx2" else "pyzmq"
+        status[fw.key] = {
+            "label": fw.label,
+            "available": ok,
+            "version": package_version(IPC_VENV, package) if ok else None,
+            "reason": None if ok else why,
+            "anchor": True,
+        }
+        if ok:
+            chosen.append(fw)
     return chosen, status
 
 
@@ -92,6 +122,8 @@ def one_run(
     timeout = scenario.timeout(plan)
     outcome = run_dataflow(fw, dataflow, timeout, scenario.sample_cpu)
     record: dict[str, Any] = {"wall_s": round(outcome.wall_s, 4), "dataflow": str(dataflow)}
+    if outcome.tree_cpu is not None:
+        record["tree_cpu"] = outcome.tree_cpu.as_dict()
     if outcome.leftovers:
         record["killed_leftovers"] = outcome.leftovers
     try:
@@ -119,6 +151,8 @@ def brief(record: dict[str, Any]) -> str:
         cpu = raw["cli_cpu_percent"]
         cpu_s = "n/a" if cpu is None else f"{cpu:.1f}%"
         return f"{raw['received_per_s']:,.0f} msg/s, lost {raw['lost']}, run-process CPU {cpu_s}"
+    if "cpu_us_per_message" in raw:
+        return f"tree CPU {raw['cpu_s']:.2f} s, {raw['cpu_us_per_message']:.0f} µs/msg"
     return f"{raw['wall_s']:.3f} s"
 
 
@@ -132,7 +166,7 @@ def _size(n: int) -> str:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     if args.render:
-        return render(Path(args.render))
+        return render(Path(args.render), args.publish)
     plan = QUICK if args.quick else FULL
     if args.rounds:
         plan = replace(plan, rounds=args.rounds)
@@ -141,24 +175,89 @@ def main(argv: list[str]) -> int:
     if unknown:
         print(f"unknown scenario(s) {unknown}; choose from {', '.join(SCENARIOS)}", file=sys.stderr)
         return 2
-    frameworks, fw_status = frameworks_for(plan, args.no_dora)
+    git_start = git_state()
+    if args.publish:
+        problem = publish_blocker(args, git_start)
+        if problem:
+            print(f"error: refusing to publish: {problem}", file=sys.stderr)
+            return 2
+    frameworks, fw_status = frameworks_for(plan, args.no_dora, args.no_anchors)
     for key, st in fw_status.items():
         state = f"v{st['version']}" if st["available"] else f"unavailable: {st['reason']}"
         print(f"· {st['label']} ({key}): {state}")
+    print(f"· code: {describe(git_start)}")
     started = datetime.now(UTC)
     digest = src_digest()
     machine = machine_info()
     tmp = Path(tempfile.mkdtemp(prefix="doradus-bench-"))
     print(f"· plan: {'quick' if args.quick else 'full'}, {plan.rounds} round(s); work folder {tmp}")
-    runs: list[dict[str, Any]] = []
     stats = {"failed": 0}
+    t_start = time.monotonic()
+    runs = run_rounds(plan, names, frameworks, tmp, stats)
+    finished = datetime.now(UTC)
+    summary = summarize(runs, names, frameworks)
+    meta = {
+        "suite": "quick" if args.quick else "full",
+        "subset": bool(args.only),
+        "started": started.isoformat(timespec="seconds"),
+        "finished": finished.isoformat(timespec="seconds"),
+        "duration_s": round(time.monotonic() - t_start, 1),
+        "plan": asdict(plan),
+        "scenarios": {n: SCENARIOS[n].title for n in names},
+        "machine": machine,
+        "frameworks": fw_status,
+        "command": "python benchmarks/run.py " + " ".join(argv),
+        "git": {"start": git_start, "end": git_state()},
+        "src_digest": digest,
+        "src_changed_during_run": src_digest() != digest,
+    }
+    if meta["src_changed_during_run"]:
+        print("· warning: the Doradus sources (src/) changed while the suite ran; figures mix versions")
+    rows = build_rows(summary, plan, names)
+    doc = {"meta": meta, "rows": rows, "summary": summary, "runs": runs}
+    status = 0
+    if args.publish:
+        refused = publish_refusal(meta["git"])
+        if refused:
+            print(
+                f"error: not published: {refused}; the figures are in benchmarks/results/full.*",
+                file=sys.stderr,
+            )
+            write_outputs(doc, ["full"])
+            status = 3
+        else:
+            write_outputs(doc, ["latest", started.astimezone().strftime("%Y-%m-%d-%H%M")])
+            update_docs(doc)
+    else:
+        write_outputs(doc, ["quick" if args.quick else "partial" if args.only else "full"])
+    if stats["failed"] and not args.keep:
+        args.keep = True
+        print(f"· {stats['failed']} run(s) failed; keeping {tmp} (dataflow.yml and run.log of each run)")
+    if not args.keep:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return status
+
+
+def publish_blocker(args: argparse.Namespace, state: dict[str, Any]) -> str | None:
+    """Why a `--publish` run must not even start (before anything is measured)."""
+    fewer_rounds = args.rounds is not None and args.rounds < FULL.rounds
+    subset = args.quick or args.only or fewer_rounds or args.no_dora or args.no_anchors
+    return start_refusal(not subset, state)
+
+
+def run_rounds(
+    plan: Plan, names: list[str], frameworks: list[Framework], tmp: Path, stats: dict[str, int]
+) -> list[dict[str, Any]]:
+    """Every scenario on every column that runs it, round by round, in a rotating order."""
+    runs: list[dict[str, Any]] = []
     t_start = time.monotonic()
     for rnd in range(plan.rounds):
         # A B A B: the framework order rotates every round and every scenario.
         for si, name in enumerate(names):
             scenario = SCENARIOS[name]
-            shift = (rnd + si) % len(frameworks)
-            order = frameworks[shift:] + frameworks[:shift]
+            mine = [fw for fw in frameworks if scenario.runs_on(fw)]
+            shift = (rnd + si) % len(mine)
+            order = mine[shift:] + mine[:shift]
             repeats = plan.startup_runs if name == "startup" else 1
             for rep in range(repeats):
                 for fw in order:
@@ -172,38 +271,7 @@ def main(argv: list[str]) -> int:
                         f"{fw.key:<10} {time.monotonic() - t0:5.1f}s  {brief(record)}",
                         flush=True,
                     )
-    finished = datetime.now(UTC)
-    summary = summarize(runs, names, frameworks)
-    meta = {
-        "suite": "quick" if args.quick else "full",
-        "started": started.isoformat(timespec="seconds"),
-        "finished": finished.isoformat(timespec="seconds"),
-        "duration_s": round(time.monotonic() - t_start, 1),
-        "plan": asdict(plan),
-        "scenarios": {n: SCENARIOS[n].title for n in names},
-        "machine": machine,
-        "frameworks": fw_status,
-        "command": "python benchmarks/run.py " + " ".join(argv),
-        "src_digest": digest,
-        "src_changed_during_run": src_digest() != digest,
-    }
-    if meta["src_changed_during_run"]:
-        print("· warning: the Doradus sources (src/) changed while the suite ran; figures mix versions")
-    rows = build_rows(summary, plan, names)
-    doc = {"meta": meta, "rows": rows, "summary": summary, "runs": runs}
-    if args.quick:
-        write_outputs(doc, ["quick"])
-    elif args.only:  # a subset must not replace the full results
-        write_outputs(doc, ["partial"])
-    else:
-        write_outputs(doc, ["latest", started.astimezone().strftime("%Y-%m-%d-%H%M")])
-        update_docs(doc)
-    if stats["failed"] and not args.keep:
-        args.keep = True
-        print(f"· {stats['failed']} run(s) failed; keeping {tmp} (dataflow.yml and run.log of each run)")
-    if not args.keep:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return 0
+    return runs
 
 
 def summarize(runs: list[dict[str, Any]], names: list[str], frameworks: list[Framework]) -> dict[str, Any]:
@@ -212,6 +280,8 @@ def summarize(runs: list[dict[str, Any]], names: list[str], frameworks: list[Fra
     for name in names:
         out[name] = {}
         for fw in frameworks:
+            if not SCENARIOS[name].runs_on(fw):
+                continue
             mine = [r for r in runs if r["scenario"] == name and r["framework"] == fw.key]
             good = [r["raw"] for r in mine if r["ok"]]
             errors = sorted({r["error"] for r in mine if not r["ok"]})
@@ -231,7 +301,19 @@ def _metrics(name: str, good: list[dict[str, Any]]) -> dict[str, Any]:
             "max_s": max(walls),
             "n": len(walls),
         }
-    if name == "throughput":
+    if name.startswith("cpu-"):
+        trees = [g["tree_cpu"] for g in good]
+        return {
+            "cpu_s": statistics.median(g["cpu_s"] for g in good),
+            "cpu_us_per_message": statistics.median(g["cpu_us_per_message"] for g in good),
+            "user_s": statistics.median(t["user_s"] for t in trees),
+            "system_s": statistics.median(t["system_s"] for t in trees),
+            "messages": good[0]["messages"],
+            "lost": max(g["lost"] for g in good),
+            "wall_s": statistics.median(g["wall_s"] for g in good),
+            "cpu_s_per_round": [g["cpu_s"] for g in good],
+        }
+    if name in ("throughput", "throughput_backpressure"):
         med = statistics.median
 
         def col(key: str) -> list[float]:
@@ -272,12 +354,29 @@ def write_outputs(doc: dict[str, Any], stems: list[str]) -> None:
     print("· wrote " + ", ".join(f"benchmarks/results/{n}.{{md,json}}" for n in stems))
 
 
-def render(path: Path) -> int:
-    """Rewrite `<stem>.md` next to a results JSON (and the docs table, for a full run)."""
+def render(path: Path, publish: bool) -> int:
+    """Rewrite `<stem>.md` next to a results JSON; with `publish`, the docs table too, if the
+    figures are of a full run on a clean tree whose measured code is still the same."""
     doc = json.loads(path.read_text())
+    if publish:
+        meta = doc["meta"]
+        refused = (
+            "not a full run of every scenario"
+            if meta.get("suite") != "full" or meta.get("subset")
+            else publish_refusal(meta["git"])
+            if "git" in meta
+            else "the results file records no commit"
+        )
+        if refused:
+            print(f"error: refusing to publish {path}: {refused}", file=sys.stderr)
+            return 2
+    # The rows are rebuilt from the pooled figures, so the current rules (the faster dora-rs,
+    # the IPC floor, the targets) apply to any results file.
+    meta = doc["meta"]
+    doc["rows"] = build_rows(doc["summary"], SimpleNamespace(**meta["plan"]), list(meta["scenarios"]))
     path.with_suffix(".md").write_text(markdown(doc))
     print(f"· wrote {path.with_suffix('.md')}")
-    if path.stem == "latest":
+    if publish:
         update_docs(doc)
     return 0
 

@@ -1,12 +1,28 @@
-"""Shared fixtures: write a dataflow and its node files, run the real CLI."""
+"""Shared fixtures: write a dataflow and its node files, run the real CLI; nothing left behind.
+
+Every test session (each pytest-xdist worker has its own) is marked: `leave_nothing_behind`
+puts ``DORADUS_TEST_SESSION=<id>`` in the environment every process the tests start inherits,
+and points Doradus's runtime folder and the temporary folder of those processes at folders of
+the session's own. When the session ends it fails, listing what is left, if a process that
+carries its mark still runs, a socket file or run folder is left in its folders, a
+``/dev/shm`` entry named like Doradus's appeared, or the test process still holds a
+shared-memory segment. Other sessions' processes and files are not its business.
+"""
 
 from __future__ import annotations
 
+import gc
 import os
+import shutil
+import signal
+import stat
 import subprocess
 import sys
+import tempfile
 import textwrap
-from collections.abc import Callable
+import time
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,12 +65,13 @@ def shm_entries() -> set[str]:
     """Entries of /dev/shm that Doradus could have made.
 
     Other software on the machine writes there concurrently and is left out: the
-    PostgreSQL server, and Zenoh (used by dora-rs, which the benchmarks run).
+    PostgreSQL server, Zenoh (used by dora-rs, which the benchmarks run) and iceoryx2 (the
+    benchmarks' IPC floor, ``iox2_*``).
     """
     return {
         name
         for name in os.listdir("/dev/shm")
-        if not (name.startswith(("sem.", "PostgreSQL.")) or name.endswith(".zenoh"))
+        if not (name.startswith(("sem.", "PostgreSQL.", "iox2_")) or name.endswith(".zenoh"))
     }
 
 
@@ -169,3 +186,108 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         for line in _SKIPPED_MODULES:
             print(f"  {line}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+# ------------------------------------------------------ the session leaves nothing behind
+SESSION_MARK = "DORADUS_TEST_SESSION"
+LEFTOVER_GRACE = float(os.environ.get("DORADUS_TEST_LEFTOVER_GRACE", "10"))
+"""Seconds a session's processes get to finish exiting (a daemon ending after `destroy`)."""
+
+
+def processes_marked(mark: str) -> list[str]:
+    """``pid cmdline`` of every live process (zombies aside) whose environment carries ``mark``.
+
+    The marked processes are the session's descendants: the test process itself and its
+    ancestors never carry it (it was set after they started).
+    """
+    needle = f"{SESSION_MARK}={mark}".encode()
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            environ = Path(f"/proc/{name}/environ").read_bytes()
+            if needle not in environ.split(b"\0"):
+                continue
+            state = Path(f"/proc/{name}/stat").read_bytes().rpartition(b")")[2].split()[0]
+            cmdline = Path(f"/proc/{name}/cmdline").read_bytes().replace(b"\0", b" ").strip()
+        except OSError:
+            continue  # gone meanwhile, or not ours to read
+        if state not in (b"Z", b"X"):
+            found.append(f"{name} {cmdline.decode(errors='replace')}")
+    return found
+
+
+def files_left(folders: list[Path]) -> list[str]:
+    """Socket files anywhere under ``folders``, and run or socket folders Doradus makes in them."""
+    left = []
+    for folder in folders:
+        for path in sorted(folder.rglob("*")):
+            try:
+                mode = path.lstat().st_mode
+            except OSError:
+                continue
+            run_folder = path.parent.name == "runs" and path.parent.parent.name == "doradus"
+            socket_folder = path.parent == folder and path.name.startswith("doradus-p")
+            if stat.S_ISSOCK(mode) or run_folder or socket_folder:
+                left.append(str(path))
+    return left
+
+
+def doradus_shm_entries() -> set[str]:
+    """``/dev/shm`` entries named like Doradus's (it shares memory through memfds: there should be none)."""
+    return {name for name in os.listdir("/dev/shm") if name.lower().startswith("doradus")}
+
+
+def memfds_held() -> list[str]:
+    """Doradus shared-memory segments this process still holds open or mapped."""
+    gc.collect()  # values a finished test dropped, in reference cycles
+    held = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("/memfd:doradus"):
+            held.append(f"fd {fd} {target}")
+    with open("/proc/self/maps") as maps:
+        held += [f"mapping {line.split()[0]} {line.split()[5]}" for line in maps if "/memfd:doradus" in line]
+    return held
+
+
+def _end_processes(mark: str) -> list[str]:
+    """The marked processes still running after `LEFTOVER_GRACE` (then killed, by pid)."""
+    deadline = time.monotonic() + LEFTOVER_GRACE
+    while (left := processes_marked(mark)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    for line in left:
+        try:
+            os.kill(int(line.split(" ", 1)[0]), signal.SIGKILL)  # started by this session: ours to end
+        except ProcessLookupError:
+            pass
+    return left
+
+
+@pytest.fixture(scope="session", autouse=True)
+def leave_nothing_behind() -> Iterator[str]:
+    """Mark the session's processes and folders; at its end, fail listing whatever they left."""
+    mark = f"{uuid.uuid4().hex[:12]}-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+    tempfile.gettempdir()  # cached first: this process's own temporary files stay where they were
+    folders = [Path(tempfile.mkdtemp(prefix=f"dxs-{kind}-")) for kind in ("r", "t")]  # short: socket paths
+    saved = {key: os.environ.get(key) for key in (SESSION_MARK, "XDG_RUNTIME_DIR", "TMPDIR")}
+    os.environ.update({SESSION_MARK: mark, "XDG_RUNTIME_DIR": str(folders[0]), "TMPDIR": str(folders[1])})
+    shm_before = doradus_shm_entries()
+    yield mark
+    problems = [f"process {line}" for line in _end_processes(mark)]
+    problems += [f"file {path}" for path in files_left(folders)]
+    problems += [f"/dev/shm/{name}" for name in sorted(doradus_shm_entries() - shm_before)]
+    problems += memfds_held()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
+    if problems:
+        pytest.fail("the test session left behind:\n  " + "\n  ".join(problems), pytrace=False)

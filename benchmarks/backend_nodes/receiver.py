@@ -1,10 +1,10 @@
 """Backend benchmark receiver: one-way latency of `data`, arrival rate of `burst`.
 
-For each `data` message it reads the payload's length and last byte, takes
-`time.time_ns()` and subtracts the sender's `t0` (one clock on one machine; across
-machines this assumes synchronised clocks), keeps it unless the message is one of the first
-`BENCH_WARMUP` of its size, and acknowledges the message number on `ack`. For `burst` it
-counts messages and notes the arrival time of the first and the last. Writes the figures
+As the main suite's receiver: for each `data` message it takes `time.monotonic_ns()` as soon
+as the event is there and subtracts the sender's `t0` (one clock on one machine), keeps it
+unless the message is one of the first `BENCH_WARMUP` of its size, then checks the payload's
+length and reads its last byte, and acknowledges the message number on `ack`. For `burst`
+it counts messages and notes the arrival time of the first and the last. Writes the figures
 (with the `data` messages received per size) to `BENCH_OUT` once every input has closed.
 """
 
@@ -19,7 +19,7 @@ import pyarrow as pa
 from doradus import Input, Node
 
 node = Node()
-warmup = int(os.environ.get("BENCH_WARMUP", "20"))
+warmup = int(os.environ.get("BENCH_WARMUP", "10"))
 latency: dict[str, list[int]] = {}
 seen: dict[str, int] = {}
 bad_sizes = 0
@@ -27,10 +27,11 @@ burst = 0
 first = last = 0
 
 for event in node:
+    now = time.monotonic_ns()
     if not isinstance(event, Input):
         continue
     if event.id == "burst":
-        last = time.time_ns()
+        last = now
         if not burst:
             first = last
         burst += 1
@@ -39,7 +40,6 @@ for event in node:
     length = len(value)
     if length:
         value[length - 1].as_py()
-    now = time.time_ns()
     meta = event.metadata
     size, i = int(meta["size"]), int(meta["i"])
     del value, event  # let the framework reuse the memory before the next message

@@ -6,8 +6,9 @@ way its library is fastest and idiomatic:
 
 - arrow: a one-row StructArray; the float values a `list<float32>` and the image a `binary`
   column, both built over the numpy memory without a copy.
-- capnp: a builder from `new_message(...)`; float values and pixels in `Data` fields (filled
-  from a memoryview, read with `numpy.frombuffer`).
+- capnp: a builder from `new_message(...)`; the float values a typed `List(Float32)` (built
+  from a Python list: pycapnp has no bulk numpy path for typed lists), the pixels a `Data`
+  field (filled from a memoryview, read with `numpy.frombuffer`).
 - flatbuffers: the flatc-generated builder functions, `CreateNumpyVector` for the vectors,
   `...AsNumpy()` to read them.
 - avro: a dict (the float values as a list, the pixels as bytes: what fastavro writes
@@ -161,9 +162,9 @@ def _capnp_build(record: str, app: dict[str, Any], seq: int) -> Any:
             seq=seq, vx=app["vx"], vy=app["vy"], vz=app["vz"], mode=app["mode"], armed=app["armed"]
         )
     if record == "sensor":
-        return s.new_message(
-            stamp=app["stamp"], label=app["label"], values=memoryview(app["values"]).cast("B")
-        )
+        # Every format carries the same typed float array (Arrow list<float32>, FlatBuffers
+        # [float], Avro array<float>): here List(Float32), filled element by element by pycapnp.
+        return s.new_message(stamp=app["stamp"], label=app["label"], values=app["values"].tolist())
     return s.new_message(
         stamp=app["stamp"],
         width=app["width"],
@@ -177,7 +178,7 @@ def _capnp_touch(record: str, r: Any) -> Any:
     if record == "control":
         return r.seq
     if record == "sensor":
-        return np.frombuffer(r.values, dtype=np.float32)[0]
+        return r.values[0]
     return np.frombuffer(r.data, dtype=np.uint8)[0]
 
 

@@ -1,7 +1,7 @@
 """Receives the benchmark records, reads one field of each, records the one-way latency.
 
 For each message: `event.value` is the format's reader (decoded inside `next()`), the
-receiver reads one field through it (`formatlib.TOUCH`), then takes `time.time_ns()` and
+receiver reads one field through it (`formatlib.TOUCH`), then takes `time.monotonic_ns()` and
 subtracts the sender's `t0`. The first `BENCH_WARMUP` messages of each record are dropped.
 Every message is acknowledged on `ack` with its number.
 """
@@ -30,7 +30,7 @@ for event in node:
         continue
     record, value = event.id, event.value
     touch(record, value)
-    now = time.time_ns()
+    now = time.monotonic_ns()
     t0, i = event.metadata["t0"], event.metadata["i"]
     formats[record] = event.data_format
     del value, event  # let the framework reuse the memory before the next message

@@ -1,6 +1,6 @@
 """Sends each benchmark record in one format, paced and acknowledged, stamped with `t0`.
 
-For every message the sender takes `time.time_ns()`, builds the format's object from the
+For every message the sender takes `time.monotonic_ns()`, builds the format's object from the
 application's data (`formatlib.BUILD`), and sends it with metadata `{"t0": ns, "i": n}`: the
 output's codec encodes it inside `send_output`. It then waits for the receiver's
 acknowledgement and pauses, so every message starts from an idle system.
@@ -42,7 +42,7 @@ for record in fl.env_list("BENCH_RECORDS", fl.RECORDS):
     app = fl.app_data(record)
     gap = 0.010 if record == "image" else 0.005
     for i in range(count):
-        t0 = time.time_ns()
+        t0 = time.monotonic_ns()
         node.send_output(record, build(record, app, i), {"t0": t0, "i": i})
         sent += 1
         if not wait_ack(i):

@@ -3,7 +3,8 @@
 The nodes are written against dora-rs's Python API (`from dora import Node`, dict events)
 and run unchanged under `dora run` and `doradus run`. They are configured by environment
 variables that the harness puts in the dataflow's `env:`, and write what they measured as
-JSON to the file named by `BENCH_OUT`.
+JSON to the file named by `BENCH_OUT`. The raw IPC anchors (`benchmarks/anchor_nodes/`) share
+these helpers, without pyarrow (imported only where an Arrow array is made or read).
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pyarrow as pa
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 def env_int(name: str, default: int = 0) -> int:
@@ -44,6 +47,8 @@ def payload(size: int) -> tuple[np.ndarray, pa.Array]:
     Writing the stamp into the numpy buffer changes the Arrow array too, so each send
     reuses the same memory instead of building a new payload.
     """
+    import pyarrow as pa
+
     buf = np.zeros(max(size, 8), dtype=np.uint8)
     buf[8:] = 0xA5
     arr = pa.array(buf[:size])
@@ -108,3 +113,49 @@ class Acks:
             elif kind in ("INPUT_CLOSED", "STOP"):
                 self.closed = True
                 return
+
+
+def wait_input(node: Any, input_id: str, timeout: float) -> bool:
+    """Wait (bounded) until input `input_id` delivers a message; False on timeout or end.
+
+    With both frameworks' `next(timeout)`: dora-rs returns an ERROR event on timeout,
+    Doradus `None`.
+    """
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        event = node.next(timeout=left)
+        if event is None or event["type"] in ("STOP", "INPUT_CLOSED"):
+            return False
+        if event["type"] == "INPUT" and event["id"] == input_id:
+            return True
+    return False
+
+
+def stream(send: Any, count: int, rate_hz: float, duration_s: float) -> tuple[int, int, int]:
+    """Call `send()` `count` times (paced at `rate_hz`, or back to back when 0), or back to back
+    for `duration_s` when `count` is 0. Returns (messages sent, start ns, end ns)."""
+    sent = 0
+    start = time.monotonic_ns()
+    if count and rate_hz > 0:
+        period = int(1e9 / rate_hz)
+        due = start
+        for _ in range(count):
+            send()
+            due += period
+            delay = due - time.monotonic_ns()
+            if delay > 0:
+                time.sleep(delay / 1e9)
+        sent = count
+    elif count:
+        for _ in range(count):
+            send()
+        sent = count
+    else:
+        end = start + int(duration_s * 1e9)
+        while True:
+            for _ in range(64):
+                send()
+            sent += 64
+            if time.monotonic_ns() >= end:
+                break
+    return sent, start, time.monotonic_ns()

@@ -49,4 +49,12 @@ for size in sizes():
         acks.wait(stamp, ack_timeout)
         time.sleep(gap)
 
-write_result({"sent": sent, "ack_timeouts": acks.timeouts})
+write_result(
+    {
+        "sent": sent,
+        "ack_timeouts": acks.timeouts,
+        "sizes": sizes(),
+        "count": env_int("BENCH_COUNT", 100),
+        "warmup": env_int("BENCH_WARMUP", 10),
+    }
+)

@@ -37,7 +37,18 @@ from doradus._exceptions import (
 )
 
 if _typing.TYPE_CHECKING:
-    from doradus._node.events import Error, Event, Input, InputClosed, InputRecovered, Stop
+    from doradus._node.events import (
+        Error,
+        Event,
+        Input,
+        InputClosed,
+        InputRecovered,
+        NodeFailed,
+        NodeRestarted,
+        ParamDeleted,
+        ParamUpdate,
+        Stop,
+    )
     from doradus._node.node import Node
 
 # The node API pulls in pyarrow and numpy; the CLI and the daemon do not need them, so
@@ -49,6 +60,10 @@ _LAZY = {
     "Input": "doradus._node.events",
     "InputClosed": "doradus._node.events",
     "InputRecovered": "doradus._node.events",
+    "NodeFailed": "doradus._node.events",
+    "NodeRestarted": "doradus._node.events",
+    "ParamDeleted": "doradus._node.events",
+    "ParamUpdate": "doradus._node.events",
     "Stop": "doradus._node.events",
 }
 
@@ -86,6 +101,10 @@ __all__ = [
     "MetadataError",
     "Node",
     "NodeError",
+    "NodeFailed",
+    "NodeRestarted",
+    "ParamDeleted",
+    "ParamUpdate",
     "ResourceLimitError",
     "Stop",
     "TransportError",

@@ -23,6 +23,7 @@ FOUNDATION = {
     "_quantities.py",
     "_registry.py",
     "_retry.py",
+    "_secrets.py",
 }
 """The only modules beside `__init__.py` at the top: what every part may import."""
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
@@ -49,6 +50,7 @@ def test_the_top_level_holds_only_the_foundation_modules_and_packages() -> None:
     assert modules == FOUNDATION
     packages = {p.name for p in SRC.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
     assert {"_wire", "_dataflow", "_node", "_runtime", "_control", "_observability", "_project"} <= packages
+    assert "_recording" in packages
     assert {"backends", "codecs", "cli", "testing"} <= packages
 
 
@@ -97,6 +99,7 @@ def test_the_import_contracts_hold() -> None:
         ("codecs/_arrow.py", "doradus.backends"),
         ("_dataflow/model.py", "doradus._runtime.supervisor"),
         ("_wire/values.py", "doradus.cli"),
+        ("_recording/recorder_node.py", "doradus._runtime.supervisor"),
     ],
 )
 def test_a_forbidden_import_breaks_the_contracts(tmp_path: Path, module: str, forbidden: str) -> None:

@@ -53,7 +53,7 @@ def test_settings_not_applied_yet_are_warnings():
     assert table.returncode == 0, table.stderr
     shown = [line for line in table.stderr.splitlines() if ": warning: " in line]
     assert shown == [f"{EVERY_KEY}:{line}:{col}: warning: {message}" for line, col, message in expected]
-    assert "valid (5 nodes)" in table.stderr
+    assert "valid (6 nodes)" in table.stderr
 
     done = _check(EVERY_KEY, "json")
     assert done.returncode == 0

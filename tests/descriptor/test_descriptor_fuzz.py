@@ -30,6 +30,7 @@ _counter = itertools.count()
 KEYS = [
     *("nodes", "env", "deploy", "debug", "health_check_interval", "communication", "default_data_format"),
     *("id", "path", "inputs", "outputs", "source", "queue_size", "queue_policy", "input_timeout", "args"),
+    "backpressure_timeout",
     *("build", "operator", "operators", "python", "custom", "envs", "send_stdout_as", "restart_policy"),
     *("max_restarts", "restart_delay", "shared_memory_pool_size", "cpu_affinity", "machine", "git", "tag"),
     *("_unstable_deploy", "_unstable_local", "local", "data_format", "shared-library", "<<", "labels"),

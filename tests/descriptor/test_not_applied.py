@@ -114,7 +114,61 @@ nodes:
         (
             16,
             41,
-            "input `said` of node `old`: `queue_policy: backpressure` is not applied yet; "
-            "drop_oldest is used: a full queue drops its oldest message",
+            "input `said` of node `old`: `queue_policy: backpressure` is not applied yet on this edge's "
+            "backend; drop_oldest is used: a full queue drops its oldest message (the edge from "
+            "`runtime/op/said` travels on `zenoh`, which has no way back for the receiver's credits; "
+            "`shm` and `tcp` apply it: give node `runtime` `communication: {remote: tcp}`)",
         ),
+    ]
+
+
+def test_backpressure_is_applied_on_shm_tcp_and_timers_and_its_timeout_read(tmp_path: Path) -> None:
+    file = write(
+        tmp_path,
+        """
+nodes:
+  - id: a
+    path: node.py
+    outputs: [out]
+  - id: b
+    path: node.py
+    communication: tcp
+    outputs: [out]
+  - id: c
+    path: node.py
+    inputs:
+      near: {source: a/out, queue_policy: backpressure, backpressure_timeout: 250ms}
+      wired: {source: b/out, queue_policy: backpressure}
+      tick: {source: dora/timer/millis/10, queue_policy: backpressure}
+""",
+    )
+    flow = load_dataflow(file)
+    assert flow.not_applied == ()
+    inputs = flow.node("c").inputs
+    assert [inputs[i].backpressure_timeout for i in ("near", "wired")] == [0.25, 5.0]
+
+
+def test_backpressure_timeout_without_backpressure_is_a_warning(tmp_path: Path) -> None:
+    file = write(
+        tmp_path,
+        """
+nodes:
+  - id: a
+    path: node.py
+    outputs: [out]
+  - id: c
+    path: node.py
+    inputs:
+      x: {source: a/out, backpressure_timeout: 2}
+""",
+    )
+    dataflow, problems = check_dataflow(file)
+    assert dataflow is not None
+    assert [(p.severity, p.location.line, p.message) for p in problems] == [
+        (
+            "warning",
+            9,
+            "`backpressure_timeout` has no effect: input `x` drops its oldest message when its queue is "
+            "full (queue_policy: drop_oldest)",
+        )
     ]

@@ -108,3 +108,39 @@ def test_garbage_on_a_shared_memory_link_is_dropped_and_counted() -> None:
     finally:
         mine.close()
         theirs.close()
+
+
+def test_a_connection_without_the_runs_link_key_cannot_pose_as_a_sender() -> None:
+    """A hostile client greets as the real sender, without (or with a wrong) link key, then leaves:
+    refused and counted; the real sender's input stays open until the real sender ends."""
+    receiver = CollectingReceiver()
+    key = {"link_key": "k" * 32}
+    inbound = TcpBackend("b", receiver)
+    inbound.open([LinkSpec("a", "in", routes={"out": ["in"]}, options={"listen": "127.0.0.1:0", **key})], [])
+    inbound.start()
+    assert inbound.address is not None
+    host, port = inbound.address
+    sender = TcpBackend("a", CollectingReceiver())
+    sender.open([LinkSpec("b", "out", ("out",), options={"connect": f"{host}:{port}", **key})], [])
+    sender.start()
+    try:
+        for greeting in (b"a", b"a\n" + b"x" * 32):
+            with socket.create_connection((host, port)) as hostile:
+                hostile.sendall(_framed(greeting) + _framed(_data_frame(b"out")))
+                try:
+                    closed = hostile.recv(1) == b""
+                except ConnectionResetError:  # closed with our frame unread
+                    closed = True
+                assert closed, "the node kept a connection without the link key"
+        assert _wait_malformed(inbound, 2, receiver) == 2
+        assert any("without this run's link key" in e for e in receiver.errors)
+        for seq in range(10):
+            sender.send(outgoing([seq], seq))
+        assert receiver.wait_for(lambda r: len(r.values) >= 10, WAIT), "good messages stopped arriving"
+        assert receiver.closed_inputs == [], "a posing client closed the real sender's input"
+    finally:
+        sender.close()
+    assert receiver.wait_for(lambda r: r.closed_inputs == [("in",)] or r.closed_inputs == ["in"], WAIT), (
+        receiver.closed_inputs
+    )
+    inbound.close()

@@ -82,4 +82,5 @@ def test_doradus_logs_shows_a_warn_record_per_input_that_dropped(
         "dropped": 49,
         "queue_size": 1,
         "queue_policy": "drop_oldest",
+        "undelivered": 0,
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -136,7 +137,10 @@ def test_node_ignoring_stop_is_terminated_after_grace(dataflow):
     assert time.monotonic() - start < 30
     assert ran.returncode == 1
     assert "node 'counter' failed: it was killed" in ran.stderr
-    assert "still running after the 0.5s grace: counter; sending SIGTERM" in ran.stderr
+    # The ticker may be listed too, when a loaded machine has not let it end within the grace.
+    late = re.search(r"still running after the 0\.5s grace: ([\w, ]+); sending SIGTERM", ran.stderr)
+    assert late is not None
+    assert "counter" in late.group(1).split(", ")
 
 
 def test_crash_fails_the_run_naming_the_node_and_closes_dependents(dataflow):

@@ -20,7 +20,7 @@ from tests.conftest import (
     write_files,
 )
 
-from doradus._unsafe.process import Exited, Keeper, Spawned, SpawnFailed
+from doradus._unsafe.keeper import Exited, Keeper, Spawned, SpawnFailed
 
 GONE_WITHIN = 2.0
 

@@ -33,3 +33,4 @@ def test_nodes_read_the_text_the_run_started_from(dataflow, tmp_path: Path) -> N
     assert descriptor["nodes"][0]["id"] == "reader"
     (copy,) = (tmp_path / "out").glob("*/dataflow.yml")
     assert copy.read_text() == FLOW.lstrip("\n")
+    assert copy.stat().st_mode & 0o777 == 0o600  # it may hold secrets (a broker's password)

@@ -217,6 +217,7 @@ def test_edges_and_drops_come_from_the_last_reports(tmp_path: Path) -> None:
             "messages": 3,
             "bytes": 32,
             "dropped": 1,
+            "backpressure_timeouts": 0,
             "data_format": "arrow",
         }
     ]

@@ -110,6 +110,10 @@ MESSAGES: list[ControlMessage] = [
         "input": "image",
         "format": {"name": "avro", "schema": "/s/image.avsc", "type": None, "reader_schema": None},
     },
+    {"op": "peer_failed", "peer": "camera", "error": "exit status 1"},
+    {"op": "peer_restarted", "peer": "camera"},
+    {"op": "param_update", "key": "roi", "value": {"x": [1, 2.5], "on": True, "label": None}},
+    {"op": "param_deleted", "key": "roi"},
 ]
 
 
@@ -137,8 +141,10 @@ def test_every_op_has_exactly_one_shape_and_each_direction_its_own() -> None:
     assert to_node == {
         *("config", "error", "start", "stop", "peer_gone", "log_input", "logs_closed"),
         *("pause", "resume", "peer_restarting", "peer_links", "input_format"),
+        *("peer_failed", "peer_restarted"),
+        *("param_update", "param_deleted"),
     }
-    assert len(_shapes(ControlMessage)) == len(to_daemon | to_node) == 17
+    assert len(_shapes(ControlMessage)) == len(to_daemon | to_node) == 21
 
 
 def test_the_examples_here_cover_every_op() -> None:

@@ -47,6 +47,10 @@ DEFAULT_RETRY_INTERVAL = 1.0
 """Seconds to wait before each retry (``--retry-interval``)."""
 MAX_RETRY_INTERVAL = 2.0
 """The longest wait before a retry: longer would look like a hang, not a retry."""
+RECONNECT_WINDOW = 60.0
+"""Seconds a daemon that lost its coordinator keeps its dataflows running and tries to reconnect
+(``doradus daemon --reconnect-window``); also how long a restarted coordinator waits for the
+daemons of the dataflows it restored."""
 API = "/api/v1"
 FIX_UNREACHABLE = (
     "start a coordinator with `doradus up` (or `doradus coordinator`), "
@@ -320,19 +324,25 @@ def call_with_retries(
     emit = say or (lambda text: print(text, file=sys.stderr, flush=True))
 
     def announce(failed: int, exc: BaseException) -> None:
-        emit(f"No {what} ({_describe(exc)}). Retrying in {pause:g}s... [Attempt {failed}/{retries}]")
+        emit(f"No {what} ({describe_failure(exc)}). Retrying in {pause:g}s... [Attempt {failed}/{retries}]")
 
     return retry(
         attempt,
         attempts=retries + 1,
         interval=pause,
         retry_on=retry_on,
-        give_up=lambda exc: ServiceUnreachable(f"No {what} ({_describe(exc)})", retries=retries),
+        give_up=lambda exc: ServiceUnreachable(f"No {what} ({describe_failure(exc)})", retries=retries),
         before_retry=announce,
     )
 
 
-def _describe(exc: BaseException) -> str:
+def describe_failure(exc: BaseException) -> str:
+    """Why reaching the coordinator failed, in a few words (``connection refused``).
+
+    Example:
+        >>> describe_failure(ConnectionRefusedError(111, "Connection refused"))
+        'connection refused'
+    """
     text = str(exc) or type(exc).__name__
     if "Connection refused" in text or "Errno 111" in text:
         return "connection refused"

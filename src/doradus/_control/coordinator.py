@@ -1,7 +1,9 @@
 """The coordinator: one per cluster, the HTTP + WebSocket API under ``/api/v1``.
 
 It keeps what daemons report (dataflows, node states, log lines) in memory
-(`doradus._control.state`) and forwards commands (prepare, spawn, stop,
+(`doradus._control.state`), saved to a SQLite database when given one
+(`doradus._control.persistence`) and restored from it when started again
+(`doradus._control.recovery`), and forwards commands (prepare, spawn, stop,
 shutdown) to the daemon that runs them. Daemons connect to ``/api/v1/daemon``
 and speak the messages of `doradus._control.daemon_link`; each must prove itself
 (`doradus._control.auth`) and one machine id has one seat. ``doradus run`` registers the
@@ -28,12 +30,13 @@ import logging
 import os
 import socket
 from collections.abc import Callable
-from typing import Annotated, Any
+from pathlib import Path
 
-from fastapi import FastAPI, HTTPException, Query, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
 from doradus._control.auth import TokenGuard, new_secret
+from doradus._control.client import RECONNECT_WINDOW
 from doradus._control.daemon_link import (
     BAD_MESSAGE,
     MAX_FRAME_BYTES,
@@ -42,12 +45,13 @@ from doradus._control.daemon_link import (
     DaemonMessage,
     LinkError,
     Register,
-    close_reason,
     frame_text,
     node_changes,
     parse_message,
 )
 from doradus._control.launch import Starter
+from doradus._control.log_routes import register_log_routes
+from doradus._control.models import ERROR_RESPONSES as ERRORS
 from doradus._control.models import (
     Accepted,
     CleanRequest,
@@ -55,19 +59,19 @@ from doradus._control.models import (
     DaemonInfo,
     DataflowDetail,
     DataflowSummary,
-    ErrorResponse,
     ExternalDataflow,
     ExternalReport,
     Health,
-    InvalidRequest,
-    LogRecord,
     NodeStatus,
     RestartRequest,
     StartRequest,
     StopRequest,
 )
 from doradus._control.node_actions import register_node_routes
+from doradus._control.node_info import register_node_info_routes
+from doradus._control.params import param_orders, register_param_routes
 from doradus._control.prometheus import mount_metrics
+from doradus._control.recovery import open_saved_state, reattach, reported, watch_restored
 from doradus._control.state import (
     HEARTBEAT_INTERVAL,
     CoordinatorState,
@@ -77,7 +81,6 @@ from doradus._control.state import (
     send_quietly,
 )
 from doradus._control.stream import register_stream_routes
-from doradus._observability.query import QueryError, build_query
 
 __all__ = ["CoordinatorState", "create_app", "openapi_text", "serve"]
 
@@ -85,18 +88,16 @@ RESTART_STOP_TIMEOUT = 10.0
 """``restart`` waits the grace period plus this long for the old run to end."""
 MAX_REQUEST_BYTES = 16 * 2**20
 """The largest HTTP request body (16 MiB: a dataflow's text JSON-escaped, a batch of log records)."""
-ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": InvalidRequest},
-    404: {"model": ErrorResponse},
-    409: {"model": ErrorResponse},
-    422: {"model": InvalidRequest},
-    503: {"model": ErrorResponse},
-}
 _log = logging.getLogger("doradus.coordinator")
 
 
 def create_app(
-    token: str | None = None, heartbeat_interval: float = HEARTBEAT_INTERVAL, *, daemon_key: str | None = None
+    token: str | None = None,
+    heartbeat_interval: float = HEARTBEAT_INTERVAL,
+    *,
+    daemon_key: str | None = None,
+    database: Path | None = None,
+    reattach_window: float = RECONNECT_WINDOW,
 ) -> FastAPI:
     """The coordinator's FastAPI application.
 
@@ -106,6 +107,9 @@ def create_app(
         heartbeat_interval: Seconds between daemon heartbeats; two missed ones mark a daemon lost.
         daemon_key: The secret daemons of this machine prove themselves with (a fresh
             random one when None: see ``app.state.coordinator.daemon_key``).
+        database: The SQLite file its state is saved to and restored from (None: memory only;
+            the caller closes ``app.state.coordinator.store``).
+        reattach_window: Seconds restored running dataflows wait for their daemons.
 
     Example:
         >>> create_app().title
@@ -121,6 +125,9 @@ def create_app(
     )
     state = CoordinatorState(heartbeat_interval, token=token, daemon_key=daemon_key or new_secret())
     app.state.coordinator = state
+    app.state.reattach_window = reattach_window
+    if database is not None:
+        open_saved_state(state, database, reattach_window)
     if token:
         app.add_middleware(TokenGuard, token=token)
 
@@ -133,12 +140,15 @@ def create_app(
 
     @app.get("/api/v1/daemons", response_model=list[DaemonInfo])
     async def daemons() -> list[DaemonInfo]:
-        """The daemons: connected ones, and those lost or gone (until they register again)."""
-        return [d.info() for d in [*state.daemons.values(), *state.gone.values()]]
+        """The daemons: connected ones, those lost or gone, and those a restarted coordinator awaits."""
+        listed = [d.info() for d in [*state.daemons.values(), *state.gone.values()]]
+        seen = {d.machine_id for d in listed}
+        return listed + [d.info() for d in state.awaited.values() if d.machine_id not in seen]
 
     @app.post("/api/v1/destroy", response_model=Accepted)
     async def destroy() -> Accepted:
-        """Stop every dataflow, tell every daemon to exit, then exit the coordinator."""
+        """Stop every dataflow, tell every daemon to exit, then exit the coordinator; its saved state goes."""
+        state.destroyed = True
         for run in state.dataflows.values():
             if run.status == "running":
                 run.stop_requested = True
@@ -149,8 +159,10 @@ def create_app(
 
     _dataflow_routes(app, state, Starter(state))
     _external_routes(app, state)
-    _log_routes(app, state)
+    register_log_routes(app, state)
     register_node_routes(app, state)
+    register_node_info_routes(app, state)
+    register_param_routes(app, state)
     register_stream_routes(app, state)
     _daemon_route(app, state)
     mount_metrics(app, state)
@@ -194,6 +206,7 @@ def _dataflow_routes(app: FastAPI, state: CoordinatorState, starter: Starter) ->
             raise fail(409, f"dataflow {run.name!r} was run by `doradus run`", "run it again yourself")
         if run.status == "running":
             run.stop_requested = True
+            state.save(run)
             for machine in run.machines or [run.machine]:
                 if machine in state.daemons:
                     stop = {"type": "stop", "id": run.id, "grace_seconds": request.grace_seconds}
@@ -215,10 +228,14 @@ def _dataflow_routes(app: FastAPI, state: CoordinatorState, starter: Starter) ->
 
     @app.post("/api/v1/dataflows/{name_or_id}/stop", response_model=DataflowSummary, responses=ERRORS)
     async def stop_dataflow(name_or_id: str, request: StopRequest) -> DataflowSummary:
-        """Ask a running dataflow to stop: Stop, then SIGTERM after the grace period, then SIGKILL."""
+        """Ask a running dataflow to stop: Stop, then SIGTERM after the grace period, then SIGKILL.
+
+        A daemon reconnecting to a restarted coordinator is told when it is back.
+        """
         run = state.find(name_or_id)
         if run.status == "running":
             run.stop_requested = True
+            state.save(run)
             for machine in run.machines or [run.machine]:
                 if machine in state.daemons:
                     await send_quietly(
@@ -241,7 +258,7 @@ def _external_routes(app: FastAPI, state: CoordinatorState) -> None:
             external=True,
             nodes={n: NodeStatus() for n in request.nodes},
         )
-        state.dataflows[run.id] = run
+        state.add_run(run)
         return run.summary()
 
     @app.post("/api/v1/dataflows/{name_or_id}/report", response_model=DataflowSummary, responses=ERRORS)
@@ -250,6 +267,7 @@ def _external_routes(app: FastAPI, state: CoordinatorState) -> None:
         run = state.find(name_or_id)
         if not run.external:
             raise fail(409, f"dataflow {run.name!r} is run by a daemon, not by `doradus run`")
+        reported(state, run)
         try:
             changes = {node_id: node_changes(values) for node_id, values in report.nodes.items()}
         except ValidationError as exc:
@@ -263,92 +281,6 @@ def _external_routes(app: FastAPI, state: CoordinatorState) -> None:
         return run.summary()
 
 
-def _log_routes(app: FastAPI, state: CoordinatorState) -> None:
-    @app.get("/api/v1/dataflows/{name_or_id}/logs", response_model=list[LogRecord], responses=ERRORS)
-    async def logs(
-        name_or_id: str,
-        tail: int | None = Query(None, ge=0, description="Only the last N matching records."),
-        node: Annotated[
-            list[str] | None, Query(description="Only these nodes' records (repeat: node=a&node=b).")
-        ] = None,
-        level: str | None = Query(
-            None, description="Minimum level: TRACE, DEBUG, INFO, WARN, ERROR or FATAL (any case)."
-        ),
-        filter: str | None = Query(None, description="Only these exact levels, comma separated: WARN,ERROR."),
-        grep: str | None = Query(
-            None, description="Python regular expression searched in the message and in str(fields)."
-        ),
-        since: float | None = Query(None, description="Only records at or after this time (epoch seconds)."),
-        until: float | None = Query(None, description="Only records at or before this time (epoch seconds)."),
-    ) -> list[LogRecord]:
-        """The dataflow's log records, oldest first (the last 10 000 are kept), filtered.
-
-        Every given filter must hold; ``tail`` then keeps the last N. An unknown
-        level or an invalid regular expression is a 422 naming the parameter.
-        """
-        try:
-            query = build_query(node=node, level=level, levels=filter, grep=grep, since=since, until=until)
-        except QueryError as exc:
-            raise fail(422, str(exc), exc.fix) from exc
-        run = state.find(name_or_id)
-        records = [x for x in run.logs if query.matches(dict(x))] if query.filters else list(run.logs)
-        return records[-tail:] if tail else ([] if tail == 0 else records)
-
-    @app.websocket("/api/v1/dataflows/{name_or_id}/logs/follow")
-    async def follow(
-        websocket: WebSocket,
-        name_or_id: str,
-        tail: int = Query(0, ge=0, description="Send the last N matching records first."),
-        node: Annotated[list[str] | None, Query(description="Only these nodes (repeatable).")] = None,
-        level: str | None = Query(None, description="Minimum level."),
-        filter: str | None = Query(None, description="Only these exact levels, comma separated."),
-        grep: str | None = Query(None, description="Regular expression searched in message and fields."),
-        since: float | None = Query(None, description="Only records at or after this time (epoch seconds)."),
-        until: float | None = Query(None, description="Only records at or before this time (epoch seconds)."),
-    ) -> None:
-        """Stream log records as JSON objects (the last ``tail`` matching first) until the dataflow ends.
-
-        The filters are those of ``GET .../logs`` and apply to the backlog and to
-        live records. Unknown dataflow: accepted, then closed with code 4404; a bad
-        filter: 4422; the close reason says why.
-        """
-        await websocket.accept()
-        try:
-            query = build_query(node=node, level=level, levels=filter, grep=grep, since=since, until=until)
-            run = state.find(name_or_id)
-        except QueryError as exc:
-            await websocket.close(code=4422, reason=close_reason(str(exc)))
-            return
-        except HTTPException as exc:  # 4404: no such dataflow; 4409: an ambiguous id prefix
-            detail: Any = exc.detail
-            await websocket.close(code=4000 + exc.status_code, reason=close_reason(str(detail["error"])))
-            return
-        await _stream_logs(state, websocket, run, query, tail)
-
-
-async def _stream_logs(
-    state: CoordinatorState, websocket: WebSocket, run: Run, query: Any, tail: int
-) -> None:
-    queue: asyncio.Queue[LogRecord | None] = asyncio.Queue()
-    matching = [x for x in run.logs if query.matches(dict(x))] if query.filters else list(run.logs)
-    backlog = matching[-tail:] if tail else []
-    if run.status == "running":
-        run.followers.add(queue)
-    else:
-        queue.put_nowait(None)
-    try:
-        for line in backlog:
-            await websocket.send_json(line.model_dump())
-        while (item := await queue.get()) is not None:
-            if query.matches(dict(item)):
-                await websocket.send_json(item.model_dump())
-        await websocket.close()
-    except WebSocketDisconnect:
-        pass
-    finally:
-        run.followers.discard(queue)
-
-
 def _daemon_route(app: FastAPI, state: CoordinatorState) -> None:
     @app.websocket("/api/v1/daemon")
     async def daemon_socket(websocket: WebSocket) -> None:
@@ -359,7 +291,8 @@ def _daemon_route(app: FastAPI, state: CoordinatorState) -> None:
         """
         await websocket.accept()
         try:
-            daemon = state.seat(await _first_message(websocket), websocket)
+            register = await _first_message(websocket)
+            daemon = state.seat(register, websocket)
         except LinkError as exc:
             await _close(websocket, exc)
             return
@@ -368,6 +301,10 @@ def _daemon_route(app: FastAPI, state: CoordinatorState) -> None:
         watchdog = asyncio.get_running_loop().create_task(_watch_heartbeats(state, daemon))
         try:
             await websocket.send_json({"type": "welcome", "heartbeat_interval": state.heartbeat_interval})
+            for order in reattach(state, daemon, register.dataflows):
+                await websocket.send_json(order)
+            for order in param_orders(state, daemon.machine_id):  # what changed while it was away
+                await websocket.send_json(order)
             while True:
                 state.handle(daemon, await _receive(websocket))
         except LinkError as exc:
@@ -467,8 +404,10 @@ def serve(app: FastAPI, host: str, port: int, ready: Callable[[], None] | None =
                 server.should_exit = True
 
             watcher = asyncio.create_task(watch())
+            restored = asyncio.create_task(watch_restored(state, app.state.reattach_window))
             await server.serve(sockets=[sock])
             watcher.cancel()
+            restored.cancel()
 
         asyncio.run(main())
 

@@ -5,7 +5,13 @@ Daemons speak JSON text frames over ``/api/v1/daemon``::
     daemon → coordinator: register, heartbeat, spawned, spawn_failed, prepared, node, log,
                           dataflow, goodbye
     coordinator → daemon: welcome (the heartbeat interval), prepare, spawn, stop, peer_gone,
-                          node_action, shutdown
+                          node_action, node_params, shutdown
+
+``register`` carries the dataflows the daemon runs (``dataflows``: each one's id, status and
+nodes' states, `HeldDataflow`): empty from a daemon that just started, the full list from one
+that reconnects after losing its coordinator (it keeps its dataflows running meanwhile, for
+its reconnect window, ``doradus daemon --reconnect-window``). The coordinator re-attaches those it
+knows as running here and answers ``stop`` for any other (`doradus._control.recovery`).
 
 ``node_action`` asks the daemon to steer nodes of a run it has (`doradus._control.node_actions`):
 ``{"type": "node_action", "id": RUN_ID, "action": "pause"|"resume"|"restart", "nodes": [IDS],
@@ -13,6 +19,11 @@ Daemons speak JSON text frames over ``/api/v1/daemon``::
 str|{file, type}|null}``. The daemon answers with the nodes' ``node`` reports (``state``
 ``paused``, ``restarting``, ``running``; ``restarts``; ``data_formats``); an action a node
 cannot take becomes an ERROR log record of that node.
+
+``node_params`` gives the daemon a node's parameters (`doradus._control.params`): ``{"type":
+"node_params", "id": RUN_ID, "node": ID, "params": {key: value}, "touched": key|null}``, the
+node's whole set after a change (``touched``: the key just set), and every node's set when a
+daemon registers again. The daemon tells the node what changed (`doradus._runtime.params`).
 
 A ``node`` message carries any `NodeStatus` fields: its state changes, and each second its
 metrics. Every frame from a daemon is checked (`receive_message`) before it touches the
@@ -46,12 +57,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter, ValidationError, model_validator
 
-from doradus._control.models import DataflowStatus, LogRecord, NodeStatus
+from doradus._control.models import DataflowStatus, LogRecord, NodeState, NodeStatus
 
 MAX_FRAME_BYTES = 16 * 2**20
 """The largest frame a daemon may send (16 MiB: a ``spawned`` reply with early log records)."""
 REGISTER_TIMEOUT = 10.0
 """Seconds a new connection has to send its ``register``."""
+MAX_HELD_DATAFLOWS = 10_000
+"""The most dataflows one ``register`` may list."""
 BINARY_FRAME = 1003
 NOT_JSON = 1007
 BAD_MESSAGE = 4400
@@ -83,8 +96,25 @@ class _Message(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+class HeldNode(_Message):
+    """One node of a dataflow a daemon runs, as it says in its ``register``."""
+
+    state: NodeState
+    pid: int | None = None
+    exit_code: int | None = None
+    restarts: int = Field(default=0, ge=0)
+
+
+class HeldDataflow(_Message):
+    """A dataflow a daemon runs (or ran: ``status`` then says how it ended), listed in its ``register``."""
+
+    id: str = Field(min_length=1, max_length=255)
+    status: DataflowStatus = "running"
+    nodes: dict[str, HeldNode] = Field(default_factory=dict)
+
+
 class Register(_Message):
-    """The first message of a link: who the daemon is, and its proof."""
+    """The first message of a link: who the daemon is, its proof, and the dataflows it runs."""
 
     type: Literal["register"]
     machine_id: str = Field(min_length=1, max_length=255)
@@ -92,6 +122,7 @@ class Register(_Message):
     pid: int = Field(default=0, ge=0)
     address: str | None = Field(default=None, max_length=255)
     secret: str | None = Field(default=None, max_length=1024, repr=False)
+    dataflows: list[HeldDataflow] = Field(default_factory=list, max_length=MAX_HELD_DATAFLOWS)
 
 
 class Heartbeat(_Message):

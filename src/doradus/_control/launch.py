@@ -14,6 +14,7 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import secrets
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -116,7 +117,8 @@ class Starter:
             listen.update(reply.listen)
             if reply.router:
                 routers[machine] = reply.router
-        remote = {"listen": listen, "routers": routers}
+        # One secret per run: a node proves it belongs to the run when it connects to a peer.
+        remote = {"listen": listen, "routers": routers, "link_key": secrets.token_hex(16)}
         spawned = await asyncio.gather(
             *(
                 self._ask(state.daemons[m], run_id, None, {"type": "spawn", **base, "remote": remote})

@@ -1,7 +1,7 @@
 """``doradus daemon``: one per machine, runs the dataflows its coordinator places here.
 
 It connects to the coordinator's ``/api/v1/daemon`` WebSocket (one try,
-then ``retries`` retries: `call_with_retries`, the contract of every client
+then ``retries`` retries: `doradus._control.client.call_with_retries`, the contract of every client
 command), registers with its proof (the coordinator's daemon key when both
 run on this machine for this user, else the API token: `doradus._control.auth`),
 sends a heartbeat with each node's metrics (CPU, memory, input/output rates,
@@ -9,9 +9,15 @@ dropped, queued, p50 latency, errors) every second, runs each dataflow with
 `LocalDaemon` in a thread and relays node output lines and state changes.
 The dataflow comes as text in the ``prepare``/``spawn`` order, with the path
 of its file: relative node paths start from that file's folder on this
-machine. If the coordinator goes away it stops its dataflows and exits
-non-zero; if it refuses the registration (no valid secret, or the machine id
+machine. If it refuses the registration (no valid secret, or the machine id
 has a connected daemon) it exits at once with the reason (`ApiError`).
+
+If the coordinator goes away (killed, restarted), the dataflows keep running:
+the daemon reconnects for ``reconnect_window`` seconds (`CoordinatorLink.reconnect`:
+backoff from 0.2 s doubling to 2 s) and registers again listing them, so the
+coordinator re-attaches them; log records meanwhile wait in a bounded queue. When
+the window passes, it stops its dataflows and exits 1, saying why. A daemon that
+starts never adopts node processes of an earlier one: it lists only its own.
 
 Example::
 
@@ -20,172 +26,27 @@ Example::
 
 from __future__ import annotations
 
-import json
-import os
-import signal
 import socket
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
 from doradus._control.client import (
     DEFAULT_RETRIES,
     DEFAULT_RETRY_INTERVAL,
+    RECONNECT_WINDOW,
     Address,
-    ApiError,
-    call_with_retries,
-    found_daemon_key,
 )
-from doradus._control.daemon_link import NOT_AUTHENTICATED, REGISTER_TIMEOUT, SEAT_TAKEN
+from doradus._control.daemon_connection import CoordinatorLink
+from doradus._control.daemon_runs import HostedDataflow
 from doradus._dataflow.model import Dataflow
 from doradus._runtime.ending import KILL_AFTER_TERM
 from doradus._runtime.supervisor import LocalDaemon
 
 HEARTBEAT = 1.0
-_FIX_TOKEN = "pass --token-file with the coordinator's token (or set DORADUS_TOKEN_FILE)"
-_REFUSALS = {
-    NOT_AUTHENTICATED: (
-        401,
-        "run the daemon as the coordinator's user on its machine (it reads the daemon key from "
-        "the runtime folder), or pass --token-file with the coordinator's token",
-    ),
-    SEAT_TAKEN: (409, "stop the other daemon first, or give this one another --machine-id"),
-}
-"""Close codes of a refused registration → (the `ApiError` status, the fix)."""
 SHUTDOWN_GRACE = 3.0
-METRIC_KEYS = frozenset(
-    {
-        "inputs",
-        "outputs",
-        "cpu_percent",
-        "memory_bytes",
-        "input_rate",
-        "output_rate",
-        "p50_latency_us",
-        "processing_p50_us",
-        "dropped",
-        "queued",
-        "errors",
-        "restarts",
-        "restart_dropped",
-        "data_formats",
-    }
-)
-"""What `LocalDaemon.node_metrics` measures, relayed with each heartbeat."""
-
-Send = Callable[[dict[str, Any]], None]
-
-
-class _RunningDataflow:
-    """One dataflow on this machine: its `LocalDaemon` and the thread that watches it."""
-
-    def __init__(self, run_id: str, local: LocalDaemon, send: Send) -> None:
-        self.id = run_id
-        self.local = local
-        self.send = send
-        self.stop_at: float | None = None
-        self.grace = 5.0
-        self.termed_at: float | None = None
-        self.reported: dict[str, str] = {}
-        self.router: Any = None
-        """The machine's router for this run (links crossing machines on a backend with one)."""
-        self.thread = threading.Thread(target=self._watch, name=f"dataflow-{run_id[:8]}", daemon=True)
-
-    def stop(self, grace: float, force: bool) -> None:
-        """Send Stop now; SIGTERM after ``grace`` (at once with ``force``), SIGKILL 2 s later."""
-        if self.stop_at is None:
-            self.local.request_stop()
-            self.stop_at = time.monotonic()
-            self.grace = grace
-        self.grace = 0.0 if force else min(self.grace, grace)
-
-    def _drive_stop(self) -> None:
-        if self.stop_at is None:
-            return
-        now = time.monotonic()
-        if self.termed_at is None and now - self.stop_at >= self.grace:
-            self.local.kill(signal.SIGTERM)
-            self.termed_at = now
-        elif self.termed_at is not None and now - self.termed_at >= KILL_AFTER_TERM:
-            self.local.kill(signal.SIGKILL)
-
-    def act(self, message: dict[str, Any]) -> None:
-        """Carry out a ``node_action`` on the nodes here (a restart or a stop on a thread of its own).
-
-        A node that cannot take it (ended meanwhile, or not restartable) gets an ERROR record
-        saying why, which its logs show.
-        """
-        action = str(message.get("action"))
-        for node_id in [str(n) for n in message.get("nodes") or []]:
-            if action in ("restart", "stop"):  # they wait for the process to end
-                threading.Thread(
-                    target=self._take, args=(action, node_id, message), name=f"restart-{node_id}", daemon=True
-                ).start()
-            else:
-                self._take(action, node_id, message)
-
-    def _take(self, action: str, node_id: str, message: dict[str, Any]) -> None:
-        from doradus._exceptions import DoradusError
-
-        try:
-            self.local.node_action(
-                action,
-                node_id,
-                env=message.get("env"),
-                args=message.get("args"),
-                grace=message.get("grace_seconds"),
-                data_format=message.get("data_format"),
-                schema=message.get("schema"),
-            )
-        except DoradusError as exc:
-            self.local.runtime_record("ERROR", f"could not {action} the node: {exc}", node_id)
-
-    def _report_nodes(self) -> None:
-        for node_id, proc in self.local.nodes.items():
-            if proc.restarting:
-                state = "restarting"
-            elif proc.exited:
-                state = "finished" if proc.returncode == 0 else "failed"
-                if proc.stop_requested or (self.stop_at is not None and proc.returncode != 0):
-                    state = "stopped"
-            elif proc.pid is not None:
-                state = "paused" if proc.paused else "running"
-            else:
-                state = "pending"
-            if self.reported.get(node_id) != state:
-                self.reported[node_id] = state
-                pid = proc.pid
-                self.send(
-                    {"type": "node", "id": self.id, "node": node_id, "state": state, "pid": pid}
-                    | ({"exit_code": proc.returncode if proc.exited and not proc.restarting else None})
-                )
-
-    def sample(self) -> None:
-        """Send each node's metrics: CPU, memory, rates, dropped, queued, p50 latency, errors.
-
-        The node's ``state`` is reported by `_report_nodes` (in the API's terms), not here.
-        """
-        for node_id, values in self.local.node_metrics().items():
-            metrics = {k: v for k, v in values.items() if k in METRIC_KEYS}
-            latency = metrics.get("p50_latency_us")
-            metrics["latency_p50_ms"] = None if latency is None else round(latency / 1000, 3)
-            self.send({"type": "node", "id": self.id, "node": node_id, **metrics})
-
-    def _watch(self) -> None:
-        try:
-            while not self.local.wait(timeout=0.1):
-                self._report_nodes()
-                self._drive_stop()
-            self._report_nodes()
-            self.sample()  # the final counts
-            failed = any(r.returncode != 0 for r in self.local.results()) and self.stop_at is None
-            self.send({"type": "dataflow", "id": self.id, "status": "failed" if failed else "finished"})
-        finally:
-            self.local.kill()
-            self.local.close()
-            if self.router is not None:
-                self.router.close()
+ENDED_KEPT = 32
+"""Ended dataflows a daemon keeps listing in its ``register`` (the latest), for a restarted coordinator."""
 
 
 class MachineDaemon:
@@ -204,18 +65,25 @@ class MachineDaemon:
         retries: int = DEFAULT_RETRIES,
         retry_interval: float = DEFAULT_RETRY_INTERVAL,
         token: str | None = None,
+        token_file: str | None = None,
+        reconnect_window: float = RECONNECT_WINDOW,
         say: Callable[[str], None] = print,
     ) -> None:
         self.address = address
         self.machine_id = machine_id or socket.gethostname()
-        self.retries = retries
-        self.retry_interval = retry_interval
-        self.token = token
+        self.reconnect_window = reconnect_window
         self.say = say
-        self.dataflows: dict[str, _RunningDataflow] = {}
-        self._send_lock = threading.Lock()
+        self.link = CoordinatorLink(
+            address,
+            machine_id=self.machine_id,
+            token=token,
+            token_file=token_file,
+            retries=retries,
+            retry_interval=retry_interval,
+            say=say,
+        )
+        self.dataflows: dict[str, HostedDataflow] = {}
         self._closed = threading.Event()
-        self._ws: Any = None
         self._routers: dict[str, dict[str, Any]] = {}
         self.heartbeat = HEARTBEAT
         """Seconds between heartbeats; the coordinator's ``welcome`` may change it."""
@@ -223,7 +91,7 @@ class MachineDaemon:
     def connect(self) -> None:
         """Open the WebSocket to the coordinator (one try, then up to ``retries`` retries) and register.
 
-        Each retry is announced on stderr (see `call_with_retries`). Returns once the
+        Each retry is announced on stderr (see `doradus._control.client.call_with_retries`). Returns once the
         coordinator welcomed this daemon.
 
         Raises:
@@ -232,54 +100,7 @@ class MachineDaemon:
                 (401: no valid secret; 409: the machine id has a connected daemon),
                 or closed the link at once.
         """
-        from websockets.exceptions import InvalidHandshake, InvalidStatus
-        from websockets.sync.client import connect
-
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
-
-        def attempt() -> Any:
-            try:
-                return connect(
-                    f"{self.address.ws}/daemon", additional_headers=headers, open_timeout=5, max_size=None
-                )
-            except InvalidStatus as exc:
-                if exc.response.status_code in (401, 403):  # an answer, not an absence: no retry
-                    raise ApiError(401, "the coordinator refused the token", _FIX_TOKEN) from exc
-                raise
-
-        self._ws = call_with_retries(
-            attempt,
-            retries=self.retries,
-            interval=self.retry_interval,
-            what=f"coordinator at {self.address}",
-            retry_on=(OSError, InvalidHandshake, TimeoutError),
-        )
-        self.send(
-            {
-                "type": "register",
-                "machine_id": self.machine_id,
-                "hostname": socket.gethostname(),
-                "pid": os.getpid(),
-                "address": self.address_for_peers(),
-                "secret": found_daemon_key(self.address) or self.token,
-            }
-        )
-        self._handle(self._welcome())
-
-    def _welcome(self) -> dict[str, Any]:
-        """The coordinator's first answer; its refusal as an `ApiError`."""
-        from websockets.exceptions import ConnectionClosed
-
-        try:
-            answer: dict[str, Any] = json.loads(self._ws.recv(timeout=REGISTER_TIMEOUT))
-        except (ConnectionClosed, TimeoutError) as exc:
-            self._closed.set()
-            self._ws.close()
-            closed = getattr(exc, "rcvd", None)
-            code, reason = (int(closed.code), str(closed.reason)) if closed is not None else (0, "no answer")
-            status, fix = _REFUSALS.get(code, (400, "see the coordinator's log"))
-            raise ApiError(status, f"the coordinator refused this daemon: {reason or code}", fix) from None
-        return answer
+        self._handle(self.link.open(self._held))
 
     def address_for_peers(self) -> str:
         """The IP this machine reaches the coordinator from: where other machines reach its nodes.
@@ -288,51 +109,85 @@ class MachineDaemon:
 
             daemon.address_for_peers()   # '10.200.1.2'
         """
-        try:
-            return str(self._ws.socket.getsockname()[0])
-        except (AttributeError, OSError):
-            return "127.0.0.1"
+        return self.link.address_for_peers()
 
-    def send(self, message: dict[str, Any]) -> None:
-        """Send one JSON message to the coordinator (thread-safe; dropped once closed)."""
-        if self._closed.is_set():
-            return
-        try:
-            with self._send_lock:
-                self._ws.send(json.dumps(message))
-        except Exception:
-            self._closed.set()
+    def send(self, message: dict[str, Any]) -> bool:
+        """Send one JSON message to the coordinator (thread-safe); whether it went out.
+
+        While the coordinator is away, log records wait in a bounded queue, the rest is dropped.
+        """
+        return self.link.send(message)
 
     def run(self) -> int:
-        """Connect, serve commands until ``shutdown`` (0) or a lost connection (1).
+        """Connect, serve commands until ``shutdown`` (0), or until the coordinator stays away (1).
+
+        A dropped link is tried again for ``reconnect_window`` seconds while the dataflows
+        keep running; after that (at once with a window of 0) they are stopped.
 
         Raises:
             ServiceUnreachable: The coordinator could not be reached (after the retries).
         """
-        from websockets.exceptions import ConnectionClosed
-
         self.connect()
         self.say(f"daemon {self.machine_id!r} connected to the coordinator at {self.address}")
         threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True).start()
         try:
+            while not self._serve():
+                if not self._reconnect():
+                    self._stop_all(1.0)
+                    return 1
+            return 0
+        finally:
+            self._closed.set()
+            self.link.close()
+
+    def _serve(self) -> bool:
+        """Handle the coordinator's messages; True after ``shutdown``, False once the link dropped."""
+        from websockets.exceptions import ConnectionClosed
+
+        try:
             while True:
-                message = json.loads(self._ws.recv())
+                message = self.link.recv()
                 if message.get("type") == "shutdown":
                     self.say("shutdown requested by the coordinator")
                     self._stop_all(SHUTDOWN_GRACE)
                     self.send({"type": "goodbye"})
-                    return 0
+                    return True
                 self._handle(message)
         except (ConnectionClosed, OSError):
-            self.say("lost the connection to the coordinator: stopping every dataflow")
-            self._stop_all(1.0)
-            return 1
-        finally:
-            self._closed.set()
-            try:
-                self._ws.close()
-            except Exception:
-                pass
+            return False
+
+    def _reconnect(self) -> bool:
+        """Register again within the reconnect window (the dataflows run on); whether it did."""
+        window = self.reconnect_window
+        if window <= 0:
+            self.say(
+                "lost the connection to the coordinator (no --reconnect-window): stopping every dataflow"
+            )
+            return False
+        running = sum(hosted.final is None for hosted in self.dataflows.values())
+        self.say(
+            f"lost the connection to the coordinator at {self.address}: {running} dataflow(s) keep "
+            f"running; reconnecting for up to {window:g}s"
+        )
+        welcome = self.link.reconnect(window, self._held)
+        if welcome is None:
+            self.say(
+                f"the coordinator at {self.address} did not come back within {window:g}s "
+                f"(last try: {self.link.why}): stopping every dataflow"
+            )
+            return False
+        self._handle(welcome)
+        for hosted in list(self.dataflows.values()):
+            hosted.reconnected()
+        dropped = self.link.dropped_while_away
+        note = f"; {dropped} log record(s) dropped while it was away" if dropped else ""
+        self.say(f"reconnected to the coordinator at {self.address} with {running} dataflow(s){note}")
+        self.link.dropped_while_away = 0
+        return True
+
+    def _held(self) -> list[dict[str, Any]]:
+        """The dataflows this daemon runs, or ran and has not reported ended: what ``register`` lists."""
+        return [hosted.held() for hosted in list(self.dataflows.values())]
 
     def _handle(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
@@ -355,6 +210,10 @@ class MachineDaemon:
             running = self.dataflows.get(str(message.get("id")))
             if running is not None:
                 running.act(message)
+        elif kind == "node_params":
+            running = self.dataflows.get(str(message.get("id")))
+            if running is not None:
+                running.set_params(message)
 
     def _load(self, message: dict[str, Any]) -> Dataflow | None:
         """The dataflow of a ``prepare`` or ``spawn`` order, or None once ``spawn_failed`` was sent."""
@@ -414,7 +273,7 @@ class MachineDaemon:
             placement=placement,
             remote=remote,
         )
-        running = _RunningDataflow(run_id, local, self.send)
+        running = HostedDataflow(run_id, local, self.send)
         running.router = router
         try:
             local.start()
@@ -423,6 +282,7 @@ class MachineDaemon:
             local.close()
             self.send({"type": "spawn_failed", "id": run_id, "error": f"could not start: {exc}"})
             return
+        self._forget_ended()
         self.dataflows[run_id] = running
         with gate:
             self.send(
@@ -484,6 +344,8 @@ class MachineDaemon:
 
     def _heartbeat(self) -> None:
         while not self._closed.wait(self.heartbeat):
+            if not self.link.up:
+                continue  # the coordinator is away: nothing to tell it until it is back
             self.send({"type": "heartbeat"})
             for running in list(self.dataflows.values()):
                 if running.thread.is_alive():
@@ -495,3 +357,9 @@ class MachineDaemon:
             running.stop(grace, force=False)
         for running in alive:
             running.thread.join(timeout=grace + KILL_AFTER_TERM + 2.0)
+
+    def _forget_ended(self) -> None:
+        """Keep only the latest `ENDED_KEPT` ended dataflows whose end the coordinator was told."""
+        ended = [h for h in self.dataflows.values() if h.final is not None and h.end_sent]
+        for hosted in ended[: max(0, len(ended) - ENDED_KEPT)]:
+            del self.dataflows[hosted.id]

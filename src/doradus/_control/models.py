@@ -43,7 +43,7 @@ NodeActionName = Literal["pause", "resume", "stop", "restart"]
 """What ``doradus node`` (and ``POST .../nodes/{node}/...``) asks of a running node."""
 LevelName = Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"]
 """A record level, as `doradus._observability.records.LEVELS` lists them (a test pins the two)."""
-DaemonStatus = Literal["connected", "lost", "disconnected"]
+DaemonStatus = Literal["connected", "lost", "disconnected", "reconnecting"]
 
 
 class Health(BaseModel):
@@ -68,7 +68,8 @@ class DaemonInfo(BaseModel):
     status: DaemonStatus = Field(
         default="connected",
         description="connected; lost (no heartbeat for 2 intervals, or the connection dropped); "
-        "disconnected (left after a shutdown).",
+        "disconnected (left after a shutdown); reconnecting (it ran dataflows when this coordinator "
+        "restarted, and has not registered again yet).",
     )
 
 
@@ -87,6 +88,11 @@ class InputStats(BaseModel):
         description="Messages handed to the node (none while it is paused): what `input_rate` counts.",
     )
     dropped: int = Field(default=0, description="Messages its full queue dropped (the oldest first).")
+    backpressure_timeouts: int = Field(
+        default=0,
+        description="With `queue_policy: backpressure`: messages its sender did not send because its "
+        "wait for room timed out (`backpressure_timeout`).",
+    )
     queued: int = 0
     latency_bounds_us: list[float] = Field(default_factory=list)
     latency_buckets: list[int] = Field(default_factory=list)
@@ -115,6 +121,12 @@ class NodeStatus(BaseModel):
     """
 
     state: NodeState = "pending"
+    reason: str | None = Field(
+        default=None,
+        description="Why the node is in its state, when that needs saying: not ready N s after it "
+        "started, not reading its inputs (busy with one message while an input queue is full), or "
+        "why the watchdog ended it (`startup_timeout`, `health_check_timeout`, `finish_grace_secs`).",
+    )
     pid: int | None = None
     cpu_percent: float | None = None
     memory_bytes: int | None = None
@@ -134,6 +146,9 @@ class NodeStatus(BaseModel):
         "handed out to the node's next request for one (its last 256 messages).",
     )
     dropped: int | None = None
+    backpressure_timeouts: int | None = Field(
+        default=None, description="Summed over its inputs: messages their senders gave up waiting to send."
+    )
     queued: int | None = None
     inputs: dict[str, InputStats] = Field(default_factory=dict, description="Per input (edge) counters.")
     outputs: dict[str, OutputStats] = Field(default_factory=dict, description="Per output counters.")
@@ -346,11 +361,11 @@ class CleanResult(BaseModel):
 class ExternalDataflow(BaseModel):
     """``POST /api/v1/dataflows/external``: a dataflow `doradus run` runs itself, registered to be seen."""
 
-    name: str
-    id: str
-    nodes: list[str]
-    machine: str
-    path: str
+    name: str = Field(min_length=1, max_length=256)
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    nodes: list[str] = Field(max_length=100_000)
+    machine: str = Field(min_length=1, max_length=256)
+    path: str = Field(min_length=1, max_length=4096)
 
 
 class ExternalReport(BaseModel):
@@ -368,7 +383,7 @@ class ExternalReport(BaseModel):
 class StopRequest(BaseModel):
     """``POST /api/v1/dataflows/{name_or_id}/stop``."""
 
-    grace_seconds: float = 5.0
+    grace_seconds: float = Field(default=5.0, ge=0, le=3600, description="Seconds between Stop and SIGTERM.")
     force: bool = False
 
 
@@ -400,3 +415,13 @@ class Accepted(BaseModel):
 
     accepted: bool = True
     message: str
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": InvalidRequest},
+    404: {"model": ErrorResponse},
+    409: {"model": ErrorResponse},
+    422: {"model": InvalidRequest},
+    503: {"model": ErrorResponse},
+}
+"""The error answers the API's routes document (FastAPI's ``responses``)."""

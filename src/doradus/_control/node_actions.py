@@ -145,6 +145,7 @@ async def _act(
     if run.external:
         seq = run.actions[-1].seq + 1 if run.actions else 1
         run.actions.append(NodeAction(seq=seq, action=action, node=node, **fields))
+        state.save(run)
     else:
         await _send_to_daemons(state, run, nodes, action, fields)
     if new_text is not None and node is not None:
@@ -270,6 +271,7 @@ def _record_text(state: CoordinatorState, run: Run, text: str | None) -> None:
     if text is None:
         return
     run.text = text
+    state.save(run)
     for observer in state.observers:
         # The live stream keeps each run's edges as read from its text (`StreamHub.facts`):
         # forgetting them makes it read the new text at its next update.

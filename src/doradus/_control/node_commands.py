@@ -103,6 +103,43 @@ def request_node_action(
     return client.post(f"/dataflows/{dataflow}/nodes/{node}/{action}", body)
 
 
+def node_infos(client: ControlClient, dataflow: str | None) -> list[dict[str, Any]]:
+    """The `NodeInfo` of every node of ``dataflow``, else of every running dataflow; sorted.
+
+    Sorted by dataflow name, dataflow id and node id: what ``doradus node list`` shows.
+
+    Example::
+
+        node_infos(client, None)[0]["machine"]   # 'robot-1'
+    """
+    if dataflow:
+        nodes: list[dict[str, Any]] = client.get(f"/dataflows/{dataflow}/nodes")
+    else:
+        nodes = []
+        for flow in client.get("/dataflows"):
+            if flow["status"] != "running":
+                continue
+            try:
+                nodes.extend(client.get(f"/dataflows/{flow['id']}/nodes"))
+            except ApiError:
+                continue  # ended and forgotten between the two calls
+    return sorted(nodes, key=lambda n: (n["dataflow"], n["dataflow_id"], n["node"]))
+
+
+def node_info(client: ControlClient, dataflow: str, node: str) -> dict[str, Any]:
+    """The `NodeInfo` of one node (state, machine, inputs, outputs, parameters...).
+
+    Raises:
+        ApiError: 404 no such dataflow or node.
+
+    Example::
+
+        node_info(client, "demo", "camera")["outputs"]["image"]["backends"]   # ['shm']
+    """
+    found: dict[str, Any] = client.get(f"/dataflows/{dataflow}/nodes/{node}")
+    return found
+
+
 def node_status(client: ControlClient, dataflow: str, node: str) -> dict[str, Any]:
     """The node's `NodeStatus` object (``state``, ``restarts``, ...).
 

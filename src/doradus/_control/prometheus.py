@@ -17,6 +17,7 @@ Series (common labels ``dataflow`` (its name), ``run_id`` and ``node``)::
     doradus_bytes_sent_total{dataflow,run_id,node,output}             counter
     doradus_messages_received_total{dataflow,run_id,node,input,source} counter
     doradus_messages_dropped_total{dataflow,run_id,node,input,source}  counter
+    doradus_backpressure_timeouts_total{dataflow,run_id,node,input,source} counter
     doradus_queue_depth{dataflow,run_id,node,input,source}             gauge
     doradus_message_latency_seconds{dataflow,run_id,node,source,target} histogram
     doradus_node_cpu_percent{dataflow,run_id,node}                     gauge (once measured)
@@ -188,6 +189,7 @@ class _Families:
     sent_bytes: CounterMetricFamily
     received: CounterMetricFamily
     dropped: CounterMetricFamily
+    timeouts: CounterMetricFamily
     queued: GaugeMetricFamily
     latency: HistogramMetricFamily
     cpu: GaugeMetricFamily
@@ -214,6 +216,11 @@ class _Families:
             ),
             dropped=CounterMetricFamily(
                 "doradus_messages_dropped", "Messages dropped per input (queue full).", labels=in_labels
+            ),
+            timeouts=CounterMetricFamily(
+                "doradus_backpressure_timeouts",
+                "Messages not sent to a backpressure input: the sender's wait for room timed out.",
+                labels=in_labels,
             ),
             queued=GaugeMetricFamily("doradus_queue_depth", "Messages waiting per input.", labels=in_labels),
             latency=HistogramMetricFamily(
@@ -244,7 +251,8 @@ class _Families:
     def in_order(self) -> tuple[Metric, ...]:
         """The families in the order a scrape lists them (the module docstring's)."""
         return (
-            *(self.sent, self.sent_bytes, self.received, self.dropped, self.queued, self.latency),
+            *(self.sent, self.sent_bytes, self.received, self.dropped, self.timeouts, self.queued),
+            self.latency,
             *(self.cpu, self.memory, self.restarts, self.errors, self.up, self.running),
         )
 
@@ -265,6 +273,7 @@ class _Families:
             labels = [*key, input_id, stats.source or ""]
             self.received.add_metric(labels, float(stats.received))
             self.dropped.add_metric(labels, float(stats.dropped))
+            self.timeouts.add_metric(labels, float(stats.backpressure_timeouts))
             self.queued.add_metric(labels, float(stats.queued))
             if is_edge(stats.source):
                 self._add_latency(key, input_id, stats)

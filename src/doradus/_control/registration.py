@@ -5,7 +5,9 @@ When ``doradus up`` (or ``doradus coordinator``) runs on this machine, a dataflo
 ``doradus stop`` reaches it, and so do ``doradus node pause|resume|restart|set``: the node
 actions asked of it come back in the reply to its reports (``node_actions``), and it takes
 each new one on its `LocalDaemon` (a restart or a stop on a thread of its own). Best effort: the run
-never waits for, nor depends on, the coordinator.
+never waits for, nor depends on, the coordinator. A report the coordinator does not answer (it is
+restarting, say) is tried again with the next one, its records kept (at most `MAX_HELD_LINES`);
+one it refuses (it no longer knows the run) ends the reporting.
 
 Example::
 
@@ -37,6 +39,8 @@ REPORT_EVERY = 0.5
 """Seconds between reports (log lines, node metrics; a stop request comes back with one)."""
 REPORT_MAX_LINES = 2_000
 """Log records per report; more are sent in several posts."""
+MAX_HELD_LINES = 10 * REPORT_MAX_LINES
+"""Log records kept for the coordinator at most (while it does not answer); later ones are dropped."""
 _NODE_STATES = {
     "starting": "pending",
     "running": "running",
@@ -52,8 +56,9 @@ _NODE_STATES = {
 class RunRegistration:
     """Tells a running coordinator about a dataflow `doradus run` runs itself (best effort).
 
-    Every failure to report silently ends the reporting: the run never
-    depends on the coordinator. Thread-safe: records may be queued from any thread.
+    A coordinator that does not answer is tried again with the next report; one that
+    refuses a report ends the reporting, silently: the run never depends on the
+    coordinator. Thread-safe: records may be queued from any thread.
 
     Example::
 
@@ -129,7 +134,7 @@ class RunRegistration:
             registration.record(make_record("INFO", "hello", node="talker"))
         """
         with self._lock:
-            if len(self._lines) < 10 * REPORT_MAX_LINES:
+            if len(self._lines) < MAX_HELD_LINES:
                 self._lines.append(record)
 
     def on_stop(self, callback: Callable[[], None]) -> None:
@@ -213,6 +218,8 @@ class RunRegistration:
             nodes, self._nodes = self._nodes, {}
         if self._broken or not (lines or nodes or status):
             return
+        import httpx
+
         while True:
             batch, lines = lines[:REPORT_MAX_LINES], lines[REPORT_MAX_LINES:]
             body = {"logs": batch, "nodes": nodes, "status": None if lines else status, "reason": reason}
@@ -222,8 +229,11 @@ class RunRegistration:
                 reply = response.json()
                 stop = bool(reply.get("stop_requested"))
                 self._take_actions(reply.get("node_actions"))
+            except httpx.TransportError:
+                self._keep(batch + lines, nodes)  # not there now (restarting?): with the next report
+                return
             except Exception:
-                self._broken = True  # the coordinator went away: the run goes on without it
+                self._broken = True  # the coordinator refused: the run goes on without it
                 return
             if stop and not self._stop_seen and self._on_stop is not None and status is None:
                 self._stop_seen = True
@@ -231,6 +241,13 @@ class RunRegistration:
             nodes = {}
             if not lines:
                 return
+
+    def _keep(self, lines: list[dict[str, Any]], nodes: dict[str, dict[str, Any]]) -> None:
+        """Put back what a report could not deliver, before what came since (bounded)."""
+        with self._lock:
+            self._lines = (lines + self._lines)[:MAX_HELD_LINES]
+            for node_id, fields in nodes.items():
+                self._nodes[node_id] = {**fields, **self._nodes.get(node_id, {})}
 
     def _take_actions(self, actions: Any) -> None:
         """Take the node actions not taken yet, in order (each failure an ERROR record of the node)."""

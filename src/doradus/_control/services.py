@@ -1,9 +1,12 @@
 """This machine's services: the coordinator in the foreground, and `up`/`destroy` in the background.
 
 `serve_coordinator` is ``doradus coordinator``: the API, with the secret files of this
-machine written once the port is bound and removed when it ends. `bring_up` starts a
+machine written once the port is bound and removed when it ends, and its state saved in
+``<runtime folder>/coordinator-<port>.db`` (`doradus._control.persistence`): started again
+with the same address, it finds that state and goes on from it. `bring_up` starts a
 coordinator and this machine's daemon as background processes (``doradus up``), records them in
-the state file and waits for the daemon to connect; `tear_down` stops them (``doradus destroy``).
+the state file (``pids.coordinator``, ``pids.daemon``) and waits for the daemon to connect;
+`tear_down` stops them and removes the saved state (``doradus destroy``).
 
 Example::
 
@@ -27,6 +30,8 @@ from typing import Any
 
 from doradus._control.client import (
     ENV_TOKEN_FILE,
+    RECONNECT_WINDOW,
+    Address,
     ApiError,
     ControlClient,
     ServiceUnreachable,
@@ -66,6 +71,10 @@ def serve_coordinator(
     to the runtime folder (mode 0600), then ``on_listening`` gets the new
     token's file (None without one). Both files are removed when it ends.
 
+    Its state is saved to `database_path` as it changes, and restored from there
+    when it starts: the database is removed after ``POST /destroy`` only. When
+    ``up.json`` names this address, its ``pids.coordinator`` becomes this process.
+
     Raises:
         OSError: It cannot listen there (say, the port is taken).
 
@@ -75,22 +84,47 @@ def serve_coordinator(
                           on_listening=lambda path: print("listening; token in", path))
     """
     from doradus._control.auth import daemon_key_path, new_secret, remove_secret, token_path, write_secret
-    from doradus._control.coordinator import create_app, serve
+    from doradus._control.coordinator import CoordinatorState, create_app, serve
+    from doradus._control.persistence import database_path, remove_database
+    from doradus._control.recovery import open_saved_state
 
     if new_token:
         token = new_secret()
     daemon_key = new_secret()
 
-    def ready() -> None:
+    app = create_app(token, heartbeat_interval, daemon_key=daemon_key)
+    state: CoordinatorState = app.state.coordinator
+
+    def ready() -> None:  # the port is ours: so is its saved state
+        open_saved_state(state, database_path(port), app.state.reattach_window)
         write_secret(daemon_key_path(port), daemon_key)
+        _claim_up_state(parse_address(f"{bind}:{port}", "--bind"))
         on_listening(write_secret(token_path(port), token) if new_token and token is not None else None)
 
     try:
-        serve(create_app(token, heartbeat_interval, daemon_key=daemon_key), bind, port, ready)
+        serve(app, bind, port, ready)
     finally:
+        if state.store is not None:
+            state.store.close()
+        if state.destroyed:
+            remove_database(database_path(port))
         remove_secret(daemon_key_path(port), daemon_key)
         if new_token and token is not None:
             remove_secret(token_path(port), token)
+
+
+def _claim_up_state(address: Address) -> None:
+    """Record this process as ``up.json``'s coordinator when the file names this address (a restart)."""
+    state = read_state()
+    pids = state.get("pids") if state else None
+    if state is None or not isinstance(pids, dict) or pids.get("coordinator") == os.getpid():
+        return
+    try:
+        recorded = parse_address(str(state.get("address")), "state")
+    except ValueError:
+        return
+    if recorded.port == address.port and recorded.host == address.host:
+        write_state({**state, "pids": {**pids, "coordinator": os.getpid()}})
 
 
 def up_token(client: ControlClient, no_token: bool, token_file: str | None) -> tuple[str | None, list[str]]:
@@ -127,20 +161,26 @@ class UpOutcome:
 
 
 def bring_up(
-    client: ControlClient, token: str | None, token_args: list[str], timeout: float = UP_TIMEOUT
+    client: ControlClient,
+    token: str | None,
+    token_args: list[str],
+    timeout: float = UP_TIMEOUT,
+    *,
+    reconnect_window: float = RECONNECT_WINDOW,
 ) -> UpOutcome:
     """Start a coordinator at ``client.address`` and this machine's daemon, in the background.
 
     Records them in the state file, then waits up to ``timeout`` seconds for the
     daemon to connect. On failure both are killed and the state file removed.
-    ``token_args`` come from `up_token`; ``token`` becomes the client's.
+    ``token_args`` come from `up_token`; ``token`` becomes the client's. The daemon
+    keeps its dataflows running for ``reconnect_window`` seconds when it loses the coordinator.
 
     Example::
 
         outcome = bring_up(client, *up_token(client, no_token=False, token_file=None))
     """
     started = time.monotonic()
-    procs = _start_services(client, token_args)
+    procs = _start_services(client, token_args, reconnect_window)
     client.token = token
     failure = _wait_connected(client, procs, started, timeout)
     if failure is None:
@@ -154,7 +194,9 @@ def bring_up(
     return UpOutcome(time.monotonic() - started, why, runtime_base() / f"{name}.log")
 
 
-def _start_services(client: ControlClient, token_args: list[str]) -> dict[str, subprocess.Popen[bytes]]:
+def _start_services(
+    client: ControlClient, token_args: list[str], reconnect_window: float
+) -> dict[str, subprocess.Popen[bytes]]:
     base = runtime_base()
     address = str(client.address)
     procs = {
@@ -164,6 +206,7 @@ def _start_services(client: ControlClient, token_args: list[str]) -> dict[str, s
         ),
     }
     retry = ["--retries", str(UP_DAEMON_RETRIES), "--retry-interval", str(UP_DAEMON_RETRY_INTERVAL)]
+    retry += ["--reconnect-window", f"{reconnect_window:g}"]
     daemon_token = token_args if token_args[:1] == ["--token-file"] else []
     procs["daemon"] = _background(["daemon", "-c", address, *retry, *daemon_token], base / "daemon.log")
     state: dict[str, Any] = {
@@ -221,24 +264,33 @@ def tear_down(client: ControlClient, timeout: float = DESTROY_TIMEOUT) -> int:
     """Stop every dataflow, the daemons and the coordinator; how many processes had to be killed.
 
     The processes `bring_up` started get ``timeout`` seconds to exit, then
-    SIGKILL; the state file and the token `bring_up` made are removed.
+    SIGKILL; the state file, the token `bring_up` made and the coordinator's saved
+    state are removed. When the coordinator does not answer (killed, say) but a
+    process `bring_up` started still runs (its daemon, reconnecting), those get
+    SIGTERM instead of the coordinator's ``shutdown``: their nodes end with them.
 
     Raises:
-        ServiceUnreachable: No coordinator answered (the state file is removed
-            when none of its processes is alive).
+        ServiceUnreachable: No coordinator answered and none of the processes
+            `bring_up` started runs (the state file and the saved state are removed).
 
     Example::
 
         killed = tear_down(client)
     """
+    from doradus._control.persistence import database_path, remove_database
+
     state = read_state() or {}
     pids = [int(p) for p in dict(state.get("pids") or {}).values()]
     try:
         client.post("/destroy")
     except ServiceUnreachable:
-        if not any(_alive(p) for p in pids):
+        alive = [p for p in pids if _alive(p)]
+        if not alive:
             state_path().unlink(missing_ok=True)
-        raise
+            remove_database(database_path(client.address.port))
+            raise
+        for pid in alive:
+            os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and any(_alive(p) for p in pids):
         time.sleep(0.1)
@@ -246,6 +298,7 @@ def tear_down(client: ControlClient, timeout: float = DESTROY_TIMEOUT) -> int:
     for pid in left:
         os.kill(pid, signal.SIGKILL)
     forget_up(state)
+    remove_database(database_path(client.address.port))
     return len(left)
 
 
@@ -280,4 +333,13 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """Whether ``pid`` exited but was not reaped (by a parent that never waits: PID 1 in some containers)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]

@@ -11,6 +11,11 @@ with the reason ``daemon <machine> lost`` and their nodes become ``lost``. A
 machine id has one seat: a second ``register`` for it is refused while its
 daemon is connected, and taken once that daemon is lost or gone.
 
+With a `store` (``doradus coordinator`` gives it one: `doradus._control.persistence`), every
+change that matters after a restart is saved as it is applied: dataflows, node state changes
+(not metrics), log records. A restarted coordinator restores them and waits for their daemons
+(`doradus._control.recovery`).
+
 Example:
     >>> state = CoordinatorState(daemon_key="k")
     >>> state.proves("k"), state.proves("guess")
@@ -25,7 +30,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from fastapi import HTTPException, WebSocket
 
@@ -56,6 +61,10 @@ from doradus._control.models import (
     NodeStatus,
     StartRequest,
 )
+
+if TYPE_CHECKING:
+    from doradus._control.persistence import StateStore
+    from doradus._control.recovery import AwaitedDaemon
 
 LOG_BACKLOG = 10_000
 HEARTBEAT_INTERVAL = 1.0
@@ -143,6 +152,12 @@ class Run:
     followers: set[asyncio.Queue[LogRecord | None]] = field(default_factory=set)
     actions: deque[NodeAction] = field(default_factory=lambda: deque(maxlen=32))
     """Node actions asked of an external run, for its `doradus run` (`doradus._control.node_actions`)."""
+    awaiting: set[str] = field(default_factory=set)
+    """Restored by a restarted coordinator: the machines (or, external, its `doradus run`) not back yet."""
+    reattach_by: float | None = None
+    """When a restored run whose parts are still `awaiting` is given up on (`time.time()` seconds)."""
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Node id → its parameters (``doradus param``: key → JSON value; `doradus._control.params`)."""
 
     def summary(self) -> DataflowSummary:
         """What ``list`` shows of it."""
@@ -221,6 +236,12 @@ class CoordinatorState:
         self._tasks: set[asyncio.Task[None]] = set()
         self.observers: list[StateObserver] = []
         """Told of every dataflow, node and log change as it is applied."""
+        self.store: StateStore | None = None
+        """Where changes are saved, to be restored after a restart (None: kept in memory only)."""
+        self.awaited: dict[str, AwaitedDaemon] = {}
+        """Daemons of restored dataflows that have not registered again yet, by machine id."""
+        self.destroyed = False
+        """``POST /destroy`` was asked: the saved state goes with the coordinator."""
 
     # ------------------------------------------------------------------ daemons
     def proves(self, secret: str | None) -> bool:
@@ -250,6 +271,8 @@ class CoordinatorState:
         self.daemons[daemon.machine_id] = daemon
         self.gone.pop(daemon.machine_id, None)
         self.no_daemons.clear()
+        if self.store is not None:
+            self.store.save_daemon(daemon.info())
         return daemon
 
     def lost(self, daemon: Daemon) -> None:
@@ -273,15 +296,19 @@ class CoordinatorState:
                 )
         for run in self.dataflows.values():
             if daemon.machine_id in run.machines and run.status == "running" and not run.external:
-                self._lose_part(run, daemon.machine_id)
+                self.lose_part(run, daemon.machine_id)
 
-    def _lose_part(self, run: Run, machine: str) -> None:
+    def lose_part(self, run: Run, machine: str, reason: str | None = None) -> None:
+        """The part of ``run`` on ``machine`` is gone: its live nodes are ``lost``, the run ``failed``.
+
+        ``reason`` defaults to ``daemon <machine> lost``; the other machines' parts are told to stop.
+        """
         gone = [n for n, m in run.placement.items() if m == machine] or list(run.nodes)
         for node_id in gone:
             node = run.nodes.get(node_id)
             if node is not None and node.state in ("pending", "running", "paused", "restarting"):
                 self.set_node(run, node_id, {"state": "lost"})
-        reason = f"daemon {machine} lost"
+        reason = reason or f"daemon {machine} lost"
         lost_nodes = ", ".join(sorted(gone))
         self.end(run, "failed", f"{reason} (nodes lost: {lost_nodes})" if run.placement else reason)
         run.parts_running.discard(machine)
@@ -326,6 +353,7 @@ class CoordinatorState:
         if message.status == "failed":
             run.failed_parts.add(daemon.machine_id)
         if run.parts_running:
+            self.save(run)
             return  # other machines still run parts of it
         if run.failed_parts:
             self.end(run, "failed")
@@ -345,11 +373,21 @@ class CoordinatorState:
             parts_running={daemon.machine_id},
             nodes={node: NodeStatus() for node in reply.nodes},
         )
-        self.dataflows[run.id] = run
-        for observer in self.observers:
-            observer.dataflow_changed(run, None)
+        self.add_run(run)
         for early in reply.early:
             self.handle(daemon, early)
+
+    def add_run(self, run: Run) -> None:
+        """Keep a new dataflow run (saved, and told to every observer)."""
+        self.dataflows[run.id] = run
+        self.save(run)
+        for observer in self.observers:
+            observer.dataflow_changed(run, None)
+
+    def save(self, run: Run) -> None:
+        """Save ``run``'s own fields (status, reason, stop requested...) to the `store`, if there is one."""
+        if self.store is not None:
+            self.store.save_run(run)
 
     def relay(self, run: Run, origin: str, message: dict[str, Any]) -> None:
         """Send ``message`` to the daemons of ``run``'s other machines (in the background)."""
@@ -394,7 +432,9 @@ class CoordinatorState:
         run.status = status
         run.reason = reason
         run.finished_at = time.time()
+        run.awaiting.clear()
         run.ended.set()
+        self.save(run)
         for queue in run.followers:
             queue.put_nowait(None)
         for observer in self.observers:
@@ -411,11 +451,15 @@ class CoordinatorState:
         ]
         for run_id in ids:
             del self.dataflows[run_id]
+        if self.store is not None and ids:
+            self.store.forget(ids)
         return ids
 
     def add_log(self, run: Run, line: LogRecord) -> None:
         """Keep a line and pass it to every follower."""
         run.logs.append(line)
+        if self.store is not None:
+            self.store.add_log(run.id, line)
         for queue in run.followers:
             queue.put_nowait(line)
         for observer in self.observers:
@@ -427,6 +471,8 @@ class CoordinatorState:
         previous = node.state
         for key, value in changes.items():
             setattr(node, key, value)
+        if self.store is not None:
+            self.store.save_node(run.id, node_id, node)
         for observer in self.observers:
             observer.node_changed(run, node_id, previous, changes)
 

@@ -1,7 +1,8 @@
-"""Checking backend names and options in dataflow files (``communication:``), with a did-you-mean fix.
+"""Backends in dataflow files (``communication:``): names and options checked, each edge's backend.
 
 What a backend accepts is declared by its class (`Backend.options`, `Backend.option_choices`),
-read without importing the backend's library.
+read without importing the backend's library. `edge_backend` says which backend carries a
+sender's edges.
 
 Example::
 
@@ -11,14 +12,40 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from doradus._dataflow.fields import FieldReader
+from doradus._dataflow.model import NodeSpec
 from doradus._dataflow.problems import closest, shorten
 from doradus._dataflow.yaml_positions import KeyPath
 
 RESERVED = frozenset({"local", "remote", "_unstable_local", "_unstable_remote"})
 """Keys of a dataflow's ``communication`` mapping that are not backend option blocks."""
+
+
+def edge_backend(communication: Mapping[str, Any], sender: NodeSpec, *, remote: bool = False) -> str:
+    """The backend of a sender's edges, given the dataflow's ``communication`` (as read).
+
+    On one machine: the node's ``communication`` (a name, or its ``local``), else the
+    dataflow's ``local``, else `doradus.backends.DEFAULT_LOCAL_BACKEND`. Across machines:
+    the node's ``remote``, else the dataflow's, else `DEFAULT_REMOTE_BACKEND`.
+
+    Example:
+        >>> camera = NodeSpec(id="camera", kind="python", communication={"remote": "tcp"})
+        >>> edge_backend({}, camera), edge_backend({}, camera, remote=True)
+        ('shm', 'tcp')
+    """
+    from doradus.backends import DEFAULT_LOCAL_BACKEND, DEFAULT_REMOTE_BACKEND
+
+    own = sender.communication
+    key, default = ("remote", DEFAULT_REMOTE_BACKEND) if remote else ("local", DEFAULT_LOCAL_BACKEND)
+    if not remote and isinstance(own, str) and own:
+        return own
+    if isinstance(own, dict) and isinstance(own.get(key), str) and own[key]:
+        return str(own[key])
+    chosen = communication.get(key)
+    return str(chosen) if isinstance(chosen, str) and chosen else default
 
 
 def check_backend_name(reader: FieldReader, path: KeyPath, name: object, *, at_key: bool = False) -> bool:

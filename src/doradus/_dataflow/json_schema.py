@@ -165,6 +165,7 @@ def _input() -> dict[str, Any]:
         "queue_size": _nullable({"type": "integer", "minimum": 1, "default": model.DEFAULT_QUEUE_SIZE}),
         "queue_policy": _nullable({"enum": list(node_fields.QUEUE_POLICIES), "default": "drop_oldest"}),
         "input_timeout": _duration(positive=True),
+        "backpressure_timeout": {**_duration(positive=True), "default": model.DEFAULT_BACKPRESSURE_TIMEOUT},
         "schema": {"$ref": "#/$defs/schema"},
         "data_format": {"$ref": "#/$defs/data_format"},
     }
@@ -365,7 +366,8 @@ def dataflow_schema() -> dict[str, Any]:
 
     Example:
         >>> sorted(dataflow_schema()["$defs"]["input"]["anyOf"][1]["properties"])
-        ['data_format', 'input_timeout', 'queue_policy', 'queue_size', 'schema', 'source']
+        ['backpressure_timeout', 'data_format', 'input_timeout', 'queue_policy', 'queue_size', 'schema',
+         'source']
     """
     from doradus.backends import backend_names
     from doradus.codecs import codec_names

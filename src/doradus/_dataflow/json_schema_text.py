@@ -20,7 +20,8 @@ TOP = {
     "deploy": "`{machine: NAME}`: the machine of every node that names none.",
     "_unstable_deploy": "dora 0.x spelling of `deploy` (warning).",
     "debug": "dora's debug settings: `{enable_debug_inspection: bool}`." + _NOT_APPLIED,
-    "health_check_interval": "How often nodes are health-checked (default 5 s)." + _DURATION + _NOT_APPLIED,
+    "health_check_interval": "How often the watchdog looks at the nodes, and how long a node may be "
+    "not ready or not reading before `status` says so (default 5 s)." + _DURATION,
     "exit_when_nodes_finish": "dora: end the dataflow when nodes finish." + _NOT_APPLIED,
     "strict_types": "dora: check message types." + _NOT_APPLIED,
     "type_rules": "dora: type rules (a mapping or a list)." + _NOT_APPLIED,
@@ -52,14 +53,18 @@ NODE = {
     "queue_size, ...}`.",
     "outputs": "The ids of the node's outputs.",
     "send_stdout_as": "One of `outputs`: each line the node prints is sent on it.",
-    "restart_policy": "dora: `never` (default), `on-failure` or `always`." + _NOT_APPLIED,
-    "max_restarts": "dora: restarts allowed (0: unlimited)." + _NOT_APPLIED,
-    "restart_delay": "dora: delay before a restart, doubling." + _DURATION + _NOT_APPLIED,
-    "max_restart_delay": "dora: the longest restart delay." + _DURATION + _NOT_APPLIED,
-    "restart_window": "dora: window in which restarts are counted." + _DURATION + _NOT_APPLIED,
-    "health_check_timeout": "dora: health-check deadline." + _DURATION + _NOT_APPLIED,
-    "finish_grace_secs": "dora: grace time after Stop." + _DURATION + _NOT_APPLIED,
-    "startup_timeout": "dora: how long the node may take to start." + _DURATION + _NOT_APPLIED,
+    "restart_policy": "Start the node again when it ends: `never` (default), `on-failure` (an exit "
+    "status other than 0, or a signal the runtime did not send) or `always`.",
+    "max_restarts": "Restarts allowed within `restart_window` (0: unlimited).",
+    "restart_delay": "Delay before the first restart of a window, doubling for each next one." + _DURATION,
+    "max_restart_delay": "The longest restart delay." + _DURATION,
+    "restart_window": "Restarts are counted over this window, from its first restart "
+    "(default: the whole run)." + _DURATION,
+    "health_check_timeout": "A node busy with one input message for longer than this is ended as failed "
+    "(its restart policy applies)." + _DURATION,
+    "finish_grace_secs": "A node still running this long after its inputs all closed is stopped." + _DURATION,
+    "startup_timeout": "A node not ready this long after it started is ended as failed "
+    "(its restart policy applies)." + _DURATION,
     "shared_memory_pool_size": "dora: shared-memory pool size (`256MB`, `1GiB`, bytes)." + _NOT_APPLIED,
     "cpu_affinity": "dora: CPU numbers the node may run on." + _NOT_APPLIED,
     "deploy": "`{machine: NAME}`: the machine whose daemon runs the node (`doradus start`).",
@@ -92,7 +97,11 @@ INPUT = {
     "source": "`node/output`, `dora/timer/<secs|millis|micros|nanos>/N`, `dora/timer/hz/F` or "
     "`dora/logs[/level[/node]]`.",
     "queue_size": "Messages kept for this input before the oldest is dropped (default 10).",
-    "queue_policy": "`drop_oldest` (default) or `backpressure`." + _NOT_APPLIED,
+    "queue_policy": "`drop_oldest` (default): a full queue drops its oldest message. `backpressure`: "
+    "nothing is dropped, the sender waits for room (at most `backpressure_timeout`); applied on the "
+    "`shm` and `tcp` backends and for timers (`doradus check` warns elsewhere).",
+    "backpressure_timeout": "With `queue_policy: backpressure`: how long a sender waits for room before "
+    "it drops the message, counted as a backpressure timeout (default 5 s)." + _DURATION,
     "input_timeout": "Silence after which the input reads as closed (`InputClosed`), until its next "
     "message (`InputRecovered` first); the stream does not end for it." + _DURATION,
     "schema": "Avro reader schema of this input (schema evolution): `file` or `{file}`.",

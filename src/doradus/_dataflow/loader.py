@@ -284,15 +284,16 @@ def _read_dataflow(
     )
     drafts = _read_nodes(reader, context, value)
     interval = reader.duration(("health_check_interval",), value.get("health_check_interval"), positive=True)
+    communication = _read_communication(reader, ("communication",), value.get("communication"))
     return Dataflow(
         path=folder / file.name,
         nodes=tuple(draft.spec for draft in drafts),
         env=context.env,
-        communication=_read_communication(reader, ("communication",), value.get("communication")),
+        communication=communication,
         default_data_format=default_format,
         health_check_interval=DEFAULT_HEALTH_CHECK_INTERVAL if interval is None else interval,
         raw=value,
-        not_applied=tuple(find_not_applied(reader.positions, value, drafts)),
+        not_applied=tuple(find_not_applied(reader.positions, value, drafts, communication)),
     )
 
 

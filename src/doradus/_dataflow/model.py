@@ -22,6 +22,8 @@ QueuePolicy = Literal["drop_oldest", "backpressure"]
 RestartPolicy = Literal["never", "on-failure", "always"]
 
 DEFAULT_QUEUE_SIZE = 10
+DEFAULT_BACKPRESSURE_TIMEOUT = 5.0
+"""Seconds a sender waits for room in a ``queue_policy: backpressure`` input, then drops (counted)."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,8 @@ class InputSpec:
     queue_size: int = DEFAULT_QUEUE_SIZE
     queue_policy: QueuePolicy = "drop_oldest"
     input_timeout: float | None = None
+    backpressure_timeout: float = DEFAULT_BACKPRESSURE_TIMEOUT
+    """With ``queue_policy: backpressure``: how long a sender waits for room before it drops."""
 
 
 @dataclass(frozen=True)
@@ -247,7 +251,7 @@ class NotApplied:
     ``case`` narrows it when only some of its uses are not applied.
 
     Example:
-        >>> NOT_APPLIED["queue_policy"].scope
+        >>> NOT_APPLIED["queue_policy on this edge's backend"].scope
         'input'
     """
 
@@ -262,9 +266,10 @@ class NotApplied:
         """The warning: where, the key (with its value when it is a scalar), and what happens instead.
 
         Example:
-            >>> print(NOT_APPLIED["queue_policy"].message("cam", "cfg", "backpressure"))
-            input `cfg` of node `cam`: `queue_policy: backpressure` is not applied yet;
-            drop_oldest is used: a full queue drops its oldest message
+            >>> logs = NOT_APPLIED["queue_policy on a `dora/logs` input"]
+            >>> print(logs.message("cam", "logs", "backpressure"))
+            input `logs` of node `cam`: `queue_policy: backpressure` is not applied yet on a `dora/logs`
+            input; drop_oldest is used: the daemon does not wait for a node to take log records
         """
         scalar = value is not None and not isinstance(value, (dict, list))
         shown = f"{self.key}: {_scalar(value)}" if scalar else self.key
@@ -284,21 +289,12 @@ def _scalar(value: object) -> str:
     return str(value)
 
 
-_NEVER_RESTARTED = "the node is never restarted"
 _TOP = "at the top level"
 
 NOT_APPLIED: Mapping[str, NotApplied] = MappingProxyType(
     {
         " ".join(filter(None, (entry.key, entry.case))): entry
         for entry in (
-            NotApplied("restart_policy", "node", "the node is not restarted when it exits"),
-            NotApplied("max_restarts", "node", _NEVER_RESTARTED),
-            NotApplied("restart_delay", "node", _NEVER_RESTARTED),
-            NotApplied("max_restart_delay", "node", _NEVER_RESTARTED),
-            NotApplied("restart_window", "node", _NEVER_RESTARTED),
-            NotApplied("health_check_timeout", "node", "the node is not health-checked"),
-            NotApplied("finish_grace_secs", "node", "after Stop, the run's `--grace-duration` applies"),
-            NotApplied("startup_timeout", "node", "the start waits for the node without a deadline"),
             NotApplied("shared_memory_pool_size", "node", "the node's shared-memory pool grows as needed"),
             NotApplied("cpu_affinity", "node", "the node may run on any CPU"),
             NotApplied("deploy.working_dir", "node", "the node runs in the dataflow file's folder"),
@@ -315,14 +311,24 @@ NOT_APPLIED: Mapping[str, NotApplied] = MappingProxyType(
                 "only readers on the node's own machine get its stdout lines",
                 "across machines",
             ),
-            NotApplied("queue_policy", "input", "drop_oldest is used: a full queue drops its oldest message"),
+            NotApplied(
+                "queue_policy",
+                "input",
+                "drop_oldest is used: a full queue drops its oldest message",
+                "on this edge's backend",
+            ),
+            NotApplied(
+                "queue_policy",
+                "input",
+                "drop_oldest is used: the daemon does not wait for a node to take log records",
+                "on a `dora/logs` input",
+            ),
             NotApplied(
                 "input_timeout",
                 "input",
                 "the operator's input waits for messages without a deadline",
                 "on an operator's input",
             ),
-            NotApplied("health_check_interval", "dataflow", "nodes are not health-checked"),
             NotApplied("exit_when_nodes_finish", "dataflow", "the dataflow ends when every node has exited"),
             NotApplied("strict_types", "dataflow", "message types are not checked"),
             NotApplied("type_rules", "dataflow", "message types are not checked"),
@@ -334,8 +340,7 @@ NOT_APPLIED: Mapping[str, NotApplied] = MappingProxyType(
 )
 """Every setting Doradus reads but does not apply yet, by key (then its case, if any).
 
-Values that Doradus applies anyway give no warning: ``restart_policy: never``,
-``queue_policy: drop_oldest``, ``strict_types: false`` and
+Values that Doradus applies anyway give no warning: ``queue_policy: drop_oldest``, ``strict_types: false`` and
 ``debug.enable_debug_inspection: false``. ``doradus._dataflow.not_applied`` finds
 these settings in a file; ``doradus check`` and ``doradus run`` print them.
 Remove an entry when its feature lands.

@@ -23,12 +23,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from doradus._dataflow.fields import FieldReader
-from doradus._dataflow.model import DEFAULT_QUEUE_SIZE, InputSpec, QueuePolicy
+from doradus._dataflow.model import DEFAULT_BACKPRESSURE_TIMEOUT, DEFAULT_QUEUE_SIZE, InputSpec, QueuePolicy
 from doradus._dataflow.problems import shorten
 from doradus._dataflow.sources import SourceError, parse_source
 from doradus._dataflow.yaml_positions import KeyPath
 
-INPUT_KEYS = frozenset({"source", "queue_size", "queue_policy", "input_timeout", "schema", "data_format"})
+INPUT_KEYS = frozenset(
+    {"source", "queue_size", "queue_policy", "backpressure_timeout", "input_timeout", "schema", "data_format"}
+)
 QUEUE_POLICIES: tuple[QueuePolicy, ...] = ("drop_oldest", "backpressure")
 
 _VARIABLE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
@@ -112,14 +114,24 @@ def _input_spec(
     queue_size = reader.integer((*path, "queue_size"), options.get("queue_size"), minimum=1)
     policy = reader.choice((*path, "queue_policy"), options.get("queue_policy"), QUEUE_POLICIES)
     timeout = reader.duration((*path, "input_timeout"), options.get("input_timeout"), positive=True)
+    wait_key = "backpressure_timeout"
+    waited = reader.duration((*path, wait_key), options.get(wait_key), positive=True)
     source = parse_source(text)
     if isinstance(source, SourceError):
         reader.error(source_path, source.message, source.fix)
         return None
     if _bad_option(options, "queue_size", queue_size) or _bad_option(options, "queue_policy", policy):
         return None
-    if _bad_option(options, "input_timeout", timeout):
+    if _bad_option(options, "input_timeout", timeout) or _bad_option(options, "backpressure_timeout", waited):
         return None
+    if waited is not None and policy != "backpressure":
+        reader.warn(
+            (*path, "backpressure_timeout"),
+            f"`backpressure_timeout` has no effect: input `{input_id}` drops its oldest message "
+            "when its queue is full (queue_policy: drop_oldest)",
+            "add `queue_policy: backpressure`, or remove `backpressure_timeout`",
+            at_key=True,
+        )
     into.source_paths[input_id] = source_path
     return InputSpec(
         id=input_id,
@@ -127,6 +139,7 @@ def _input_spec(
         queue_size=DEFAULT_QUEUE_SIZE if queue_size is None else queue_size,
         queue_policy="drop_oldest" if policy is None else _policy(policy),
         input_timeout=timeout,
+        backpressure_timeout=DEFAULT_BACKPRESSURE_TIMEOUT if waited is None else waited,
     )
 
 

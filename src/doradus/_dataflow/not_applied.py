@@ -7,37 +7,38 @@ the key, for ``doradus check`` and ``doradus run`` to print.
 Example:
     >>> from pathlib import Path
     >>> from doradus._dataflow.yaml_positions import parse_yaml
-    >>> doc, _ = parse_yaml("health_check_interval: 2\nnodes: []\n", Path("d.yml"))
+    >>> doc, _ = parse_yaml("type_rules: {}\nnodes: []\n", Path("d.yml"))
     >>> print(find_not_applied(doc.positions, doc.value, [])[0])
-    d.yml:1:1: warning: `health_check_interval: 2` is not applied yet; nodes are not health-checked
+    d.yml:1:1: warning: `type_rules` is not applied yet; message types are not checked
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from doradus._dataflow.model import NOT_APPLIED, InputSpec, NodeSource, NodeSpec
+from doradus._dataflow.communication import edge_backend
+from doradus._dataflow.model import NOT_APPLIED, InputSpec, LogSource, NodeSource, NodeSpec
 from doradus._dataflow.problems import Problem, sort_problems
 from doradus._dataflow.yaml_positions import KeyPath, Positions
+from doradus.backends import backend_class
 
-_NODE_KEYS = (
-    *("restart_policy", "max_restarts", "restart_delay", "max_restart_delay", "restart_window"),
-    *("health_check_timeout", "finish_grace_secs", "startup_timeout", "shared_memory_pool_size"),
-    "cpu_affinity",
-)
-_TOP_KEYS = ("health_check_interval", "exit_when_nodes_finish", "type_rules")
-_APPLIED_ANYWAY = {"restart_policy": "never"}
+_NODE_KEYS = ("shared_memory_pool_size", "cpu_affinity")
+_TOP_KEYS = ("exit_when_nodes_finish", "type_rules")
+_APPLIED_ANYWAY: dict[str, str] = {}
 """Values that are what Doradus does without the feature: no warning for them."""
 
 
-def find_not_applied(positions: Positions, top: object, drafts: Sequence[Any]) -> list[Problem]:
+def find_not_applied(
+    positions: Positions, top: object, drafts: Sequence[Any], communication: Mapping[str, Any] | None = None
+) -> list[Problem]:
     r"""One warning per use of a `NOT_APPLIED` setting, in file order.
 
     Args:
         positions: where each key and value of the file is.
         top: the file's top-level mapping, as parsed.
         drafts: the nodes read (`doradus._dataflow.nodes.NodeDraft` records).
+        communication: the file's ``communication`` as read (which backend carries each edge).
 
     Example:
         >>> from pathlib import Path
@@ -46,7 +47,7 @@ def find_not_applied(positions: Positions, top: object, drafts: Sequence[Any]) -
         >>> find_not_applied(doc.positions, doc.value, [])
         []
     """
-    found = _Found(positions)
+    found = _Found(positions, communication or {})
     if isinstance(top, dict):
         _top_level(found, top)
     for draft in drafts:
@@ -57,8 +58,9 @@ def find_not_applied(positions: Positions, top: object, drafts: Sequence[Any]) -
 class _Found:
     """The warnings found so far, each placed at its key."""
 
-    def __init__(self, positions: Positions) -> None:
+    def __init__(self, positions: Positions, communication: Mapping[str, Any]) -> None:
         self.positions = positions
+        self.communication = communication
         self.problems: list[Problem] = []
 
     def add(self, name: str, path: KeyPath, value: object, node: str | None = None, **more: Any) -> None:
@@ -99,14 +101,15 @@ def _node(found: _Found, draft: Any, drafts: Sequence[Any]) -> None:
     for key in ("deploy", "_unstable_deploy"):
         _deploy(found, raw.get(key), (*path, key), spec.id)
     for input_id, inp in spec.inputs.items():
-        timed = spec.kind == "operator" and inp.input_timeout is not None
-        for key, name, given in (
-            ("input_timeout", "input_timeout on an operator's input", timed),
-            ("queue_policy", "queue_policy", _pushes(inp)),
-        ):
-            if given:  # both only in an input's long form, whose source path ends in `source`
-                where = (*draft.source_paths[input_id][:-1], key)
-                found.add(name, where, _written(raw, where[len(path) :]), spec.id, input_id=input_id)
+        unapplied: list[tuple[str, str, str]] = []
+        if spec.kind == "operator" and inp.input_timeout is not None:
+            unapplied.append(("input_timeout", "input_timeout on an operator's input", ""))
+        if inp.queue_policy == "backpressure":
+            unapplied += _backpressure(found, spec, inp, drafts)
+        for key, name, detail in unapplied:  # only in an input's long form: its source path ends in `source`
+            where = (*draft.source_paths[input_id][:-1], key)
+            written = _written(raw, where[len(path) :])
+            found.add(name, where, written, spec.id, input_id=input_id, detail=detail)
     if spec.send_stdout_as is not None:
         where = _stdout_path(raw, path)
         _stdout(found, spec, where, _written(raw, where[len(path) :]), drafts)
@@ -128,8 +131,32 @@ def _stdout(found: _Found, spec: NodeSpec, path: KeyPath, written: object, draft
         found.add("send_stdout_as across machines", path, written, spec.id, detail="not " + ", ".join(away))
 
 
-def _pushes(inp: InputSpec) -> bool:
-    return inp.queue_policy == "backpressure"
+def _backpressure(
+    found: _Found, spec: NodeSpec, inp: InputSpec, drafts: Sequence[Any]
+) -> list[tuple[str, str, str]]:
+    """``queue_policy: backpressure`` where it is not applied: a logs input, an edge's backend."""
+    source = inp.source
+    if isinstance(source, LogSource):
+        return [("queue_policy", "queue_policy on a `dora/logs` input", "")]
+    if not isinstance(source, NodeSource):
+        return []  # a timer: applied (a tick finding the queue full is skipped)
+    sender = next((d.spec for d in drafts if d.spec.id == source.node), None)
+    if sender is None:
+        return []  # an unknown source: an error of its own
+    remote = (sender.machine or "") != (spec.machine or "")
+    backend = edge_backend(found.communication, sender, remote=remote)
+    try:
+        applies = backend_class(backend).applies_backpressure
+    except KeyError:
+        return []  # an unknown backend: an error of its own
+    if applies:
+        return []
+    key = "remote" if remote else "local"
+    detail = (
+        f"the edge from `{source}` travels on `{backend}`, which has no way back for the receiver's "
+        f"credits; `shm` and `tcp` apply it: give node `{sender.id}` `communication: {{{key}: tcp}}`"
+    )
+    return [("queue_policy", "queue_policy on this edge's backend", detail)]
 
 
 def _written(mapping: object, path: KeyPath) -> object:

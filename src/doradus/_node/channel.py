@@ -2,9 +2,13 @@
 
 After ``ready``, the node waits for ``start`` (`DaemonChannel.await_start`); from then on a
 daemonic thread (`DaemonChannel.start_watching`) takes what the daemon sends — ``stop``,
-``peer_gone``, the records of ``logs`` inputs, ``pause`` and ``resume`` (the inbox holds or
-delivers its messages), ``peer_restarting`` and ``peer_links`` (a linked node restarts:
-the backend keeps its inputs open and adopts the new link ends), ``input_format`` (that
+``peer_gone`` and ``peer_failed`` (a sender ended for good; the latter with a `NodeFailed`
+event), ``peer_restarted`` (a `NodeRestarted` event), ``param_update`` and ``param_deleted`` (its
+parameters, kept in `DaemonChannel.parameters`, and a `ParamUpdate` or `ParamDeleted` event),
+the records of ``logs`` inputs,
+``pause`` and ``resume`` (the inbox holds or delivers its messages), ``peer_restarting``
+and ``peer_links`` (a linked node restarts: the backend keeps its inputs open and adopts the
+new link ends), ``input_format`` (that
 node restarts with a new data format: `on_input_format` switches the input's decoder) — and
 sends the node's ``stats`` every `STATS_INTERVAL` seconds. Log records go out from whichever thread logs.
 
@@ -18,6 +22,7 @@ Example::
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import select
@@ -28,7 +33,16 @@ from collections.abc import Callable
 from typing import Any
 
 from doradus._exceptions import NodeError
-from doradus._node.events import STOP_MANUAL, Error, InputClosed, Stop
+from doradus._node.events import (
+    STOP_MANUAL,
+    Error,
+    InputClosed,
+    NodeFailed,
+    NodeRestarted,
+    ParamDeleted,
+    ParamUpdate,
+    Stop,
+)
 from doradus._node.inbox import Inbox
 from doradus._node.receive import LOG
 from doradus._node.statistics import STATS_INTERVAL, NodeCounters
@@ -66,6 +80,24 @@ class DaemonChannel:
         self._counters = counters
         self.on_input_format: Callable[[str, dict[str, Any]], None] | None = None
         """Called with an input and its new format (``input_format``); what it raises is an error event."""
+        self.handed_ns: Callable[[], int] = lambda: 0
+        """When the node's code was handed its current input message (`time.perf_counter_ns`; 0: none)."""
+        self.input_sources: dict[str, str] = {}
+        """Input id → the node it reads (inputs fed by another node), for `NodeFailed` events."""
+        self._params: dict[str, Any] = {}
+        self._params_lock = threading.Lock()
+
+    def parameters(self) -> dict[str, Any]:
+        """The node's parameters as the daemon last said (a new deep copy each call; thread-safe).
+
+        Updated as ``param_update`` and ``param_deleted`` arrive, before their events are handed out.
+
+        Example::
+
+            channel.parameters()   # {'exposure': 0.02}
+        """
+        with self._params_lock:
+            return copy.deepcopy(self._params)
 
     def send(self, message: ToDaemon) -> None:
         """Send one message to the daemon.
@@ -110,6 +142,9 @@ class DaemonChannel:
             drops = self._backend.restart_drops()
             if drops:
                 report["peer_restart_drops"] = drops
+            handed = self.handed_ns()
+            if handed:
+                report["busy_ms"] = round((time.perf_counter_ns() - handed) / 1e6, 1)
             send_control(self._sock, report)
         except (OSError, RuntimeError, ValueError):
             pass
@@ -168,13 +203,32 @@ class DaemonChannel:
                 self._inbox.push(None, InputClosed(input_id))
         elif message["op"] == "pause":
             self._inbox.pause()
+            if self._inbox.lossless:  # their senders wait for room without a deadline meanwhile
+                self._backend.hold_senders(self._inbox.lossless, True)
         elif message["op"] == "resume":
+            if self._inbox.lossless:
+                self._backend.hold_senders(self._inbox.lossless, False)
             self._inbox.resume()
         elif message["op"] == "peer_restarting":
             self._backend.peer_restarting(message["peer"])
             self.send({"op": "ack", "of": "peer_restarting", "peer": message["peer"]})
         elif message["op"] == "input_format":
             self._switch_format(message["input"], message["format"])
+        elif message["op"] == "peer_failed":
+            peer = message["peer"]
+            inputs = tuple(i for i, source in self.input_sources.items() if source == peer)
+            self._inbox.push(None, NodeFailed(peer, message["error"], inputs))
+            self._backend.sender_ended(peer)
+        elif message["op"] == "peer_restarted":
+            self._inbox.push(None, NodeRestarted(message["peer"]))
+        elif message["op"] == "param_update":
+            with self._params_lock:
+                self._params[message["key"]] = message["value"]
+            self._inbox.push(None, ParamUpdate(message["key"], copy.deepcopy(message["value"])))
+        elif message["op"] == "param_deleted":
+            with self._params_lock:
+                self._params.pop(message["key"], None)
+            self._inbox.push(None, ParamDeleted(message["key"]))
 
     def _switch_format(self, input_id: str, format_json: dict[str, Any]) -> None:
         """Decode ``input_id`` in its sender's new format; an error event if it cannot be loaded."""
@@ -211,6 +265,11 @@ def link_specs(links: list[LinkConfig]) -> list[LinkSpec]:
             tuple(spec.get("outputs", ())),
             spec.get("routes", {}),
             {**spec.get("options", {}), "backend": spec.get("backend", DEFAULT_LOCAL_BACKEND)},
+            held=spec.get("held", False),
+            backpressure={
+                output: {i: (int(w[0]), float(w[1])) for i, w in inputs.items()}
+                for output, inputs in spec.get("backpressure", {}).items()
+            },
         )
         for spec in links
     ]

@@ -25,6 +25,10 @@ from doradus._node.events import (
     Input,
     InputClosed,
     InputRecovered,
+    NodeFailed,
+    NodeRestarted,
+    ParamDeleted,
+    ParamUpdate,
     Stop,
 )
 from doradus._node.node import Node as _NativeNode
@@ -51,6 +55,10 @@ def to_dora_event(event: Event) -> dict[str, Any]:
         'INPUT_CLOSED'
         >>> to_dora_event(InputRecovered("image"))
         {'kind': 'dora', 'type': 'INPUT_RECOVERED', 'id': 'image'}
+        >>> to_dora_event(NodeFailed("cam", "exit status 1", ("image",)))["value"]
+        {'source_node_id': 'cam', 'error': 'exit status 1', 'affected_input_ids': ['image']}
+        >>> to_dora_event(ParamUpdate("roi", {"x": 1}))
+        {'kind': 'dora', 'type': 'PARAM_UPDATE', 'id': 'roi', 'value': {'x': 1}}
     """
     if isinstance(event, Input):
         # dora code expects Arrow: other formats arrive converted (to_arrow), their reader kept aside.
@@ -73,6 +81,15 @@ def to_dora_event(event: Event) -> dict[str, Any]:
         return {"kind": "dora", "type": "INPUT_CLOSED", "id": event.id}
     if isinstance(event, InputRecovered):
         return {"kind": "dora", "type": "INPUT_RECOVERED", "id": event.id}
+    if isinstance(event, NodeFailed):
+        value = {"source_node_id": event.node, "error": event.error, "affected_input_ids": list(event.inputs)}
+        return {"kind": "dora", "type": "NODE_FAILED", "id": event.node, "value": value, "error": event.error}
+    if isinstance(event, NodeRestarted):
+        return {"kind": "dora", "type": "NODE_RESTARTED", "id": event.node}
+    if isinstance(event, ParamUpdate):
+        return {"kind": "dora", "type": "PARAM_UPDATE", "id": event.key, "value": event.value}
+    if isinstance(event, ParamDeleted):
+        return {"kind": "dora", "type": "PARAM_DELETED", "id": event.key}
     if isinstance(event, Stop):
         reason = "ALL_INPUTS_CLOSED" if event.reason == STOP_ALL_INPUTS_CLOSED else "MANUAL"
         return {"kind": "dora", "type": "STOP", "id": reason}
@@ -83,6 +100,9 @@ def to_dora_event(event: Event) -> dict[str, Any]:
 
 class Node:
     """dora-rs's ``Node``: events are dicts (``event["type"]``, ``event["value"]``).
+
+    Thread safety: the native `doradus.Node`'s, which it wraps: sending and logging
+    from several threads at once, receiving from one.
 
     Example::
 

@@ -10,6 +10,12 @@
                 ...
             case InputRecovered(id=input_id):
                 ...
+            case NodeFailed(node=source, inputs=inputs):
+                ...
+            case NodeRestarted(node=source):
+                ...
+            case ParamUpdate(key=key, value=value):
+                ...
             case Stop():
                 break
 
@@ -113,6 +119,70 @@ class InputRecovered:
 
 
 @dataclass(frozen=True, slots=True)
+class NodeFailed:
+    """Node ``node``, which feeds ``inputs`` of this node, failed and will not be restarted.
+
+    ``error`` says how it ended (``exit status 1``, ``killed by SIGKILL``). An `InputClosed`
+    for each of ``inputs`` follows, after the last messages it sent (for a sender with
+    ``restart_policy: never`` the closes may come first: its links show its end at once).
+
+    Example:
+        >>> NodeFailed("camera", "exit status 1", ("image",)).inputs
+        ('image',)
+    """
+
+    node: str
+    error: str
+    inputs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRestarted:
+    """Node ``node``, which feeds inputs of this node, ended and was started again (its restart policy).
+
+    Its inputs stayed open; what it sent before it ended was delivered, and its new process's
+    messages follow. Messages sent to a restarting node are dropped and counted by their senders.
+
+    Example:
+        >>> NodeRestarted("camera").node
+        'camera'
+    """
+
+    node: str
+
+
+@dataclass(frozen=True, slots=True)
+class ParamUpdate:
+    """The node's parameter ``key`` was set to ``value`` (``doradus param set``): any JSON value.
+
+    A node that starts again (a restart) gets one for each parameter it has, before its first
+    input. ``Node.parameters()`` holds the current values. dora nodes get it as a
+    ``PARAM_UPDATE`` event (``id`` the key).
+
+    Example:
+        >>> ParamUpdate("exposure", 0.02).value
+        0.02
+    """
+
+    key: str
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class ParamDeleted:
+    """The node's parameter ``key`` was deleted (``doradus param delete``): fall back to a default.
+
+    dora nodes get it as a ``PARAM_DELETED`` event (``id`` the key).
+
+    Example:
+        >>> ParamDeleted("exposure").key
+        'exposure'
+    """
+
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
 class Stop:
     """The node should stop: asked by the user (``manual``) or all inputs closed.
 
@@ -136,10 +206,21 @@ class Error:
     message: str
 
 
-Event = Input | InputClosed | InputRecovered | Stop | Error
-"""Any event a node receives: an `Input`, `InputClosed`, `InputRecovered`, `Stop` or `Error`.
+Event = (
+    Input
+    | InputClosed
+    | InputRecovered
+    | NodeFailed
+    | NodeRestarted
+    | ParamUpdate
+    | ParamDeleted
+    | Stop
+    | Error
+)
+"""Any event a node receives: an `Input`, `InputClosed`, `InputRecovered`, `NodeFailed`,
+`NodeRestarted`, `ParamUpdate`, `ParamDeleted`, `Stop` or `Error`.
 
-A union of the five classes, not a base class: what iterating a `doradus.Node` (or its
+A union of the nine classes, not a base class: what iterating a `doradus.Node` (or its
 ``next``, ``try_recv``, ``drain``) gives, for annotations; ``isinstance`` or ``match`` tells
 which one arrived.
 

@@ -5,6 +5,14 @@ arrives the oldest of *that input* is dropped and counted. Events of all
 inputs come out in arrival order. Control events (input closed, stop, error)
 are never dropped.
 
+A *lossless* input (``queue_policy: backpressure``) is not bounded here: its
+senders wait for room instead (`doradus.backends._flow`), told of each message
+the node takes through ``on_taken``. As a safety net it drops its oldest past
+`hard_cap` (dora's figure), counted in ``dropped`` too. `Inbox.offer` queues
+only within ``queue_size`` (a timer's tick finding a lossless input full is not
+made). ``timed_out`` counts, per input, the messages a sender did not send after
+its wait for room timed out.
+
 A paused inbox (`Inbox.pause`) hands out control events only: messages go on
 arriving into their inputs' queues (and the oldest go on being dropped past
 ``queue_size``, counted in ``dropped``) until `Inbox.resume`, after which the
@@ -40,18 +48,41 @@ import select
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 # A slot is [input_id or None, item, alive]; lists are the cheapest mutable record.
 _INPUT, _ITEM, _ALIVE = 0, 1, 2
 
 
+def hard_cap(queue_size: int) -> int:
+    """The most a lossless input holds before dropping its oldest: 10 x ``queue_size``, 100 at least.
+
+    Example:
+        >>> hard_cap(2), hard_cap(50)
+        (100, 500)
+    """
+    return max(10 * queue_size, 100)
+
+
 class Inbox:
     """Bounded per-input queues merged in arrival order."""
 
-    def __init__(self, bounds: dict[str, int], waiter: Callable[[float, int], None] | None = None) -> None:
-        self._bounds = dict(bounds)
+    def __init__(
+        self,
+        bounds: dict[str, int],
+        waiter: Callable[[float, int], None] | None = None,
+        lossless: Collection[str] = (),
+    ) -> None:
+        self.lossless = frozenset(lossless)
+        """The inputs whose senders wait for room (``queue_policy: backpressure``)."""
+        self._room = {k: bounds[k] for k in self.lossless}
+        self._bounds = {k: hard_cap(n) if k in self.lossless else n for k, n in bounds.items()}
+        self.on_taken: Callable[[str], None] | None = None
+        """Called (outside the lock) with a lossless input each time one of its messages is popped."""
+        self.timed_out: dict[str, int] = dict.fromkeys(bounds, 0)
+        if self.lossless:  # swapped in, so the default path tests nothing
+            self.pop = self._pop_crediting  # type: ignore[method-assign]  # see above
         self._lock = threading.Lock()
         self._order: deque[list[Any]] = deque()
         self._per_input: dict[str, deque[list[Any]]] = {k: deque() for k in bounds}
@@ -90,6 +121,32 @@ class Inbox:
                 self._waiting = False
                 self._signaled = True
                 os.eventfd_write(self.wake_fd, 1)
+
+    def offer(self, input_id: str, item: Any) -> bool:
+        """`push`, unless ``input_id`` is lossless and holds ``queue_size`` messages; whether it did.
+
+        Example:
+            >>> box = Inbox({"tick": 1}, lossless=["tick"])
+            >>> box.offer("tick", 1), box.offer("tick", 2), box.dropped["tick"]
+            (True, False, 0)
+        """
+        room = self._room.get(input_id)
+        if room is not None and self.depth(input_id) >= room:
+            return False
+        self.push(input_id, item)
+        return True
+
+    def count_timeouts(self, inputs: Iterable[str]) -> None:
+        """A sender did not send a message for each of ``inputs``: its wait for room timed out.
+
+        Example:
+            >>> box = Inbox({"x": 1}); box.count_timeouts(["x", "unknown"]); box.timed_out
+            {'x': 1}
+        """
+        with self._lock:
+            for input_id in inputs:
+                if input_id in self.timed_out:
+                    self.timed_out[input_id] += 1
 
     def _compact(self) -> None:
         self._order = deque(s for s in self._order if s[_ALIVE])
@@ -205,6 +262,13 @@ class Inbox:
                         os.eventfd_read(self.wake_fd)
                     except BlockingIOError:
                         pass
+
+    def _pop_crediting(self, timeout: float | None) -> tuple[str | None, Any] | None:
+        """`pop`, then ``on_taken`` for a lossless input's message (swapped in: see ``__init__``)."""
+        got = Inbox.pop(self, timeout)
+        if got is not None and got[0] in self.lossless and self.on_taken is not None:
+            self.on_taken(got[0])  # its sender may send one more
+        return got
 
     def _poll_wake(self, timeout: float, wake_fd: int) -> None:
         poller = select.poll()

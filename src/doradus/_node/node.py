@@ -36,7 +36,7 @@ from doradus._node.inbox import Inbox
 from doradus._node.input_timeouts import InputTimeouts
 from doradus._node.log_handler import install as install_log_handler
 from doradus._node.log_methods import LogMethods
-from doradus._node.receive import EventReader, InboxReceiver
+from doradus._node.receive import EventReader, InboxReceiver, lossless_inputs
 from doradus._node.statistics import NodeCounters
 from doradus._node.timers import start_timers
 from doradus._observability.otel_env import enabled_signals
@@ -57,8 +57,14 @@ class Node(LogMethods):
     ``Node()`` returns only once every edge of the dataflow is wired and every
     node is ready, so what you send right away reaches your receivers.
 
-    Thread safety: ``send_output`` may be called from several threads at once;
-    receiving is meant for one thread (the events come out once each).
+    Thread safety: ``send_output``, ``send_output_raw``, ``allocate``, the ``log``
+    methods, ``statistics`` and the information methods may be called from several
+    threads at once. Each message is sent whole under the node's send lock, so
+    messages of different threads never interleave, and the messages of one output
+    reach every receiver in the order their sends took the lock: each thread's
+    messages keep the order that thread sent them in. Receiving (``next``,
+    ``try_recv``, ``drain``, iteration, ``recv_async``) is for one consumer thread at
+    a time (each event comes out once); ``close`` once, after the senders stopped.
 
     Args:
         node_id: needed only for ``path: dynamic`` nodes, which you start
@@ -91,7 +97,10 @@ class Node(LogMethods):
         # the counters' own dicts: send_output counts into them without a call
         self.sent: dict[str, int] = self._counters.sent
         self.sent_bytes: dict[str, int] = self._counters.sent_bytes
-        self._inbox = Inbox({k: int(v["queue_size"]) for k, v in inputs.items()})
+        self._inbox = Inbox(
+            {k: int(v["queue_size"]) for k, v in inputs.items()},
+            lossless=lossless_inputs(inputs, config["links"]),
+        )
         timers = [(k, int(v["interval_ns"])) for k, v in inputs.items() if v["kind"] == "timer"]
         # The daemon sends the node's stdout lines on `send_stdout_as`; the node may not send there.
         self._stdout_output: str | None = config.get("stdout_output")
@@ -102,8 +111,14 @@ class Node(LogMethods):
         self._out_codecs, in_codecs = load_codecs(config.get("output_formats") or {}, inputs)
         self._backend: Backend = _make_backend(self.id, InboxReceiver(self._inbox), config)
         self._inbox.waiter = self._backend.wait
+        if self._inbox.lossless:  # backpressure: each message taken gives its sender room for one more
+            self._inbox.on_taken = self._backend.taken
         self._backend.open(link_specs(config["links"]), fds)
         self._channel = DaemonChannel(sock, self.id, self._inbox, self._backend, self._counters)
+        self._channel.handed_ns = lambda: self._handed_ns
+        self._channel.input_sources = {
+            k: v["source"].split("/")[0] for k, v in inputs.items() if v["kind"] == "node"
+        }
         # Subscriptions are confirmed once open returns: only now may senders start (a broker
         # forgets what is published before a subscriber exists).
         self._channel.send({"op": "ready"})
@@ -410,6 +425,19 @@ class Node(LogMethods):
             node.is_restart()
         """
         return self.restart_count() > 0
+
+    def parameters(self) -> dict[str, Any]:
+        """The node's current parameters (``doradus param set``): key → JSON value, a new dict each call.
+
+        A change holds here from when it arrives, before its ``ParamUpdate``/``ParamDeleted``
+        event is handed out; a restarted node has them from the start. Empty under a ``doradus
+        run`` alone (parameters need a coordinator). Thread-safe.
+
+        Example::
+
+            exposure = node.parameters().get("exposure", 0.01)
+        """
+        return self._channel.parameters()
 
     def statistics(self) -> dict[str, Any]:
         """Per-input received/delivered/dropped/queued and per-output sent counts.

@@ -37,7 +37,7 @@ from doradus._node.input_timeouts import Lapsed
 from doradus._node.statistics import NodeCounters
 from doradus._observability.latency import LATENCY_BOUNDS_NS
 from doradus._wire.metadata import TIMESTAMP, datetime_from_ns, decode_metadata
-from doradus._wire.node_config import InputConfig
+from doradus._wire.node_config import InputConfig, LinkConfig
 from doradus._wire.protocol import CODEC_MASK, CODEC_SHIFT, FLAG_IPC
 from doradus._wire.values import KIND_BUFFERS, KIND_IPC, decode_value
 
@@ -49,6 +49,42 @@ TIMER = object()
 """Marks a timer tick in the inbox: ``(TIMER, time_ns)``."""
 LOG = object()
 """Marks a log record for a ``logs`` input in the inbox: ``(LOG, record JSON, time_ns)``."""
+
+
+def lossless_inputs(inputs: Mapping[str, InputConfig], links: Sequence[LinkConfig]) -> set[str]:
+    """The inputs whose senders wait for room (``queue_policy: backpressure``, where it applies).
+
+    A timer's input, and a node's input fed by a link whose backend applies backpressure
+    (`doradus.backends.Backend.applies_backpressure`); a ``logs`` input, or one fed by
+    another backend, drops its oldest instead (``doradus check`` says so).
+
+    Example:
+        >>> tick: InputConfig = {"kind": "timer", "queue_size": 1, "policy": "backpressure", "source": "t"}
+        >>> x: InputConfig = {"kind": "node", "queue_size": 1, "policy": "backpressure", "source": "a/o"}
+        >>> link: LinkConfig = {"peer": "a", "dir": "in", "routes": {"o": ["x"]}, "backend": "zenoh"}
+        >>> sorted(lossless_inputs({"tick": tick, "x": x}, [link]))
+        ['tick']
+    """
+    wanted = {k for k, v in inputs.items() if v["policy"] == "backpressure" and v["kind"] != "logs"}
+    if not wanted:
+        return set()
+    applied = {
+        i
+        for link in links
+        if link["dir"] == "in" and _applies_backpressure(link["backend"])
+        for ins in link.get("routes", {}).values()
+        for i in ins
+    }
+    return {k for k in wanted if inputs[k]["kind"] == "timer" or k in applied}
+
+
+def _applies_backpressure(backend: str) -> bool:
+    from doradus.backends import backend_class
+
+    try:
+        return backend_class(backend).applies_backpressure
+    except KeyError:  # unknown here: the backend cannot be opened either, and says so
+        return False
 
 
 class InboxReceiver:
@@ -63,6 +99,7 @@ class InboxReceiver:
 
     def __init__(self, inbox: Inbox) -> None:
         self._push = inbox.push
+        self._count_timeouts = inbox.count_timeouts
 
     def deliver(self, inputs: tuple[str, ...], entry: tuple[Any, ...]) -> None:
         """Queue one message for each of ``inputs`` (decoded when the node takes it)."""
@@ -78,6 +115,10 @@ class InboxReceiver:
     def error(self, message: str) -> None:
         """The backend failed in a way the node should see: an `Error` event."""
         self._push(None, Error(message))
+
+    def timed_out(self, inputs: Sequence[str]) -> None:
+        """A sender's wait for room in a backpressure input timed out: counted on ``inputs``."""
+        self._count_timeouts(inputs)
 
 
 class EventReader:

@@ -85,6 +85,7 @@ class NodeCounters:
                 "received": inbox.received[k],
                 "delivered": delivered[k],
                 "dropped": inbox.dropped[k],
+                "backpressure_timeouts": inbox.timed_out[k],
                 "queued": inbox.depth(k),
                 "latency_buckets": list(buckets),
                 "latency_sum_us": self.latency_sums[k] / 1000,
@@ -105,11 +106,11 @@ class NodeCounters:
         }
 
     def snapshot(self, inbox: Inbox) -> dict[str, Any]:
-        """What `Node.statistics` shows of them: received, delivered, dropped and queued; sent and bytes.
+        """What `Node.statistics` shows of them: per input and per output counters.
 
         Example:
             >>> NodeCounters(["a"], ["out"]).snapshot(Inbox({"a": 1}))["inputs"]["a"]
-            {'received': 0, 'delivered': 0, 'dropped': 0, 'queued': 0}
+            {'received': 0, 'delivered': 0, 'dropped': 0, 'backpressure_timeouts': 0, 'queued': 0}
         """
         delivered = inbox.delivered
         return {
@@ -118,6 +119,7 @@ class NodeCounters:
                     "received": inbox.received[k],
                     "delivered": delivered[k],
                     "dropped": inbox.dropped[k],
+                    "backpressure_timeouts": inbox.timed_out[k],
                     "queued": inbox.depth(k),
                 }
                 for k in self.histograms

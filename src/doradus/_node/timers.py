@@ -26,6 +26,8 @@ def start_timers(inbox: Inbox, timers: Sequence[tuple[str, int]], stop: threadin
     """Start the daemonic thread that ticks ``timers`` (input id, interval ns) until ``stop`` is set.
 
     A timer that falls behind skips the ticks it missed rather than delivering them in a burst.
+    Into a ``queue_policy: backpressure`` input, a tick that finds the queue full is skipped the
+    same way (the timer waits for room; nothing is dropped).
 
     Returns:
         The thread, started.
@@ -51,7 +53,7 @@ def _run(inbox: Inbox, timers: Sequence[tuple[str, int]], stop: threading.Event)
             return
         if stop.is_set():
             return
-        inbox.push(input_id, (TIMER, time.time_ns()))
+        inbox.offer(input_id, (TIMER, time.time_ns()))  # a full backpressure input: the tick is not made
         nxt = due + interval
         now = time.monotonic_ns()
         if nxt < now:  # fell behind: skip missed ticks rather than bursting

@@ -13,7 +13,12 @@ and under a machine daemon alike); it is the facade of the run's parts, which sh
 - `stats` and `metrics`: what nodes report and use, ``edges.json``;
 - `ending`: exits, signals past the grace, waiting for the last node;
 - `actions`, `node_stop`, `restart` and `format_change`: steering one node while the run goes
-  on (pause, resume, stop, restart with new ``env``, ``args`` or data format).
+  on (pause, resume, stop, restart with new ``env``, ``args`` or data format);
+- `restart_policy`: starting a node again when it ends, as its ``restart_policy`` says;
+  `liveness`: nodes that do not start, stop reading or never finish;
+- `params`: each node's parameters (``doradus param``), told to it as they change;
+- `taps`, `topic_facts`, `topic_messages` and `topic_pub`: ``doradus topic`` (taps on a
+  node's outputs, what each output is, injecting a message).
 
 `foreground.run_dataflow` is `doradus run`; `stdout_relay` sends a node's stdout lines as
 messages.

@@ -52,6 +52,35 @@ def node_config(state: RunState, proc: NodeProcess) -> NodeConfig:
     }
 
 
+def backpressure_windows(
+    receiver: NodeSpec, routes: dict[str, list[str]], backend: str
+) -> dict[str, dict[str, list[float]]]:
+    """Per output of a link, the receiver's backpressure inputs it feeds: ``[queue_size, timeout]``.
+
+    Empty when the link's backend does not apply backpressure (its inputs drop their oldest).
+
+    Example:
+        >>> from doradus._dataflow.model import NodeSource
+        >>> x = InputSpec("x", NodeSource("a", "out"), 2, "backpressure", backpressure_timeout=1.5)
+        >>> viewer = NodeSpec(id="b", kind="python", inputs={"x": x})
+        >>> backpressure_windows(viewer, {"out": ["x"]}, "shm")
+        {'out': {'x': [2, 1.5]}}
+        >>> backpressure_windows(viewer, {"out": ["x"]}, "zenoh")
+        {}
+    """
+    from doradus.backends import backend_class
+
+    if not backend_class(backend).applies_backpressure:
+        return {}
+    windows: dict[str, dict[str, list[float]]] = {}
+    for output, inputs in routes.items():
+        for input_id in inputs:
+            inp = receiver.inputs.get(input_id)
+            if inp is not None and inp.queue_policy == "backpressure":
+                windows.setdefault(output, {})[input_id] = [inp.queue_size, inp.backpressure_timeout]
+    return windows
+
+
 def input_config(spec: NodeSpec, input_id: str, inp: InputSpec) -> InputConfig:
     """One input of a node's `NodeConfig`: its kind, source and queue.
 

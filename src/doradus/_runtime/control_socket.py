@@ -23,6 +23,7 @@ import os
 import shutil
 import socket
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from doradus._dataflow.model import NodeSource
@@ -30,12 +31,13 @@ from doradus._paths import new_socket_folder
 from doradus._runtime.config import node_config
 from doradus._runtime.log_inputs import LogInputs
 from doradus._runtime.metrics import dropped_inputs
-from doradus._runtime.processes import NodeProcess
+from doradus._runtime.processes import NodeProcess, end_reason
 from doradus._runtime.run_log import RunLog
 from doradus._runtime.state import RunState
 from doradus._wire.control import (
     ConfigMessage,
     ErrorMessage,
+    PeerFailedMessage,
     PeerGoneMessage,
     StartMessage,
     StopMessage,
@@ -80,6 +82,9 @@ class ControlSocket:
             self.short_dir = new_socket_folder()
             self.path = str(self.short_dir / "c.sock")
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.after_config: Callable[[NodeProcess, socket.socket], None] | None = None
+        """Called (the run's lock held) right after a node got its ``config``, before ``start``: what
+        else it learns first (its parameters, `doradus._runtime.params`)."""
 
     @property
     def folders(self) -> list[str]:
@@ -140,6 +145,8 @@ class ControlSocket:
             socks = [sock for _link, sock in proc.links if sock is not None]
             config: ConfigMessage = {"op": "config", "config": node_config(state, proc)}
             send_control(conn, config, [s.fileno() for s in socks])
+            if self.after_config is not None:
+                self.after_config(proc, conn)
             for sock in socks:
                 sock.close()
             proc.links.clear()
@@ -193,7 +200,7 @@ class ControlSocket:
                     proc.acked.add(str(message.get("peer")))
                     state.changed.notify_all()
         conn.close()
-        for drops in dropped_inputs(state, proc.spec.id):  # its last report is in: the final counts
+        for drops in dropped_inputs(state, proc.spec.id, ended=True):  # its last report is in: final counts
             self._log.runtime_record("WARN", drops.message, proc.spec.id, drops.fields)
         if proc.spec.kind != "dynamic":
             return
@@ -249,11 +256,36 @@ class ControlSocket:
             self._release(proc)
             self._state.changed.notify_all()
             return
-        self._inputs.close_finished()
-        self.tell_peers_gone(proc)
         self._release(proc)
+        self.ended_for_good(proc)
+
+    def ended_for_good(self, proc: NodeProcess) -> None:
+        """A node that ended is not started again: its readers learn it (caller holds the lock).
+
+        Receivers of a node that failed get ``peer_failed`` (a `doradus.NodeFailed` event, then
+        their inputs close); those of a node whose links are held (``restart_policy``)
+        ``peer_gone``; the others see its links end.
+        """
+        self._inputs.close_finished()
+        code = proc.returncode
+        if code is not None and code != 0 and not proc.ended_by_us:
+            proc.reason = proc.reason or end_reason(code)  # `status` says how it failed
+            self._send_peer_failed(proc, code)
+        elif proc.spec.id in self._state.held:
+            self._send_peer_gone(proc.spec.id, None, skip=proc)
+        else:
+            self.tell_peers_gone(proc)
         self.check_barrier()
         self._state.changed.notify_all()
+
+    def _send_peer_failed(self, proc: NodeProcess, code: int) -> None:
+        """``peer_failed`` to each running node reading ``proc``'s node (caller holds the lock)."""
+        message: PeerFailedMessage = {"op": "peer_failed", "peer": proc.spec.id, "error": end_reason(code)}
+        for conn in self.readers_of(proc.spec.id, None, skip=proc):
+            try:
+                send_control(conn, message)
+            except OSError:
+                pass
 
     def _release(self, proc: NodeProcess) -> None:
         """Close the link ends a node never took and its connection (caller holds the lock)."""
@@ -295,6 +327,25 @@ class ControlSocket:
     ) -> None:
         """``peer_gone`` to each running node reading ``node_id`` (of ``outputs``; None: any)."""
         message: PeerGoneMessage = {"op": "peer_gone", "peer": node_id}
+        for conn in self.readers_of(node_id, outputs, skip):
+            try:
+                send_control(conn, message)
+            except OSError:
+                pass
+
+    def readers_of(
+        self, node_id: str, outputs: set[str] | None = None, skip: NodeProcess | None = None
+    ) -> list[socket.socket]:
+        """The connections of the running nodes here reading ``node_id`` (of ``outputs``; None: any).
+
+        The caller holds the run's lock.
+
+        Example::
+
+            for conn in control.readers_of("camera"):
+                send_control(conn, {"op": "peer_gone", "peer": "camera"})
+        """
+        found = []
         for other in self._state.nodes.values():
             if other is skip or other.conn is None or other.exited:
                 continue
@@ -304,10 +355,8 @@ class ControlSocket:
                 and (outputs is None or inp.source.output in outputs)
                 for inp in other.spec.inputs.values()
             ):
-                try:
-                    send_control(other.conn, message)
-                except OSError:
-                    pass
+                found.append(other.conn)
+        return found
 
 
 def _registration_problem(proc: NodeProcess | None, node_id: str, dynamic: bool) -> str | None:

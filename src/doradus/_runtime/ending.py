@@ -45,9 +45,11 @@ def report_exit(run_log: RunLog, proc: NodeProcess, code: int) -> None:
         run_log.runtime_record("INFO", "exited (status 0)", node_id, {"event": "exited", "exit_code": 0})
     elif code < 0:
         name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
-        level = "WARN" if proc.killed else "ERROR"
-        why = "stopped" if proc.killed else "failed"
-        run_log.runtime_record(level, f"{why}: killed by {name}", node_id, {"event": why, "exit_code": code})
+        level = "WARN" if proc.ended_by_us else "ERROR"
+        why = "stopped" if proc.ended_by_us else "failed"
+        cause = f" ({proc.liveness})" if proc.liveness else ""
+        fields = {"event": why, "exit_code": code}
+        run_log.runtime_record(level, f"{why}: killed by {name}{cause}", node_id, fields)
     else:
         run_log.runtime_record(
             "ERROR", f"failed: exit status {code}", node_id, {"event": "failed", "exit_code": code}
@@ -121,9 +123,11 @@ def results(state: RunState) -> list[NodeResult]:
         >>> from doradus._dataflow.model import Dataflow, NodeSpec
         >>> flow = Dataflow(path=Path("/tmp/df.yml"), nodes=(NodeSpec(id="a", kind="python"),))
         >>> results(RunState.create(flow, run_id="r", machine="m", out_dir=Path("/tmp/r")))
-        [NodeResult(node_id='a', returncode=None, killed=False, tail=())]
+        [NodeResult(node_id='a', returncode=None, killed=False, tail=(), ended_because=None)]
     """
-    return [NodeResult(p.spec.id, p.returncode, p.killed, tuple(p.tail)) for p in state.nodes.values()]
+    return [
+        NodeResult(p.spec.id, p.returncode, p.killed, tuple(p.tail), p.liveness) for p in state.nodes.values()
+    ]
 
 
 def release_nodes(state: RunState) -> None:

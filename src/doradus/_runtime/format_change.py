@@ -187,7 +187,9 @@ def tell_receivers(state: RunState, plan: FormatPlan) -> list[str]:
 
 
 def write_descriptor(out_dir: Path, text: str) -> None:
-    """Replace the run folder's copy of the dataflow text (atomically: nodes may be reading it).
+    """Write or replace the run folder's copy of the dataflow text, atomically, mode 0600.
+
+    Atomically: nodes may be reading it. Mode 0600: it may hold secrets (a broker's password).
 
     Example::
 

@@ -19,12 +19,15 @@ Example::
 
 from __future__ import annotations
 
+import secrets
 import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from doradus._dataflow.communication import edge_backend
 from doradus._dataflow.model import Dataflow, NodeSource, NodeSpec
+from doradus._runtime.config import backpressure_windows
 from doradus._runtime.state import RunState
 from doradus._wire.node_config import LinkConfig
 
@@ -61,6 +64,9 @@ class LinkWiring:
         self.placement = placement
         self.remote = remote
         self._listen: dict[tuple[str, str], int] = {}
+        # The run's link secret (the coordinator's, shared by every machine of the run): a
+        # sender proves with it that it belongs to the run (``link_key``, e.g. the tcp greeting).
+        self._link_key = str(remote.get("link_key") or secrets.token_hex(16))
 
     def wire(self, on_relay_error: Callable[[str, str], None]) -> None:
         """Create every link of the nodes here, and the relays of stdout lines read here.
@@ -96,6 +102,13 @@ class LinkWiring:
             "routes": link.routes,
             "backend": backend,
         }
+        if link.sender in state.held:
+            inbound["held"] = True
+        if link.receiver in state.held:
+            out["held"] = True
+        windows = backpressure_windows(state.specs[link.receiver], link.routes, backend)
+        if windows:
+            out["backpressure"] = windows
         state.edge_backends.update({(link.sender, o): backend for o in link.routes})
         if crossing:
             out_options, in_options = self._remote_options(backend, link.receiver)
@@ -185,6 +198,7 @@ class LinkWiring:
         settings = self._state.dataflow.communication.get(backend)
         common = dict(settings) if isinstance(settings, dict) else {}
         common["prefix"] = f"doradus/{self._state.run_id}/"
+        common["link_key"] = self._link_key
         return common
 
     def inbound_remote(self) -> list[tuple[str, str]]:
@@ -226,17 +240,7 @@ def link_backend(flow: Dataflow, sender: NodeSpec, *, remote: bool = False) -> s
         >>> link_backend(flow, camera), link_backend(flow, camera, remote=True)
         ('shm', 'tcp')
     """
-    if remote:
-        return _remote_backend(flow, sender)
-    from doradus.backends import DEFAULT_LOCAL_BACKEND
-
-    own = sender.communication
-    if isinstance(own, str) and own:
-        return own
-    if isinstance(own, dict) and isinstance(own.get("local"), str) and own["local"]:
-        return str(own["local"])
-    chosen = flow.communication.get("local")
-    return str(chosen) if isinstance(chosen, str) and chosen else DEFAULT_LOCAL_BACKEND
+    return edge_backend(flow.communication, sender, remote=remote)
 
 
 def free_port(host: str) -> int:
@@ -349,10 +353,4 @@ def _crossing(flow: Dataflow, placement: dict[str, str], machine: str) -> list[t
 
 def _remote_backend(flow: Dataflow, sender: NodeSpec) -> str:
     """The backend of a sender's edges to other machines: the node's ``remote``, else the dataflow's."""
-    from doradus.backends import DEFAULT_REMOTE_BACKEND
-
-    own = sender.communication
-    if isinstance(own, dict) and isinstance(own.get("remote"), str) and own["remote"]:
-        return str(own["remote"])
-    chosen = flow.communication.get("remote")
-    return str(chosen) if isinstance(chosen, str) and chosen else DEFAULT_REMOTE_BACKEND
+    return edge_backend(flow.communication, sender, remote=True)

@@ -47,13 +47,16 @@ class EdgeRecord(TypedDict):
 
     ``source`` is ``node/output`` (or the timer or log source), ``target`` ``node/input``;
     ``messages`` and ``dropped`` are what the receiving input counted (arrivals, and drops
-    by its queue policy), ``bytes`` what the source output sent (every message goes to each
-    of its edges); ``data_format`` the format the input reads (its source output's, as the
-    run last set it: ``doradus node set --data-format``), null for a timer or the logs.
+    by its queue policy; ``backpressure_timeouts``: messages its sender did not send after
+    waiting ``backpressure_timeout`` for room), ``bytes`` what the source output sent (every
+    message goes to each of its edges); ``data_format`` the format the input reads (its source
+    output's, as the run last set it: ``doradus node set --data-format``), null for a timer or
+    the logs.
 
     Example:
         >>> edge: EdgeRecord = {"source": "camera/image", "target": "detector/image", "backend": "shm",
-        ...                     "messages": 30, "bytes": 2048, "dropped": 0, "data_format": "arrow"}
+        ...                     "messages": 30, "bytes": 2048, "dropped": 0, "backpressure_timeouts": 0,
+        ...                     "data_format": "arrow"}
         >>> edge["backend"]
         'shm'
     """
@@ -64,6 +67,7 @@ class EdgeRecord(TypedDict):
     messages: int
     bytes: int
     dropped: int
+    backpressure_timeouts: int
     data_format: str | None
 
 
@@ -116,8 +120,10 @@ def node_metrics(state: RunState, sampler: ProcessSampler) -> dict[str, dict[str
     """The latest state and metrics of every node, keyed by node id.
 
     Per node: ``state`` (``starting``, ``running``, ``paused``, ``restarting``, ``exited``,
-    ``failed``, ``stopped``), ``pid``, ``exit_code``, ``input_rate`` (messages/s handed to the node over
-    the last report interval, summed over its inputs: 0 while it is paused) and
+    ``failed``, ``stopped``), ``reason`` (why, when that needs saying: a node not ready, not
+    reading its inputs, ended by the watchdog: `doradus._runtime.liveness`), ``pid``,
+    ``exit_code``, ``input_rate`` (messages/s handed to the node over the last report
+    interval, summed over its inputs: 0 while it is paused) and
     ``output_rate`` (sent, summed over outputs), ``dropped`` and ``queued`` (totals over
     inputs), ``restart_dropped`` (messages its senders could not deliver while it
     restarted), ``p50_latency_us``, ``processing_p50_us`` (the median time its code took
@@ -141,6 +147,7 @@ def node_metrics(state: RunState, sampler: ProcessSampler) -> dict[str, dict[str
             (node_id, p.pid, p.exited, p.returncode, _state_of(p), p.restarts, p.stats)
             for node_id, p in state.nodes.items()
         ]
+        reasons = {node_id: p.reason for node_id, p in state.nodes.items()}
         formats = {
             node_id: {output: str(spec) for output, spec in p.spec.output_formats.items()}
             for node_id, p in state.nodes.items()
@@ -153,6 +160,7 @@ def node_metrics(state: RunState, sampler: ProcessSampler) -> dict[str, dict[str
     for node_id, pid, exited, code, shown, restarts, stats in snapshot:
         entry = _metrics_of(shown, exited, code, pid, stats)
         entry["restarts"] = restarts
+        entry["reason"] = reasons[node_id]
         entry["data_formats"] = formats[node_id]
         entry["restart_dropped"] = missed.get(node_id, 0)
         if not exited and pid is not None:
@@ -168,7 +176,7 @@ def _state_of(proc: NodeProcess) -> str:
     if proc.exited:
         if proc.stop_requested:
             return "stopped"
-        return "exited" if proc.returncode == 0 else "failed"
+        return "exited" if proc.returncode == 0 and not proc.liveness else "failed"
     if proc.paused:
         return "paused"
     return "running" if proc.registered else "starting"
@@ -186,6 +194,7 @@ def _metrics_of(
         "input_rate": None,
         "output_rate": None,
         "dropped": None,
+        "backpressure_timeouts": None,
         "queued": None,
         "p50_latency_us": None,
         "processing_p50_us": None,
@@ -197,6 +206,7 @@ def _metrics_of(
         entry["input_rate"] = stats.input_rate
         entry["output_rate"] = stats.output_rate
         entry["dropped"] = stats.dropped
+        entry["backpressure_timeouts"] = stats.backpressure_timeouts
         entry["queued"] = stats.queued
         entry["p50_latency_us"] = stats.p50_latency_us
         entry["processing_p50_us"] = stats.processing_p50_us
@@ -256,14 +266,19 @@ def edges(state: RunState) -> list[EdgeRecord]:
                     "messages": int(counters.get("received", 0)) if counters else 0,
                     "bytes": size,
                     "dropped": int(counters.get("dropped", 0)) if counters else 0,
+                    "backpressure_timeouts": int(counters.get("backpressure_timeouts", 0)) if counters else 0,
                     "data_format": data_format,
                 }
             )
     return result
 
 
-def dropped_inputs(state: RunState, node_id: str | None = None) -> list[InputDrops]:
+def dropped_inputs(state: RunState, node_id: str | None = None, *, ended: bool = False) -> list[InputDrops]:
     """The inputs whose full queue dropped messages, as last reported (of one node, or all).
+
+    An input of a node that has ended (or of ``node_id``, with ``ended``: its connection has
+    closed after its last report) also counts the messages still in its queue then
+    (``undelivered``: the node's last report says how many it left).
 
     Example::
 
@@ -271,6 +286,11 @@ def dropped_inputs(state: RunState, node_id: str | None = None) -> list[InputDro
     """
     with state.lock:
         stats = {nid: p.stats for nid, p in state.nodes.items() if p.stats}
+        done = {
+            nid
+            for nid, p in state.nodes.items()
+            if (p.exited or (ended and nid == node_id)) and not p.restarting
+        }
     found = []
     for spec in state.dataflow.nodes:
         reported = stats.get(spec.id)
@@ -279,9 +299,12 @@ def dropped_inputs(state: RunState, node_id: str | None = None) -> list[InputDro
         for input_id, inp in spec.inputs.items():
             counters = reported.inputs.get(input_id)
             dropped = int(counters.get("dropped", 0)) if counters else 0
-            if dropped:
+            left = int(counters.get("queued", 0)) if counters and spec.id in done else 0
+            if dropped or left:
                 source = str(inp.source) if isinstance(inp.source, NodeSource) else inp.source.source
-                found.append(InputDrops(spec.id, input_id, source, dropped, inp.queue_size))
+                found.append(
+                    InputDrops(spec.id, input_id, source, dropped, inp.queue_size, inp.queue_policy, left)
+                )
     return found
 
 

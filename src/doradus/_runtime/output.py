@@ -6,7 +6,7 @@ becomes one ERROR record. Lines of a ``send_stdout_as`` node also go to its
 `StdoutRelay`: when the relay is full, its pipe is paused (the node waits on its stdout, as
 on a terminal) until the relay has room again.
 
-The same thread reads the keeper's reports (`doradus._unsafe.process.Keeper`: started,
+The same thread reads the keeper's reports (`doradus._unsafe.keeper.Keeper`: started,
 failed, exited) and hands them to the spawner (`doradus._runtime.spawn`): a node has ended
 when its process has, whoever still holds its pipes.
 
@@ -29,7 +29,7 @@ from doradus._observability.records import classify_line, make_record
 from doradus._runtime.processes import NodeProcess, OutputPipe
 from doradus._runtime.run_log import RunLog
 from doradus._runtime.state import RunState
-from doradus._unsafe.process import Keeper
+from doradus._unsafe.keeper import Keeper
 
 READ_CHUNK = 65536
 DRAIN_CHUNKS = 32

@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import signal
 import socket
 import threading
 import time
@@ -32,16 +33,31 @@ if TYPE_CHECKING:
 TAIL_LINES = 20
 """Lines of a node's output kept for the summary of a failed run."""
 DROP_POLICY = "drop_oldest"
-"""The queue policy applied (``backpressure`` is not applied yet: see `NOT_APPLIED`)."""
+"""The queue policy of an input unless its dataflow says otherwise."""
+
+
+def end_reason(code: int) -> str:
+    """How a process with exit ``code`` ended, in words (a negative code: the signal that ended it).
+
+    Example:
+        >>> end_reason(1), end_reason(-9), end_reason(0)
+        ('exit status 1', 'killed by SIGKILL', 'exit status 0')
+    """
+    if code < 0:
+        name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
+        return f"killed by {name}"
+    return f"exit status {code}"
 
 
 @dataclass(frozen=True)
 class InputDrops:
-    """Messages an input's full queue dropped over a run.
+    """Messages an input's full queue dropped over a run, and those still queued when its node ended.
 
     Example:
         >>> InputDrops("detector", "image", "camera/frame", 12, 1).message
         'input detector/image dropped 12 messages (queue_size 1, drop_oldest)'
+        >>> InputDrops("detector", "image", "camera/frame", 0, 10, undelivered=3).message
+        'input detector/image: 3 messages still queued when the node ended were not delivered'
     """
 
     node: str
@@ -49,14 +65,22 @@ class InputDrops:
     source: str
     dropped: int
     queue_size: int
+    queue_policy: str = DROP_POLICY
+    """``backpressure`` inputs drop only past 10 x ``queue_size`` (or where it is not applied)."""
+    undelivered: int = 0
+    """Messages still in the input's queue when its node ended (a stop, a crash): not delivered."""
 
     @property
     def message(self) -> str:
         """One line saying which input dropped how many messages, and why."""
-        return (
+        late = f"{self.undelivered} messages still queued when the node ended were not delivered"
+        if not self.dropped:
+            return f"input {self.node}/{self.input}: {late}"
+        text = (
             f"input {self.node}/{self.input} dropped {self.dropped} messages "
-            f"(queue_size {self.queue_size}, {DROP_POLICY})"
+            f"(queue_size {self.queue_size}, {self.queue_policy})"
         )
+        return f"{text}; {late}" if self.undelivered else text
 
     @property
     def fields(self) -> dict[str, Any]:
@@ -72,7 +96,8 @@ class InputDrops:
             "source": self.source,
             "dropped": self.dropped,
             "queue_size": self.queue_size,
-            "queue_policy": DROP_POLICY,
+            "queue_policy": self.queue_policy,
+            "undelivered": self.undelivered,
         }
 
 
@@ -136,6 +161,23 @@ class NodeProcess:
     """Peers whose ``peer_restarting`` this node acknowledged (while they restart)."""
     env_override: dict[str, str] = field(default_factory=dict)
     """Variables a restart set, over the dataflow's and the run's."""
+    started_at: float = 0.0
+    """When its process started (`time.monotonic`)."""
+    reason: str | None = None
+    """Why it is in its state, when that needs saying (`doradus._runtime.liveness`)."""
+    liveness: str | None = None
+    """Why the watchdog ended it (`doradus._runtime.liveness`): its end is a failure."""
+
+    @property
+    def ended_by_us(self) -> bool:
+        """Whether its end was asked for (a stop, or signals past a grace), not a failure.
+
+        Example:
+            >>> from doradus._dataflow.model import NodeSpec
+            >>> NodeProcess(NodeSpec(id="n", kind="python"), killed=True).ended_by_us
+            True
+        """
+        return (self.killed and self.liveness is None) or self.stop_requested
 
     def record_stats(self, message: StatsMessage) -> None:
         """Keep a ``stats`` report and derive the input and output rates since the previous one."""
@@ -174,6 +216,8 @@ class NodeResult:
     returncode: int | None
     killed: bool
     tail: tuple[str, ...]
+    ended_because: str | None = None
+    """Why the watchdog ended it (`doradus._runtime.liveness`), if it did."""
 
     @property
     def ok(self) -> bool:

@@ -21,7 +21,11 @@ runs on:
    told ``input_format`` (it switches its decoder before the new process's messages reach it).
 5. Make new socket pairs for every link of the node, start the new process (it registers
    and gets its ends, ``restart_count`` one more), and once it is ready hand each linked
-   node its new ends (``peer_links``, descriptors attached): senders send to it again.
+   node its new ends (``peer_links``, descriptors attached): senders send to it again, and
+   its receivers get ``peer_restarted`` (a `doradus.NodeRestarted` event).
+
+`Restarter.revive` does steps 2 and 5 for a node whose process has ended already (its
+restart policy: `doradus._runtime.restart_policy`).
 
 Example::
 
@@ -35,12 +39,13 @@ import dataclasses
 import shlex
 import socket
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from doradus._dataflow.format_change import FormatChange
 from doradus._dataflow.model import Dataflow, NodeSource
 from doradus._runtime.actions import NodeActionError, RestartNotSupported, running_node
+from doradus._runtime.config import backpressure_windows
 from doradus._runtime.control_socket import ControlSocket
 from doradus._runtime.format_change import (
     FormatPlan,
@@ -55,7 +60,12 @@ from doradus._runtime.processes import NodeProcess
 from doradus._runtime.run_log import RunLog
 from doradus._runtime.spawn import Spawner
 from doradus._runtime.state import RunState
-from doradus._wire.control import PeerLinksMessage, PeerRestartingMessage, send_control
+from doradus._wire.control import (
+    PeerLinksMessage,
+    PeerRestartedMessage,
+    PeerRestartingMessage,
+    send_control,
+)
 from doradus._wire.node_config import LinkConfig
 
 ACK_WAIT = 5.0
@@ -99,6 +109,8 @@ class Restarter:
         self._ender = ProcessEnder(state, run_log)
         self._extra_env = dict(extra_env or {})
         self._format_lock = threading.Lock()
+        self.on_ended: Callable[[NodeProcess], None] | None = None
+        """Called (the run's lock held) when a restarted node's new process ended before it was ready."""
 
     def restart(
         self,
@@ -166,7 +178,30 @@ class Restarter:
         finally:
             with state.lock:
                 proc.restarting = False
+                if proc.exited and self.on_ended is not None:  # the new process ended before it was ready
+                    self.on_ended(proc)
                 state.changed.notify_all()
+        self._hand_over(node_id, ends)
+
+    def revive(self, node_id: str) -> None:
+        """Start node ``node_id`` again after its process ended (its restart policy); its edges kept.
+
+        The node is ``restarting`` already (`doradus._runtime.restart_policy`): its receivers kept
+        their inputs open. Its linked nodes are told ``peer_restarting`` (its senders drop and
+        count what they would send it), a new process starts, and once it is ready (or has
+        ended) its peers get their new ends. Returns then; the caller looks at ``exited``.
+
+        Example::
+
+            restarter.revive("detector")
+        """
+        state = self._state
+        with state.lock:
+            proc = state.nodes[node_id]
+            peers = [state.nodes[p] for p in linked_peers(state, node_id) if p in state.nodes]
+        self._tell_peers(node_id, peers)
+        ends = self._respawn(proc, None, None)
+        self._ender.wait(lambda: proc.ready or proc.exited, READY_WAIT)
         self._hand_over(node_id, ends)
 
     def _restartable(self, node_id: str) -> NodeProcess:
@@ -247,6 +282,18 @@ class Restarter:
                         pass
                 for _config, sock in pairs:
                     sock.close()  # the peer has its copy; an ended peer's end closes: EOF for the node
+            proc = self._state.nodes[node_id]
+            if not proc.exited:
+                self._tell_restarted(node_id)
+
+    def _tell_restarted(self, node_id: str) -> None:
+        """``peer_restarted`` to each running node reading ``node_id`` (caller holds the lock)."""
+        message: PeerRestartedMessage = {"op": "peer_restarted", "peer": node_id}
+        for conn in self._control.readers_of(node_id):
+            try:
+                send_control(conn, message)
+            except OSError:
+                pass
 
 
 def _split_args(node_id: str, args: str | None) -> tuple[str, ...] | None:
@@ -268,6 +315,7 @@ def _reset(proc: NodeProcess) -> None:
     proc.pid = proc.returncode = proc.conn = proc.stats = None
     proc.exited = proc.registered = proc.ready = proc.requested = proc.answered = False
     proc.killed = proc.watched = proc.paused = False
+    proc.liveness = proc.reason = None
     proc.signalled = set()
 
 
@@ -374,7 +422,13 @@ def new_links(state: RunState, proc: NodeProcess) -> PeerEnds:
             (sender, next(iter(link.routes))), link_backend(state.dataflow, state.specs[sender])
         )
         out: LinkConfig = {"peer": receiver, "dir": "out", "outputs": sorted(link.routes), "backend": backend}
+        if windows := backpressure_windows(state.specs[receiver], link.routes, backend):
+            out["backpressure"] = windows
         inbound: LinkConfig = {"peer": sender, "dir": "in", "routes": link.routes, "backend": backend}
+        if sender in state.held:
+            inbound["held"] = True
+        if receiver in state.held:
+            out["held"] = True
         a, b = _socket_pair()
         if sender == node_id:
             proc.links.append((out, a))

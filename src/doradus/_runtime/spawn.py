@@ -1,6 +1,6 @@
 """Starting nodes: through the run's keeper, with their command, environment and configuration.
 
-Nodes are started by the run's keeper (`doradus._unsafe.process`): nothing of a run outlives
+Nodes are started by the run's keeper (`doradus._unsafe.keeper`): nothing of a run outlives
 its daemon, whatever kills the daemon. `Spawner.spawn` asks the keeper to start a node with
 its command (`command`) and environment (`environment`: where to register, as whom, at which
 log level), its stdout and stderr on pipes the I/O thread reads
@@ -20,7 +20,8 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from doradus._dataflow.model import NodeSpec
@@ -30,7 +31,7 @@ from doradus._runtime.output import OutputReader
 from doradus._runtime.processes import NodeProcess, OutputPipe
 from doradus._runtime.run_log import RunLog
 from doradus._runtime.state import RunState
-from doradus._unsafe.process import Exited, Keeper, Spawned, SpawnFailed
+from doradus._unsafe.keeper import Exited, Keeper, Spawned, SpawnFailed
 from doradus._wire.node_config import ENV_CONFIG, NodeEnvironment
 
 COMPAT_PATH = str(Path(__file__).parent.parent / "_compat")
@@ -101,6 +102,9 @@ class Spawner:
         self.keeper: Keeper | None = None
         self._unanswered = 0
         """Spawn requests the keeper has not answered yet."""
+        self.on_exit: Callable[[NodeProcess, int], bool] | None = None
+        """Called (the run's lock held) when a started node's process exits, before its end is
+        taken: True if it starts again (`doradus._runtime.restart_policy.Reviver.on_exit`)."""
 
     def start_keeper(self, node_files: int, folders: Sequence[str]) -> Keeper:
         """Start the run's keeper: nodes get ``node_files`` descriptors; ``folders`` go if we die."""
@@ -198,6 +202,7 @@ class Spawner:
         if not self._answer(proc):
             return
         proc.pid = pid
+        proc.started_at = time.monotonic()
         self._reader.watch(proc)
         self._log.runtime_record("INFO", f"started (pid {pid})", proc.spec.id, {"event": "started"})
         if self._log.telemetry is not None:
@@ -237,4 +242,6 @@ class Spawner:
             proc.close_log()
         report_exit(self._log, proc, code)
         with self._state.lock:
+            if self.on_exit is not None:
+                self.on_exit(proc, code)  # its restart policy may start it again: not an end then
             self._control.node_ended(proc, code)

@@ -54,6 +54,9 @@ class RunState:
     """(sender, output) → the backend carrying its edges."""
     relays: dict[str, StdoutRelay] = field(default_factory=dict)
     """Node id → the `StdoutRelay` sending its stdout lines (``send_stdout_as``)."""
+    held: set[str] = field(default_factory=set)
+    """Nodes started again when they end (`doradus._runtime.restart_policy`): their receivers'
+    links are ``held`` (their end waits for the daemon's word)."""
 
     def __post_init__(self) -> None:
         self.changed = threading.Condition(self.lock)

@@ -92,6 +92,20 @@ class NodeStats:
     peer_restart_drops: dict[str, int] = field(default_factory=dict)
     processing_p50_us: float | None = None
     """The median time the node's code took with one input message (µs), when it measures it."""
+    backpressure_timeouts: int = 0
+    """Messages not sent to the node's backpressure inputs: their sender's wait for room timed out."""
+    busy_ms: float = 0.0
+    """How long the node's code had held its current input message at the report (0: waiting)."""
+
+    def queued_of(self, input_id: str) -> int:
+        """Messages waiting in one input's queue at the report.
+
+        Example:
+            >>> NodeStats(None, None, 0, 0, None, 0, {}, {}, Counted(0.0, 0, 0)).queued_of("x")
+            0
+        """
+        found = self.inputs.get(input_id)
+        return int(found.get("queued", 0)) if found is not None else 0
 
 
 def next_stats(spec: NodeSpec, message: StatsMessage, before: NodeStats | None, now: float) -> NodeStats:
@@ -128,6 +142,7 @@ def next_stats(spec: NodeSpec, message: StatsMessage, before: NodeStats | None, 
         input_rate=input_rate,
         output_rate=output_rate,
         dropped=sum(int(v.get("dropped", 0)) for v in inputs.values()),
+        backpressure_timeouts=sum(int(v.get("backpressure_timeouts", 0)) for v in inputs.values()),
         queued=sum(int(v.get("queued", 0)) for v in inputs.values()),
         p50_latency_us=message.get("latency_p50_us"),
         processing_p50_us=message.get("processing_p50_us"),
@@ -136,6 +151,7 @@ def next_stats(spec: NodeSpec, message: StatsMessage, before: NodeStats | None, 
         outputs=outputs,
         counted=counted,
         peer_restart_drops=dict(message.get("peer_restart_drops") or {}),
+        busy_ms=float(message.get("busy_ms") or 0.0),
     )
 
 

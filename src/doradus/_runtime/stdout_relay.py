@@ -58,6 +58,9 @@ class _NoInputs:
     def error(self, message: str) -> None:
         """Never called: the relay has no receiving links."""
 
+    def timed_out(self, inputs: Sequence[str]) -> None:
+        """Never called: the relay has no receiving links."""
+
 
 class StdoutRelay:
     """Sends one node's stdout lines on its ``send_stdout_as`` output, from the daemon.

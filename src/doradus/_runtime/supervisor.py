@@ -10,7 +10,7 @@ and then only watches processes and relays stop requests.
 - `state`: what the parts share (the nodes' records, `processes`; one lock);
 - `resources`: whether the machine can hold the run;
 - `links`: the links between nodes, on the backends their hooks choose;
-- `spawn`: starting nodes through the run's keeper (`doradus._unsafe.process`): nothing
+- `spawn`: starting nodes through the run's keeper (`doradus._unsafe.keeper`): nothing
   of a run outlives its daemon, whatever kills the daemon;
 - `output`: one thread reading every node's stdout and stderr and the keeper's reports
   (a node has ended when its process has, whoever still holds its pipes);
@@ -20,7 +20,12 @@ and then only watches processes and relays stop requests.
 - `metrics` (from `stats`): what the nodes report and the processes use;
 - `ending`: exits, signals past the grace, waiting for the last node;
 - `actions`, `node_stop` and `restart`: pausing, resuming, stopping and restarting one node
-  while the run goes on (`format_change`: with its outputs in a new data format).
+  while the run goes on (`format_change`: with its outputs in a new data format);
+- `params`: each node's parameters (``doradus param``), told to it as they change and when it
+  registers;
+- `restart_policy`: starting a node again when it ends, as its ``restart_policy`` says;
+- `liveness`: nodes that do not start, stop reading or never finish (the ``reason`` of a state);
+- `taps`: the run's topic socket, where ``doradus topic`` lists, taps and publishes outputs.
 
 Example::
 
@@ -42,17 +47,21 @@ from doradus._observability.otel_env import enabled_signals
 from doradus._observability.store import LogStore
 from doradus._paths import clean_stale_runs, new_run_folder
 from doradus._runtime import actions, ending, metrics, node_stop
-from doradus._runtime.config import DESCRIPTOR_FILE
 from doradus._runtime.control_socket import ControlSocket
+from doradus._runtime.format_change import write_descriptor
 from doradus._runtime.links import LinkWiring, link_backend
+from doradus._runtime.liveness import Watchdog
 from doradus._runtime.log_inputs import LogInputs
 from doradus._runtime.output import OutputReader
+from doradus._runtime.params import NodeParameters
 from doradus._runtime.processes import InputDrops, NodeResult
 from doradus._runtime.resources import check_resources, raise_open_file_limit
 from doradus._runtime.restart import Restarter
+from doradus._runtime.restart_policy import Reviver
 from doradus._runtime.run_log import RecordSink, RunLog
 from doradus._runtime.spawn import Spawner
 from doradus._runtime.state import RunState
+from doradus._runtime.taps import TapServer
 
 if TYPE_CHECKING:
     from doradus._observability.telemetry import RuntimeTelemetry
@@ -118,9 +127,16 @@ class LocalDaemon:
         self.rundir = new_run_folder(run_id)
         self.control = ControlSocket(state, self.run_log, self.log_inputs, self.rundir)
         self.control_path = self.control.path
+        self.params = NodeParameters(state)
+        self.control.after_config = self.params.send_all
+        self.taps = TapServer(state, self.rundir, self.placement)
         self.output = OutputReader(state, self.run_log)
         self.spawner = Spawner(state, self.run_log, self.output, self.control, extra_env=self.extra_env)
         self.restarter = Restarter(state, self.run_log, self.control, self.spawner, extra_env=self.extra_env)
+        self.reviver = Reviver(state, self.run_log, self.control, self.restarter)
+        self.spawner.on_exit = self.reviver.on_exit
+        self.restarter.on_ended = self.reviver.settle
+        self.watchdog = Watchdog(state, self.run_log)
         self._sampler = metrics.ProcessSampler()
 
     @property
@@ -141,12 +157,15 @@ class LocalDaemon:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         # The text this run started from, for its nodes (`dataflow_descriptor()`, operators): the
         # file may have changed since, or live on another machine.
-        (self.out_dir / DESCRIPTOR_FILE).write_text(self.dataflow.text, encoding="utf-8")
+        # Mode 0600: the text may hold secrets (a broker's password in a URL).
+        write_descriptor(self.out_dir, self.dataflow.text)
         if enabled_signals():
             self.run_log.open_telemetry(self.node_metrics)
         self.control.listen()
+        self.taps.listen()
         if any(n.spec.kind == "dynamic" for n in self.nodes.values()):
             self.control.update_dynamic_file()
+        self.reviver.prepare()  # before the links: those of nodes with a restart policy are held
         self.wiring.wire(on_relay_error=self._relay_failed)
         keeper = self.spawner.start_keeper(node_files, self.control.folders)
         self.output.start(keeper, on_keeper=self.spawner.keeper_events)
@@ -157,6 +176,7 @@ class LocalDaemon:
         with self.state.lock:
             self.spawner.wait_answered()
             self.control.check_barrier()
+        self.watchdog.start()
 
     def _relay_failed(self, node_id: str, message: str) -> None:
         self.run_log.runtime_record("ERROR", message, node_id)
@@ -317,6 +337,20 @@ class LocalDaemon:
                 f"no node action {action!r} (pause, resume, stop or restart)", node_id=node_id
             )
 
+    def set_node_params(self, node_id: str, params: dict[str, Any], touched: str | None = None) -> None:
+        """The node's parameters are ``params`` now (``touched``: the key just set): it is told what changed.
+
+        A node not running now gets them when it registers (so do its restarts: `params`).
+
+        Raises:
+            NodeActionError: no such node here (``status`` 404).
+
+        Example::
+
+            daemon.set_node_params("camera", {"exposure": 0.02}, touched="exposure")
+        """
+        self.params.replace(node_id, params, touched)
+
     # ------------------------------------------------------------------ logs
     def record(self, record: dict[str, Any]) -> None:
         """Take one record of the run: store, pass on and export it (`RunLog.record`).
@@ -420,6 +454,7 @@ class LocalDaemon:
         then is logged. Writes ``out/<run-id>/edges.json``.
         """
         state = self.state
+        self.watchdog.close()
         if state.closed:
             return
         state.closed = state.ending = True
@@ -441,4 +476,5 @@ class LocalDaemon:
         if self.telemetry is not None:
             self.telemetry.shutdown()
         self.output.close()
+        self.taps.close()
         self.control.remove_folders()

@@ -56,6 +56,9 @@ import mmap
 import os
 from typing import Any
 
+# SAFETY: the C library of this process, already loaded. mmap(2) and munmap(2) get their
+# exact C signatures, so ctypes converts and checks each argument (a pointer-sized address,
+# a size_t length, an off_t offset) instead of truncating it to an int.
 _libc = ctypes.CDLL(None, use_errno=True)
 _mmap = _libc.mmap
 _mmap.restype = ctypes.c_void_p
@@ -93,6 +96,9 @@ class Region:
     @property
     def __array_interface__(self) -> dict[str, Any]:
         """The numpy array interface: ``size`` bytes (``uint8``), read-only unless ``writable``."""
+        # SAFETY: numpy reads `size` bytes from `address`, all inside this mapping, and keeps
+        # the region as the array's base, so it stays mapped while any view lives (invariant
+        # 2); a read-only mapping says it is read-only, so numpy refuses writes (invariant 4).
         return {
             "version": 3,
             "shape": (self.size,),
@@ -101,7 +107,8 @@ class Region:
         }
 
     def __del__(self) -> None:
-        # Invariant 1: reaching here means nothing refers to the region, so nothing can read it.
+        # SAFETY (invariant 1): reaching here means nothing refers to the region, so nothing
+        # can read it; the address and size are the ones mmap returned (only map_file makes regions).
         try:
             _munmap(self.address, self.size)
         except Exception:  # a finalizer must never raise (the interpreter may be exiting)
@@ -135,6 +142,8 @@ def map_file(fd: int, size: int, *, writable: bool) -> Region:
     if size <= 0:
         raise ValueError(f"cannot map {size} bytes")
     prot = mmap.PROT_READ | (mmap.PROT_WRITE if writable else 0)
+    # SAFETY: a new mapping at an address the kernel chooses (NULL hint, no MAP_FIXED), so it
+    # cannot replace memory in use; a bad descriptor or size fails with an errno, checked here.
     address = _mmap(None, size, prot, mmap.MAP_SHARED, fd, 0)
     if address is None or address == _MAP_FAILED:
         err = ctypes.get_errno()

@@ -16,6 +16,11 @@ the union the channel carries. In order::
     node → daemon   ack                 ``peer_restarting`` taken (the daemon may stop that peer)
     daemon → node   input_format        an input's sender restarts with a new data format: decode with it
     daemon → node   peer_links          the new link ends to a restarted peer (descriptors attached)
+    daemon → node   peer_restarted      a sender restarted after it ended (its restart policy)
+    daemon → node   peer_failed         a sender failed and is not restarted: its inputs close
+    daemon → node   param_update        a parameter of the node set (``doradus param set``), or
+                                        one it has, right after ``config`` (a restarted node's)
+    daemon → node   param_deleted       a parameter of the node deleted (``doradus param delete``)
 
 What a node learns (`NodeConfig` and its parts, and how a spawned node finds its daemon) is
 in `doradus._wire.node_config`; what it reports (log records, counters) in
@@ -123,6 +128,8 @@ class StatsMessage(TypedDict):
     errors: int
     processing_p50_us: NotRequired[float | None]
     peer_restart_drops: NotRequired[dict[str, int]]
+    busy_ms: NotRequired[float]
+    """How long the node's code has held its current input message (0: it waits for events)."""
 
 
 class AckMessage(TypedDict):
@@ -194,6 +201,37 @@ class PeerGoneMessage(TypedDict):
     """
 
     op: Literal["peer_gone"]
+    peer: str
+
+
+class PeerFailedMessage(TypedDict):
+    """``peer_failed``: a node sending to this one failed and will not be restarted.
+
+    The node gets a `doradus.NodeFailed` event naming its inputs fed by ``peer``, then those
+    inputs close (what ``peer`` sent before it failed is delivered first).
+
+    Example:
+        >>> PeerFailedMessage(op="peer_failed", peer="camera", error="exit status 1")["error"]
+        'exit status 1'
+    """
+
+    op: Literal["peer_failed"]
+    peer: str
+    error: str
+
+
+class PeerRestartedMessage(TypedDict):
+    """``peer_restarted``: node ``peer``, which sends to this one, ended and was started again.
+
+    Sent once its new links are handed over (``peer_links``); the node gets a
+    `doradus.NodeRestarted` event.
+
+    Example:
+        >>> PeerRestartedMessage(op="peer_restarted", peer="camera")["peer"]
+        'camera'
+    """
+
+    op: Literal["peer_restarted"]
     peer: str
 
 
@@ -295,6 +333,35 @@ class InputFormatMessage(TypedDict):
     format: dict[str, Any]
 
 
+class ParamUpdateMessage(TypedDict):
+    """``param_update``: the node's parameter ``key`` is ``value`` now (any JSON value).
+
+    Sent when ``doradus param set`` changes it, and for each parameter the node has right after
+    ``config`` (a restarted node gets its current ones); the node gets a `doradus.ParamUpdate`
+    event.
+
+    Example:
+        >>> ParamUpdateMessage(op="param_update", key="exposure", value=0.02)["value"]
+        0.02
+    """
+
+    op: Literal["param_update"]
+    key: str
+    value: Any
+
+
+class ParamDeletedMessage(TypedDict):
+    """``param_deleted``: the node's parameter ``key`` was deleted (a `doradus.ParamDeleted` event).
+
+    Example:
+        >>> ParamDeletedMessage(op="param_deleted", key="exposure")["key"]
+        'exposure'
+    """
+
+    op: Literal["param_deleted"]
+    key: str
+
+
 ToDaemon = RegisterMessage | ReadyMessage | LogMessage | StatsMessage | AckMessage
 """What a node sends its daemon."""
 ToNode = (
@@ -310,6 +377,10 @@ ToNode = (
     | PeerRestartingMessage
     | PeerLinksMessage
     | InputFormatMessage
+    | PeerFailedMessage
+    | PeerRestartedMessage
+    | ParamUpdateMessage
+    | ParamDeletedMessage
 )
 """What a daemon sends a node."""
 ControlMessage = ToDaemon | ToNode

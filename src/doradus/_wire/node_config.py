@@ -83,6 +83,13 @@ class LinkConfig(TypedDict):
     ``dir`` ``out``: this node sends ``outputs`` to ``peer``; ``in``: ``peer`` sends to this
     node and ``routes`` maps its output ids to this node's input ids. ``options`` are the
     backend's own (addresses, keys); a ``shm`` link has none and its socket end rides along.
+    ``backpressure`` (``out`` links only): per output, the receiver's ``queue_policy:
+    backpressure`` inputs it feeds and their ``[queue_size, backpressure_timeout]``; present
+    only when the link's backend applies backpressure.
+    ``held``: ``peer`` may be restarted when it ends (its ``restart_policy``). On an ``in`` link
+    the end of the link does not close the inputs it feeds until the daemon says ``peer_gone``
+    or ``peer_failed``; on an ``out`` link what is not sent to ``peer`` while it is down is
+    counted (``peer_restart_drops``).
 
     Example:
         >>> link: LinkConfig = {"peer": "cam", "dir": "in", "routes": {"image": ["frame"]}, "backend": "shm"}
@@ -96,6 +103,8 @@ class LinkConfig(TypedDict):
     outputs: NotRequired[list[str]]
     routes: NotRequired[dict[str, list[str]]]
     options: NotRequired[dict[str, Any]]
+    held: NotRequired[bool]
+    backpressure: NotRequired[dict[str, dict[str, list[float]]]]
 
 
 class NodeConfig(TypedDict):

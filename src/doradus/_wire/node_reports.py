@@ -62,7 +62,9 @@ class InputReport(TypedDict):
     """One input in a `StatsMessage`: counters, and the latency histogram since the start.
 
     ``received`` counts arrivals, ``delivered`` the messages handed to the node (not while it
-    is paused), ``dropped`` those its full queue dropped, ``queued`` those waiting now.
+    is paused), ``dropped`` those its full queue dropped, ``queued`` those waiting now;
+    ``backpressure_timeouts`` the messages a sender did not send because its wait for room in
+    this ``queue_policy: backpressure`` input timed out (``backpressure_timeout``).
 
     ``latency_buckets`` counts one-way latencies per bucket of
     `doradus._observability.latency.LATENCY_BOUNDS_US` (one more bucket for the rest).
@@ -79,6 +81,7 @@ class InputReport(TypedDict):
     received: int
     delivered: NotRequired[int]
     dropped: int
+    backpressure_timeouts: NotRequired[int]
     queued: int
     latency_buckets: list[int]
     latency_sum_us: float

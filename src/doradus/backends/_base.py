@@ -11,6 +11,10 @@ Guarantees every backend gives (the conformance suite checks them):
   they were sent.
 - **No loss under the queue bound**: a message is dropped only by the
   receiver's documented queue policy, and every drop is counted there.
+- **Backpressure** (backends that set `Backend.applies_backpressure`): a
+  message for a ``queue_policy: backpressure`` input waits at its sender
+  until the receiving node has room (`doradus.backends._flow`), at most the
+  input's ``backpressure_timeout``.
 - **Close**: when a sender is gone (exit or crash), its receivers' inputs
   close once everything it sent before has been delivered.
 - **Errors** surface as :class:`~doradus.TransportError` subclasses, never as
@@ -25,7 +29,7 @@ from __future__ import annotations
 
 import select
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, Protocol
@@ -84,6 +88,12 @@ class LinkSpec:
     ``direction`` is ``"out"`` (this node sends ``outputs`` to ``peer``) or
     ``"in"`` (``peer`` sends to this node; ``routes`` maps its output ids to
     this node's input ids).
+    ``backpressure`` (``out`` links): per output, the receiver's ``queue_policy:
+    backpressure`` inputs it feeds, with their ``(queue_size, backpressure_timeout)``.
+    ``held``: ``peer`` may be restarted when it ends (its ``restart_policy``): a
+    backend that sees a sender's end (`Backend.reports_sender_end`) keeps the inputs
+    open until `Backend.sender_ended` says the end is for good; one that sees a
+    receiver's end counts what it does not send it meanwhile (`Backend.restart_drops`).
 
     Example:
         >>> link = LinkSpec("camera", "in", routes={"image": ["frames"]})
@@ -96,6 +106,8 @@ class LinkSpec:
     outputs: tuple[str, ...] = ()
     routes: dict[str, list[str]] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
+    held: bool = False
+    backpressure: dict[str, dict[str, tuple[int, float]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -135,6 +147,9 @@ class Receiver(Protocol):
 
     def error(self, message: str) -> None:
         """Something went wrong that the node should hear about."""
+
+    def timed_out(self, inputs: Sequence[str]) -> None:
+        """A message for ``inputs`` was not sent: its sender's wait for room timed out (backpressure)."""
 
 
 class MachineRouter(Protocol):
@@ -216,6 +231,15 @@ class Backend(ABC):
     peer, counting what it would have sent in `restart_drops`, and takes the end of the peer's
     links as no end), then `open` again with the new links to the restarted peer. False (the
     default): the runtime refuses to restart a node with links of this backend, naming it.
+    """
+
+    applies_backpressure: ClassVar[bool] = False
+    """Inputs with ``queue_policy: backpressure`` fed by this backend's links never drop.
+
+    True: a sender waits for room at the receiver (`LinkSpec.backpressure`), the receiving
+    node calls `taken` as it takes their messages and `hold_senders` as it is paused and
+    resumed, and the backend tells the receiver of a timed-out wait (`Receiver.timed_out`).
+    False (the default): such inputs drop their oldest message, and ``doradus check`` says so.
     """
 
     close_when_main_thread_ends: ClassVar[bool] = True
@@ -317,8 +341,11 @@ class Backend(ABC):
         """The daemon says node ``peer`` exited: close the inputs it fed once nothing more comes.
 
         Called for backends without `reports_sender_end` (and for every backend when the
-        sender ran on another machine). A backend whose links show a sender's end by
-        themselves (a closed socket, an ``END`` frame) may ignore it, as this default does.
+        sender ran on another machine), and for ``held`` links (`LinkSpec.held`): their
+        sender will not be restarted, so the end its links showed (or will show) is the end
+        of the inputs they feed. A backend whose links show a sender's end by themselves (a
+        closed socket, an ``END`` frame) and that holds no link may ignore it, as this
+        default does.
         """
 
     def peer_restarting(self, peer: str) -> None:  # noqa: B027 - an optional hook, empty by default
@@ -335,6 +362,19 @@ class Backend(ABC):
             backend.restart_drops()   # {'detector': 3}
         """
         return {}
+
+    def taken(self, input_id: str) -> None:  # noqa: B027 - an optional hook, empty by default
+        """The node took a message of backpressure input ``input_id``: its sender may send one more.
+
+        Called from the node's consuming thread; must not block. Only for `applies_backpressure`.
+        """
+
+    def hold_senders(self, inputs: Collection[str], held: bool) -> None:  # noqa: B027 - optional hook
+        """The node was paused (``held``) or resumed: tell the senders of these backpressure ``inputs``.
+
+        Their waits for room have no deadline while the node is paused. Only for
+        `applies_backpressure`.
+        """
 
     def idle(self) -> None:  # noqa: B027 - an optional hook, empty by default
         """The node is about to wait for events: a moment for housekeeping."""

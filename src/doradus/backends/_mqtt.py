@@ -75,7 +75,10 @@ Options (link options, defaults in parentheses): ``url``
 ``fragment`` (64 MiB), ``connect_retries`` (50), ``retry_interval``
 (0.1 s), ``reconnect_timeout`` (10 s), ``reconnect_min`` (1 s),
 ``reconnect_max`` (4 s), ``session_expiry`` (300 s), ``client_id``,
-``keepalive`` (30 s), ``max_pending`` (1000), ``max_inflight`` (1).
+``keepalive`` (30 s), ``max_pending`` (1000), ``max_inflight`` (1), ``tls``
+(files for ``mqtts://``, port 8883 by default: `doradus.backends._tls`). A user name and
+password in the URL (``mqtt://user:pw@host``) log in to the broker; the password is masked
+in every message (`doradus._secrets`).
 Opening fails with `ConnectError` when the broker cannot be reached within
 ``connect_retries`` x ``retry_interval`` (`ConnectBound`, the bound of every
 backend; plus the connect timeout of each attempt, at least 1 s, when the host
@@ -96,12 +99,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from doradus._exceptions import ConnectError, TransportError
+from doradus._secrets import redact, redact_url
 from doradus.backends._base import Receiver
 from doradus.backends._fragments import Reassembler, split_frame
 from doradus.backends._network import CONNECT_RETRIES, RETRY_INTERVAL, ConnectBound, NetworkBackend
+from doradus.backends._tls import TLS_SCHEMES, TlsFiles
 
 if TYPE_CHECKING:  # paho-mqtt is imported when a backend opens (see `MqttBackend.requires`)
     import paho.mqtt.client as mqtt
@@ -141,6 +146,7 @@ class MqttSettings:
     keepalive: int = 30
     max_pending: int = 1000
     max_inflight: int = 1
+    tls: Any = None
 
     @property
     def host(self) -> str:
@@ -160,7 +166,8 @@ class MqttSettings:
             >>> MqttSettings(url="mqtt://broker:1884").port
             1884
         """
-        return urlsplit(self.url).port or 1883
+        parts = urlsplit(self.url)
+        return parts.port or (8883 if parts.scheme in TLS_SCHEMES else 1883)
 
     @property
     def bound(self) -> ConnectBound:
@@ -199,14 +206,16 @@ class MqttSettings:
                 keepalive=int(options.get("keepalive", 30)),
                 max_pending=int(options.get("max_pending", 1000)),
                 max_inflight=int(options.get("max_inflight", 1)),
+                tls=options.get("tls"),
             )
             scheme, _port = urlsplit(settings.url).scheme, settings.port
         except (TypeError, ValueError) as exc:
-            raise TransportError(f"invalid mqtt option: {exc}") from exc
-        if scheme not in ("mqtt", "tcp"):
+            raise TransportError(redact(f"invalid mqtt option: {exc}")) from exc
+        if scheme not in ("mqtt", "tcp", "mqtts", "ssl"):
             raise TransportError(
-                f"mqtt url must start with mqtt:// (TLS is not supported), not {settings.url!r}"
+                f"mqtt url must start with mqtt:// (or mqtts:// for TLS), not {redact_url(settings.url)!r}"
             )
+        TlsFiles.from_option(settings.tls, url=settings.url, option="mqtt")  # refused here, not at connect
         if settings.qos not in QOS_LEVELS:
             raise TransportError(f"mqtt qos must be 0, 1 or 2, not {settings.qos}")
         if settings.session not in SESSIONS:
@@ -286,6 +295,12 @@ class MqttBackend(NetworkBackend):
             CallbackAPIVersion.VERSION2, client_id=self.client_id(), protocol=MQTTProtocolVersion.MQTTv5
         )
         client.connect_timeout = max(1.0, self.settings.retry_interval)
+        parts = urlsplit(self.settings.url)
+        if parts.username is not None or parts.password is not None:  # mqtt://user:password@host
+            client.username_pw_set(unquote(parts.username or ""), unquote(parts.password or "") or None)
+        files = TlsFiles.from_option(self.settings.tls, url=self.settings.url, option="mqtt")
+        if files is not None:
+            client.tls_set_context(files.context())
         client.max_inflight_messages_set(max(1, self.settings.max_inflight))
         minimum = max(1, self.settings.reconnect_min)
         client.reconnect_delay_set(min_delay=minimum, max_delay=max(minimum, self.settings.reconnect_max))
@@ -320,7 +335,7 @@ class MqttBackend(NetworkBackend):
                 properties=properties,
             ),
             node_id=self.node_id,
-            target=f"the mqtt broker at {settings.url}",
+            target=f"the mqtt broker at {redact_url(settings.url)}",
             retry_on=(OSError, ValueError),
         )
 
@@ -329,7 +344,7 @@ class MqttBackend(NetworkBackend):
         if client is not None:
             client.disconnect()
             client.loop_stop()
-        raise ConnectError(f"node {self.node_id!r} at {self.settings.url}: {why}")
+        raise ConnectError(redact(f"node {self.node_id!r} at {self.settings.url}: {why}"))
 
     def _close_transport(self) -> None:
         from paho.mqtt.packettypes import PacketTypes
@@ -441,7 +456,9 @@ class MqttBackend(NetworkBackend):
             )
         if not ready:
             self._gave_up = True
-            return self._give_up(topic, f"no room at the broker {self.settings.url} within {budget:g} s")
+            return self._give_up(
+                topic, f"no room at the broker {redact_url(self.settings.url)} within {budget:g} s"
+            )
         with self._room:
             self._pending += 1  # counted first: paho may acknowledge before publish() returns
         try:

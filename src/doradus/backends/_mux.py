@@ -15,7 +15,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING
 
 from doradus.backends._base import Backend, BackendStatistics, LinkSpec, Outgoing, Receiver
@@ -33,6 +33,9 @@ class MultiBackend(Backend):
         super().__init__(node_id, receiver)
         self.parts: dict[str, Backend] = {name: cls(node_id, receiver) for name, cls in classes.items()}
         self._primary = next((b for b in self.parts.values() if b.uses_socket_pairs), None)
+        self._opened: set[str] = set()
+        """Backends opened once: a later `open` (a restarted peer's new links) reaches only
+        those it brings links for, so the others' transports are not opened again."""
 
     def open(self, links: Sequence[LinkSpec], fds: Sequence[int]) -> None:
         """Hand each backend its links (``options["backend"]``), and its descriptors in link order.
@@ -48,7 +51,9 @@ class MultiBackend(Backend):
             if self.parts[name].uses_socket_pairs:
                 grouped_fds[name].append(next(remaining))
         for name, backend in self.parts.items():
-            backend.open(grouped[name], grouped_fds[name])
+            if grouped[name] or name not in self._opened:
+                backend.open(grouped[name], grouped_fds[name])
+                self._opened.add(name)
 
     def start(self) -> None:
         """Start every backend."""
@@ -96,6 +101,16 @@ class MultiBackend(Backend):
             self._primary.wait(timeout, wake_fd)
         else:
             super().wait(timeout, wake_fd)
+
+    def taken(self, input_id: str) -> None:
+        """A message of a backpressure input was taken: the backend whose link feeds it tells the sender."""
+        for backend in self.parts.values():
+            backend.taken(input_id)
+
+    def hold_senders(self, inputs: Collection[str], held: bool) -> None:
+        """The node was paused or resumed: every backend tells the senders of ``inputs`` it links."""
+        for backend in self.parts.values():
+            backend.hold_senders(inputs, held)
 
     def sender_ended(self, peer: str) -> None:
         """A sender ended: every backend hears it (those that see it themselves ignore it).

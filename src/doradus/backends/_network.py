@@ -24,7 +24,10 @@ loopback ports.
 
 Subclasses implement `_open_transport`, `_publish` (topics) or `_send_link`
 (links), and `_close_transport`; they call `_frame` for each frame received
-and `_peer_gone` when a link drops. Library exceptions must leave as
+and `_peer_gone` when a link drops. A link transport that sets
+`Backend.applies_backpressure` also carries flow messages back from receiver
+to sender (`doradus.backends._flow`): it implements `_send_back` and hands
+what comes back on an outbound link to `_from_receiver`. Library exceptions must leave as
 `doradus.TransportError` subclasses: `ConnectError` when a peer or broker
 cannot be reached within the retry bound, which `ConnectBound` reads from the
 options, applies (`ConnectBound.connect`) and words (`ConnectBound.unreachable`)
@@ -42,13 +45,25 @@ from __future__ import annotations
 import threading
 import time
 from abc import abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
 from doradus._exceptions import ConnectError, DecodeError, TransportError
 from doradus._retry import retry
+from doradus._secrets import redact
 from doradus.backends._base import Backend, BackendStatistics, LinkSpec, Outgoing, Receiver
+from doradus.backends._flow import (
+    KIND_CREDIT,
+    KIND_HOLD,
+    KIND_SKIP,
+    SendGate,
+    admit_all,
+    decode_flow,
+    encode_flow,
+    gate_statistics,
+    is_flow,
+)
 from doradus.backends._frames import decode_end, decode_frame, encode_end, encode_frame, frame_size, is_end
 
 T = TypeVar("T")
@@ -159,9 +174,12 @@ class ConnectBound:
             "node 'a' could not reach 'b' at 127.0.0.1:9 after 5 attempts, 0.05 s apart: refused"
         """
         reason = cause if isinstance(cause, str) else str(cause) or type(cause).__name__
+        # A target or a library's error may quote a URL with its password: never show it.
         return ConnectError(
-            f"node {node_id!r} could not reach {target} after {self.attempts} attempts, "
-            f"{self.interval:g} s apart: {reason}"
+            redact(
+                f"node {node_id!r} could not reach {target} after {self.attempts} attempts, "
+                f"{self.interval:g} s apart: {reason}"
+            )
         )
 
 
@@ -182,6 +200,8 @@ class NetLink:
     alive: bool = True
     handle: Any = None
     """The transport's own object for this link (a socket, a stream…)."""
+    gate: SendGate | None = None
+    """Room left in the receiver's backpressure inputs (outbound links of `applies_backpressure`)."""
 
 
 class NetworkBackend(Backend):
@@ -203,6 +223,9 @@ class NetworkBackend(Backend):
         self._malformed = 0
         self._closing = False
         self._last_frame: dict[str, float] = {}
+        self._gates: list[SendGate] = []
+        self._feeding: dict[str, str] = {}
+        """Input id → the peer whose inbound link feeds it (for backpressure credits)."""
 
     # ------------------------------------------------------------ lifecycle
     def open(self, links: Sequence[LinkSpec], fds: Sequence[int]) -> None:
@@ -215,8 +238,12 @@ class NetworkBackend(Backend):
                 self.out_links.append(link)
                 for output in link.outputs:
                     self._routes.setdefault(output.encode(), []).append(link)
+                if self.applies_backpressure and spec.backpressure:
+                    link.gate = SendGate(self.node_id, spec.peer, spec.backpressure)
+                    self._gates.append(link.gate)
             else:
                 self.in_links[spec.peer] = link
+                self._feeding.update({i: spec.peer for ins in link.routes.values() for i in ins})
         self._open_transport()
 
     def start(self) -> None:
@@ -290,6 +317,10 @@ class NetworkBackend(Backend):
             self._publish(self.topic(message.output.decode()), parts)
             reached = len(links)
         else:
+            if self._gates:  # a receiver has backpressure inputs: wait for room there
+                links, skipped = admit_all(links, message.output)
+                for link in skipped:
+                    self._send_link(link, [encode_flow(KIND_SKIP, 0, message.output.decode())])
             for link in links:
                 if link.alive:
                     self._send_link(link, parts)
@@ -307,6 +338,12 @@ class NetworkBackend(Backend):
             return
         self._last_frame[peer] = time.monotonic()
         try:
+            if is_flow(frame):  # a sender's backpressure wait timed out
+                kind, _value, name = decode_flow(frame)
+                skipped = link.routes.get(name) if kind == KIND_SKIP else None
+                if skipped:
+                    self.receiver.timed_out(skipped)
+                return
             if is_end(frame):
                 output = decode_end(frame)
                 self._close_inputs(
@@ -375,9 +412,38 @@ class NetworkBackend(Backend):
         timer.daemon = True
         timer.start()
 
+    def taken(self, input_id: str) -> None:
+        """The node took a message of backpressure input ``input_id``: a credit to its sender."""
+        peer = self._feeding.get(input_id)
+        if peer is not None:
+            self._send_back(peer, encode_flow(KIND_CREDIT, 1, input_id))
+
+    def hold_senders(self, inputs: Collection[str], held: bool) -> None:
+        """The node was paused or resumed: the senders of ``inputs`` hear it."""
+        for input_id in inputs:
+            peer = self._feeding.get(input_id)
+            if peer is not None:
+                self._send_back(peer, encode_flow(KIND_HOLD, int(held), input_id))
+
+    def _from_receiver(self, link: NetLink, frame: bytes | bytearray | memoryview) -> None:
+        """A flow message came back on outbound ``link``: credit or hold its gate."""
+        gate = link.gate
+        if gate is None:
+            return
+        try:
+            kind, value, input_id = decode_flow(frame)
+        except DecodeError:
+            return
+        if kind == KIND_CREDIT:
+            gate.credit(input_id, value)
+        elif kind == KIND_HOLD:
+            gate.hold(bool(value))
+
     def _link_failed(self, link: NetLink) -> None:
         """An outbound link broke: stop sending on it."""
         link.alive = False
+        if link.gate is not None:
+            link.gate.close()
         with self._lock:
             self._failures += 1
 
@@ -385,6 +451,8 @@ class NetworkBackend(Backend):
         """Messages and bytes sent and received, failed links; ``details["malformed"]``: frames dropped."""
         with self._lock:
             details = {"malformed": self._malformed, **self._details()}
+            if self._gates:
+                details["backpressure_timeouts"] = gate_statistics(self._gates)
             return BackendStatistics(
                 self.name, self._sent, self._bytes, self._received, self._failures, details
             )
@@ -404,6 +472,9 @@ class NetworkBackend(Backend):
     def _send_link(self, link: NetLink, parts: list[bytes | memoryview]) -> None:
         """Link transports: write one frame to ``link`` (call `_link_failed` if it broke)."""
         raise NotImplementedError
+
+    def _send_back(self, peer: str, frame: bytes) -> None:
+        """Backpressure transports: write one flow message back to the sender ``peer`` (never raise)."""
 
     @abstractmethod
     def _close_transport(self) -> None:

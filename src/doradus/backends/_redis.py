@@ -62,7 +62,9 @@ Options (link options, defaults in parentheses): ``url``
 (``redis://127.0.0.1:6379/0``), ``mode`` (``pubsub``), ``fragment``
 (1 MiB), ``connect_retries`` (50), ``retry_interval`` (0.1 s), ``maxlen``
 (100000, streams), ``reconnect_timeout`` (10 s), ``expire`` (3600 s,
-streams). Opening fails with `ConnectError` when the server cannot be reached
+streams), ``tls`` (files for ``rediss://``: `doradus.backends._tls`). A password in the URL
+(``redis://:pw@host`` or ``redis://user:pw@host``) is sent to the server and masked in every
+message (`doradus._secrets`). Opening fails with `ConnectError` when the server cannot be reached
 within ``connect_retries`` x ``retry_interval`` (`ConnectBound`, the bound of
 every backend; plus the connect timeout of each attempt, at least 1 s).
 
@@ -82,9 +84,11 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from doradus._exceptions import ConnectError, TransportError
+from doradus._secrets import redact, redact_url
 from doradus.backends._base import Receiver
 from doradus.backends._fragments import Reassembler, split_frame
 from doradus.backends._network import CONNECT_RETRIES, RETRY_INTERVAL, ConnectBound, NetworkBackend
+from doradus.backends._tls import TlsFiles
 
 if TYPE_CHECKING:  # redis is imported when a backend opens (see `RedisBackend.requires`)
     import redis
@@ -118,6 +122,7 @@ class RedisSettings:
     maxlen: int = 100_000
     reconnect_timeout: float = 10.0
     expire: int = 3600
+    tls: Any = None
 
     @property
     def bound(self) -> ConnectBound:
@@ -150,9 +155,11 @@ class RedisSettings:
                 maxlen=int(options.get("maxlen", 100_000)),
                 reconnect_timeout=float(options.get("reconnect_timeout", 10.0)),
                 expire=int(options.get("expire", 3600)),
+                tls=options.get("tls"),
             )
         except (TypeError, ValueError) as exc:
-            raise TransportError(f"invalid redis option: {exc}") from exc
+            raise TransportError(redact(f"invalid redis option: {exc}")) from exc
+        TlsFiles.from_option(settings.tls, url=settings.url, option="redis")  # refused here, not at connect
         if settings.mode not in MODES:
             raise TransportError(f"redis mode must be one of {', '.join(MODES)}, not {settings.mode!r}")
         if settings.fragment < 1:
@@ -223,8 +230,10 @@ class RedisBackend(NetworkBackend):
                 if not self._ready.wait(wait) or self._open_error is not None:
                     self._stop.set()
                     raise ConnectError(
-                        f"node {self.node_id!r} could not subscribe at {self.settings.url}: "
-                        f"{self._open_error or 'no confirmation'}"
+                        redact(
+                            f"node {self.node_id!r} could not subscribe at {self.settings.url}: "
+                            f"{self._open_error or 'no confirmation'}"
+                        )
                     ) from self._open_error
 
     def _new_client(self) -> redis.Redis:
@@ -233,16 +242,23 @@ class RedisBackend(NetworkBackend):
         from redis.retry import Retry
 
         interval = self.settings.retry_interval
+        files = TlsFiles.from_option(self.settings.tls, url=self.settings.url, option="redis")
+        tls = (
+            {}
+            if files is None
+            else {"ssl_ca_certs": files.ca, "ssl_certfile": files.cert, "ssl_keyfile": files.key}
+        )
         try:
             return redis.Redis.from_url(
                 self.settings.url,
+                **tls,
                 socket_connect_timeout=max(interval, 1.0),
                 socket_timeout=SOCKET_TIMEOUT,
                 retry=Retry(NoBackoff(), 0),  # the backend retries itself, within its own bounds
                 health_check_interval=HEALTH_CHECK,
             )
         except ValueError as exc:
-            raise TransportError(f"invalid redis url {self.settings.url!r}: {exc}") from exc
+            raise TransportError(redact(f"invalid redis url {self.settings.url!r}: {exc}")) from exc
 
     def _connect(self) -> redis.Redis:
         from redis.exceptions import RedisError
@@ -257,7 +273,10 @@ class RedisBackend(NetworkBackend):
             return client
 
         return self.settings.bound.connect(
-            attempt, node_id=self.node_id, target=f"redis at {self.settings.url}", retry_on=(RedisError,)
+            attempt,
+            node_id=self.node_id,
+            target=f"redis at {redact_url(self.settings.url)}",
+            retry_on=(RedisError,),
         )
 
     def _close_transport(self) -> None:
@@ -313,7 +332,7 @@ class RedisBackend(NetworkBackend):
                 left = deadline - time.monotonic()
                 if left <= 0:
                     self._gave_up = True
-                    self._give_up(key, f"redis at {self.settings.url} unreachable: {exc}")
+                    self._give_up(key, redact(f"redis at {self.settings.url} unreachable: {exc}"))
                     return False
                 with self._lock:
                     self._retries += 1

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import mmap
 import os
 import resource
 import threading
@@ -58,10 +57,11 @@ import numpy as np
 import pyarrow as pa
 
 from doradus._exceptions import DecodeError, ResourceLimitError, TransportError
+from doradus._unsafe.arrow_buffers import region_buffer
 from doradus._unsafe.memory import Region, map_file
 
 MIN_SEGMENT = 64 * 1024
-PAGE = mmap.PAGESIZE
+PAGE = resource.getpagesize()
 F_SEAL_FUTURE_WRITE = 0x0010
 """``<linux/fcntl.h>``; not in Python's ``fcntl`` module (Linux ≥ 5.1)."""
 SEALS = fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | F_SEAL_FUTURE_WRITE | fcntl.F_SEAL_SEAL
@@ -422,7 +422,7 @@ class Mapping:
         self.size = size
         self.address = self.region.address
         self.view = np.asarray(self.region).data
-        self.base = pa.foreign_buffer(self.address, size, base=self.region)
+        self.base = region_buffer(self.region, 0, size)
 
     def __del__(self) -> None:
         # Nothing refers to the mapping, so no ReceivedFds.borrow can be reading fd.
@@ -452,8 +452,14 @@ class Lease:
 
         The buffer holds this lease, which holds the mapping: the memory stays
         mapped while the buffer (or any slice, array or numpy view of it) lives.
+
+        Raises:
+            DecodeError: the range does not lie inside the segment (a malformed header).
         """
-        return pa.foreign_buffer(self.mapping.address + offset, size, base=self)
+        try:
+            return region_buffer(self.mapping.region, offset, size, owner=self)
+        except IndexError as exc:  # a header naming bytes past its segment
+            raise DecodeError(f"segment {self.seg_id}: {exc}") from exc
 
     def __del__(self) -> None:
         try:

@@ -31,12 +31,15 @@ import select
 import socket
 import struct
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 from doradus._exceptions import ResourceLimitError
 from doradus._wire.protocol import DATA, FLAG_FD, FLAG_SHM, INLINE_MAX, pack_data
 from doradus.backends._base import Backend, BackendStatistics, LinkSpec, Outgoing, Receiver
+from doradus.backends._shm_ends import LinkEnds
+from doradus.backends._shm_flow import ShmFlow
+from doradus.backends._shm_taps import HeaderTaps, is_headers_tap, link_socket
 
 if TYPE_CHECKING:
     import numpy as np
@@ -59,6 +62,7 @@ class ShmBackend(Backend):
     name = "shm"
     options = frozenset()  # nothing to configure: the daemon hands the socket ends
     uses_socket_pairs = True
+    applies_backpressure = True  # credits and holds ride the socket pairs (`doradus.backends._shm_flow`)
     reports_sender_end = True  # a receiver's socket end closes with the sender's process
     restarts_links = True  # the daemon hands new socket pairs to a restarted node's peers
     close_when_main_thread_ends = False  # the kernel closes its sockets with the process
@@ -91,29 +95,39 @@ class ShmBackend(Backend):
         self._forward_lock = threading.Lock()
         # The node's own thread reads too, while it waits: see wait().
         self._reader = LinkReader(receiver.deliver, self._link_closed, receiver.error, self.received_fds)
+        # Backpressure: gates of out links, credits of in links (`doradus.backends._shm_flow`).
+        self.flow = ShmFlow(node_id, receiver)
+        self._reactor.on_flow = self.flow.from_receiver
+        self._reader.on_flow = self._reactor.reader.on_flow = self.flow.from_sender
         self._epoll = select.epoll()
         self._in_by_fd: dict[int, InLink] = {}
         self._wake_fd = -1
         self._sent = 0
         self._bytes = 0
         self._failures = 0
-        # While a receiver restarts: output -> the peers it does not reach, and what they missed.
-        self._down: dict[bytes, list[str]] = {}
-        self._restart_drops: dict[str, int] = {}
+        # Links whose other end restarts or ends: held inputs, missed messages, closing the old.
+        self.ends = LinkEnds(self)
+        self.header_taps = HeaderTaps()  # `doradus topic hz` and `bw`: records, not links
 
     def open(self, links: Sequence[LinkSpec], fds: Sequence[int]) -> None:
         """Wrap each descriptor in its link end (link ids stay unique if called again)."""
         from doradus.backends._shm_links import InLink, OutLink
 
         for spec, fd in zip(links, fds, strict=True):
+            if is_headers_tap(spec):
+                self.header_taps.add(spec, fd)
+                continue
             index = self._next_link
             self._next_link += 1
-            sock = socket.socket(fileno=fd)
+            sock = link_socket(spec, fd)  # a tap's end never blocks a send (`_shm_taps`)
             if spec.direction == "out":
-                self._peer_back(spec.peer)
+                self.ends.peer_back(spec.peer)
                 link = OutLink(index, spec.peer, sock, spec.outputs)
+                link.gate = self.flow.gate_for(spec)
+                link.held = spec.held
                 for output in link.outputs:
-                    self._routes.setdefault(output.encode(), []).append(link)
+                    # A new list: a send under way (a tap opened by the control thread) keeps its own.
+                    self._routes[output.encode()] = [*self._routes.get(output.encode(), ()), link]
                 self._out_links.append(link)
                 # A receiver wired later has none of the descriptors closed so far: segments it
                 # lacks are not picked for it, and a buffer from allocate() goes as a copy.
@@ -121,10 +135,12 @@ class ShmBackend(Backend):
                 self._reactor.add_out(link)
             else:
                 inbound = InLink(index, spec.peer, sock, spec.routes)
+                inbound.held = spec.held
                 # Registered here first, then in the reactor: with EPOLLEXCLUSIVE the kernel
                 # wakes the first epoll that has a waiter, i.e. the node thread when it waits.
                 self._epoll.register(sock.fileno(), select.EPOLLIN | select.EPOLLEXCLUSIVE)
                 self._in_by_fd[sock.fileno()] = inbound
+                self.flow.add_in(inbound)
                 self._reactor.add_in(inbound)
 
     def start(self) -> None:
@@ -151,6 +167,8 @@ class ShmBackend(Backend):
             if seg_id & FORWARD_BIT:
                 self._unhold_forward(seg_id, count)
         link.known_forwards.clear()
+        self.ends.mark_down(link)
+        self.ends.ended_out.append(link)  # closed by the next send, under the node's send lock
 
     def _unhold_forward(self, fwd_id: int, count: int) -> None:
         with self._forward_lock:
@@ -162,51 +180,36 @@ class ShmBackend(Backend):
                 del self._forwarded[fwd_id]  # our lease goes: the original sender gets its release
 
     def _link_closed(self, link: InLink) -> None:
-        if not link.superseded:  # a restarting sender's old link ends; its new one follows
-            self.receiver.closed(link.inputs)
+        self.ends.link_closed(link)
+
+    def sender_ended(self, peer: str) -> None:
+        """``peer`` will not be restarted: its held links' end is the end of their inputs."""
+        self.ends.sender_ended(peer)
 
     def peer_restarting(self, peer: str) -> None:
-        """``peer`` restarts: send it nothing (counted) until its new link opens; its old end is no end.
-
-        The old sending end stays watched: the releases of the old process come back on it,
-        and when it closes the segments it still held are reclaimed (`Reactor`).
-        """
-        for inbound in self._reactor.in_links:
-            if inbound.peer == peer:
-                inbound.superseded = True
-        for link in self._out_links:
-            if link.peer == peer and link.alive:
-                link.alive = False
-                for output, routed in self._routes.items():
-                    if link in routed:
-                        routed.remove(link)
-                        self._down.setdefault(output, []).append(peer)
-        self._restart_drops.setdefault(peer, 0)
-
-    def _peer_back(self, peer: str) -> None:
-        """A new link to ``peer`` opens: its messages are sent again, no longer counted as missed."""
-        for output in list(self._down):
-            peers = [p for p in self._down[output] if p != peer]
-            if peers:
-                self._down[output] = peers
-            else:
-                del self._down[output]
-
-    def _count_down(self, output: bytes) -> None:
-        for peer in self._down.get(output, ()):
-            self._restart_drops[peer] += 1
+        """``peer`` restarts: send it nothing (counted) until its new link opens; its old end is no end."""
+        self.ends.peer_restarting(peer)
 
     def restart_drops(self) -> dict[str, int]:
         """Messages not sent to each restarting receiver while it was down (receiver → count)."""
-        return dict(self._restart_drops)
+        return dict(self.ends.restart_drops)
 
     def send(self, message: Outgoing) -> int:
         """Send to the live links subscribed to the output. Call with the node's send lock held."""
+        ends = self.ends
+        if ends.ended_out:  # a receiver ended (a restart, a crash): its socket closes here
+            ends.close_ended_out()
         links = self._routes.get(message.output)
-        if self._down:  # a receiver is restarting: what it misses is counted
-            self._count_down(message.output)
+        if self.header_taps:  # an output `doradus topic hz` or `bw` reads: its record
+            self.header_taps.record(message)
+        if ends.down:  # a receiver is restarting: what it misses is counted
+            ends.count_down(message.output)
         if not links:
             return 0
+        if self.flow.gated:  # a receiver has backpressure inputs: wait for room there
+            links = self.flow.admit(links, message.output)
+            if not links:
+                return 0
         if message.plan.size <= INLINE_MAX:
             self._send_inline(links, message)
         else:
@@ -217,11 +220,8 @@ class ShmBackend(Backend):
 
     def _lost(self, link: OutLink) -> None:
         """A receiver is gone: stop sending to it (the reactor reclaims its segments)."""
-        link.alive = False
         self._failures += 1
-        for routed in self._routes.values():
-            if link in routed:
-                routed.remove(link)
+        self.ends.mark_down(link)
 
     def _send_inline(self, links: list[OutLink], message: Outgoing) -> None:
         plan = message.plan
@@ -262,6 +262,8 @@ class ShmBackend(Backend):
 
     def _send_failed(self, link: OutLink, exc: OSError) -> ResourceLimitError | None:
         """A send to ``link`` failed: a resource limit (returned), or the receiver is gone."""
+        if isinstance(exc, BlockingIOError):  # the message skipped a tap (`_shm_taps`): no failure
+            return None
         err = ResourceLimitError.from_os_error(exc, f"sending to {link.peer!r}")
         if err is None:
             self._lost(link)
@@ -433,6 +435,14 @@ class ShmBackend(Backend):
         packer = self._layout_struct(len(buffers))
         return packer.pack(len(array), array.null_count, array.offset, len(buffers), *flat)
 
+    def taken(self, input_id: str) -> None:
+        """The node took a message of backpressure input ``input_id``: a credit to its sender."""
+        self.flow.taken(input_id)
+
+    def hold_senders(self, inputs: Collection[str], held: bool) -> None:
+        """The node was paused or resumed: the senders of ``inputs`` hear it."""
+        self.flow.hold_senders(inputs, held)
+
     def allocate(self, nbytes: int) -> np.ndarray:
         """A writable array in a pooled segment; sending it costs no copy."""
         return self.pool.allocate(nbytes)
@@ -452,10 +462,14 @@ class ShmBackend(Backend):
                     pass
 
     def idle(self) -> None:
-        """Send the releases noted since the last wait."""
+        """Send the releases noted since the last wait; close the in links that ended."""
+        ended = False
         for link in self._reactor.in_links:
             if link.pending:
                 link.flush()
+            ended = ended or (link.closed and link.unwatched)
+        if ended:
+            self.ends.close_ended_in()
 
     def close(self) -> None:
         """Stop the reader and close every link and descriptor the backend holds.
@@ -463,6 +477,7 @@ class ShmBackend(Backend):
         Mappings stay while received values or allocated buffers use them.
         """
         self._reactor.stop()
+        self.header_taps.close()
         for link in self._out_links:
             try:
                 link.sock.close()
@@ -490,7 +505,8 @@ class ShmBackend(Backend):
                     **self.pool.statistics(),
                     "received_fds": self.received_fds.statistics()["kept"],
                 },
-                "restart_drops": dict(self._restart_drops),
+                "restart_drops": dict(self.ends.restart_drops),
                 "malformed": sum(link.malformed for link in self._reactor.in_links),
+                "backpressure_timeouts": self.flow.statistics(),
             },
         )

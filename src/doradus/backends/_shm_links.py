@@ -48,6 +48,7 @@ from doradus._wire.protocol import (
     unpack_data,
 )
 from doradus.backends import _segments
+from doradus.backends._flow import SendGate, is_flow
 from doradus.backends._segments import Lease, Mapping
 
 _ANC = socket.CMSG_SPACE(4 * 4)
@@ -142,6 +143,10 @@ class OutLink:
         self.sent = 0
         self.known_forwards: set[int] = set()
         """Forwarded segments whose descriptor this receiver already has."""
+        self.gate: SendGate | None = None
+        """Room left in the receiver's backpressure inputs (None: it has none fed by this link)."""
+        self.held = False
+        """The receiver may be restarted when it ends: what is not sent to it meanwhile is counted."""
 
     def track(self, seg_id: int) -> None:
         """The receiver now holds one more reference to ``seg_id``."""
@@ -179,6 +184,12 @@ class InLink:
         self.closed = False
         self.superseded = False
         """Its sender is restarting: the end of this link is not the end of its inputs."""
+        self.held = False
+        """Its sender may be restarted when it ends: the end waits for the daemon's word."""
+        self.unwatched = False
+        """The reactor no longer watches it (it ended): the node's thread may close its socket."""
+        self.awaiting = False
+        """The link ended while held: its inputs close if the daemon says the end is for good."""
         self.pending: list[int] = []
         self.starved = False
         """True from a message lost to a resource limit until a segment maps again (one report)."""
@@ -231,6 +242,8 @@ class LinkReader:
         self._on_error = on_error
         self._fds = ReceivedFds(0) if fds is None else fds
         self._view = memoryview(bytearray(RECV_BUFFER))
+        self.on_flow: Callable[[InLink, bytes], None] | None = None
+        """Takes a flow message (`doradus.backends._flow`) that came on a link; None: ignored."""
 
     def drain(self, link: InLink, once: bool = False) -> bool:
         """Read the datagrams waiting on ``link``; False once the link is closed.
@@ -276,6 +289,12 @@ class LinkReader:
 
     def _on_data(self, link: InLink, data: bytes, fds: list[int], truncated: bool) -> None:
         """Deliver one datagram; a descriptor ``fds`` loses to a mapping is set to -1 there."""
+        if data[0] != KIND_DATA:  # a flow message (backpressure), else garbage: counted by the caller
+            if not is_flow(data):
+                raise ValueError(f"a datagram of unknown kind {data[0]} ({len(data)} B)")
+            if self.on_flow is not None:
+                self.on_flow(link, data)
+            return
         (kind, flags, out_len, type_len, layout_len, meta_len, _seq, stamp, seg_id, seg_size, seg_off) = (
             unpack_data(data)
         )
@@ -352,7 +371,8 @@ class Reactor:
         self._on_release = on_release
         self._on_receiver_gone = on_receiver_gone
         self._on_lost = on_lost
-        self._reader = reader
+        self.reader = reader
+        """Reads the receiving ends for this thread."""
         self._epoll = select.epoll()
         self._targets: dict[int, InLink | OutLink | None] = {}
         self._thread = threading.Thread(target=self._run, name="doradus-reactor", daemon=True)
@@ -362,6 +382,8 @@ class Reactor:
         self._fds_closed = False
         self._running = True
         self.in_links: list[InLink] = []
+        self.on_flow: Callable[[OutLink, bytes], None] | None = None
+        """Takes a flow message that came back on an out link (backpressure credits); None: ignored."""
 
     def add_in(self, link: InLink) -> None:
         """Watch a receiving end."""
@@ -424,8 +446,9 @@ class Reactor:
                         return
                     continue
                 if isinstance(target, InLink):
-                    if not self._reader.drain(target):
+                    if not self.reader.drain(target):
                         self._forget(fd)
+                        target.unwatched = True  # this thread is done with it: it may be closed
                 else:
                     self._read_out(fd, target)
 
@@ -449,6 +472,10 @@ class Reactor:
                 self._forget(fd)
                 self._receiver_gone(link)
                 return
+            if data[0] != KIND_RELEASE:
+                if self.on_flow is not None and is_flow(data):
+                    self.on_flow(link, data)
+                continue
             kind, count = RELEASE_HEAD.unpack_from(data, 0)
             if kind != KIND_RELEASE or len(data) != RELEASE_HEAD.size + count * SEG_ID.size:
                 continue
@@ -462,6 +489,8 @@ class Reactor:
 
     def _receiver_gone(self, link: OutLink) -> None:
         link.alive = False
+        if link.gate is not None:
+            link.gate.close()  # a sender waiting for room there waits no more
         with link.lock:
             held = dict(link.outstanding)
             link.outstanding.clear()

@@ -1,10 +1,15 @@
 """The ``tcp`` backend: plain TCP connections, on one machine or across machines.
 
 A receiving node listens on its ``listen`` address (default a free port on
-127.0.0.1); each sending node connects to it (``connect``), says who it is,
-then writes length-prefixed frames. The kernel's TCP buffers bound what is
-in flight; a slow receiver slows its senders (no loss), and the node's
-input queue policy applies on arrival.
+127.0.0.1); each sending node connects to it (``connect``), says who it is
+and proves it belongs to the run (the run's ``link_key``, which the daemon gives
+both ends: a connection without it is closed and counted as malformed, so no
+other process can pose as a sender and close its inputs), then writes
+length-prefixed frames. The receiver reads them as they come, and
+the node's input queue policy applies on arrival. For ``queue_policy:
+backpressure`` inputs the receiver writes flow messages back on the same
+connection (`doradus.backends._flow`), which the sender reads on a thread of
+its own.
 
 Delivery guarantee: every message in order, as long as the connection lives
 (TCP's guarantee); a sender that cannot connect within ``connect_retries``
@@ -18,6 +23,7 @@ Example::
 
 from __future__ import annotations
 
+import hmac
 import socket
 import struct
 import threading
@@ -70,12 +76,16 @@ class TcpBackend(NetworkBackend):
     name = "tcp"
     topics = False
     options = LINK_OPTIONS
+    applies_backpressure = True
 
     def __init__(self, node_id: str, receiver: Any) -> None:
         super().__init__(node_id, receiver)
         self._server: socket.socket | None = None
         self._threads: list[threading.Thread] = []
         self._conns: list[socket.socket] = []
+        self._back: dict[str, socket.socket] = {}
+        """Sender id → its connection to this node, for the flow messages going back."""
+        self._back_lock = threading.Lock()
         self.address: tuple[str, int] | None = None
         """Where this node listens, once open (``None`` without inbound links)."""
 
@@ -96,6 +106,8 @@ class TcpBackend(NetworkBackend):
         for link in self.out_links:
             link.handle = self._connect(link)
             link.options["lock"] = threading.Lock()
+            if link.gate is not None:
+                self._spawn(self._read_back, link)
 
     def _connect(self, link: NetLink) -> socket.socket:
         target = str(link.options.get("connect") or "")
@@ -110,7 +122,8 @@ class TcpBackend(NetworkBackend):
         )
         sock.settimeout(None)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        hello = self.node_id.encode()
+        # The greeting: who we are, and the run's link key proving we belong to the run.
+        hello = f"{self.node_id}\n{link.options.get('link_key', '')}".encode()
         sock.sendall(LENGTH.pack(len(hello)) + hello)
         return sock
 
@@ -144,7 +157,16 @@ class TcpBackend(NetworkBackend):
             raw = _recv_exact(conn, size)
             if raw is None:
                 return
-            peer = raw.decode()
+            claimed, _, key = raw.decode().partition("\n")
+            if not self._proves(claimed, key):
+                self._malformed_input(
+                    f"a connection greeted as {claimed[:64]!r} without this run's link key: "
+                    "not a node of this dataflow, closed"
+                )
+                return
+            peer = claimed
+            with self._back_lock:
+                self._back[peer] = conn
             while True:
                 head = _recv_exact(conn, LENGTH.size)
                 if head is None:
@@ -167,6 +189,12 @@ class TcpBackend(NetworkBackend):
             if peer is not None:
                 self.peer_gone(peer)  # no-op when an END frame already closed its inputs
 
+    def _proves(self, peer: str, key: str) -> bool:
+        """Whether a greeting names a sender of ours and carries the run's link key (constant time)."""
+        link = self.in_links.get(peer)
+        expected = str(link.options.get("link_key", "")) if link is not None else ""
+        return link is not None and hmac.compare_digest(key.encode(), expected.encode())
+
     def _send_link(self, link: NetLink, parts: list[bytes | memoryview]) -> None:
         sock: socket.socket = link.handle
         size = sum(len(p) for p in parts)
@@ -179,6 +207,33 @@ class TcpBackend(NetworkBackend):
             self._link_failed(link)  # like a receiver that exited: later messages skip it
             if not self._closing:
                 self.receiver.error(f"link to {link.peer!r} broke: {exc}")
+
+    def _send_back(self, peer: str, frame: bytes) -> None:
+        with self._back_lock:
+            conn = self._back.get(peer)
+            if conn is None:
+                return
+            try:
+                conn.sendall(LENGTH.pack(len(frame)) + frame)
+            except OSError:
+                pass  # the sender is gone: nobody waits for this
+
+    def _read_back(self, link: NetLink) -> None:
+        """Read the flow messages the receiver writes back on ``link``'s connection, until it closes."""
+        sock: socket.socket = link.handle
+        try:
+            while True:
+                head = _recv_exact(sock, LENGTH.size)
+                size = LENGTH.unpack(head)[0] if head else HELLO_MAX + 1
+                frame = _recv_exact(sock, size) if size <= HELLO_MAX else None
+                if frame is None:
+                    break
+                self._from_receiver(link, frame)
+        except OSError:
+            pass
+        finally:
+            if link.gate is not None:
+                link.gate.close()  # the receiver is gone: a sender waiting for room waits no more
 
     def _close_transport(self) -> None:
         for link in self.out_links:

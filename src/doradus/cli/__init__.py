@@ -3,9 +3,11 @@
 Each command parses its arguments, calls the library and renders with rich; `_main` holds the
 group and loads each command's module only when that command is used. Modules by command group:
 `_run` (run, check), `_cluster` (coordinator, daemon, up, destroy), `_dataflows` (start, stop,
-restart, clean, list), `_status` (status, top), `_logs` (logs), `_project` (init, new), `_build`,
+restart, clean, list), `_status` (status, top), `_nodes` (node list|info|pause|resume|stop|restart|set,
+laid out by `_node_views`), `_params` (param), `_logs` (logs), `_project` (init, new), `_build`,
 `_graph`, `_profile`, `_tools` (version, completion, doctor), `_tui` (the terminal UI, over
-`doradus._tui`); `_options` and `_render` are what they share.
+`doradus._tui`), `_recording` (record, replay, recording info|export); `_options` and `_render`
+are what they share.
 
 May import: any part of the library. Nothing imports it.
 

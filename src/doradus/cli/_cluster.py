@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from doradus._control.client import ServiceUnreachable, parse_address, state_path
+from doradus._control.client import RECONNECT_WINDOW, ServiceUnreachable, parse_address, state_path
 from doradus.cli._options import CONTEXT, connection_options, failures, make_client
 from doradus.cli._render import Reporter
 
@@ -27,6 +27,16 @@ no_token_option = click.option(
     help="Serve the API without a token (loopback only): every local user can then run programs as you.",
 )
 """``--no-token``: the opt-out of the API token, for ``coordinator`` and ``up``."""
+reconnect_window_option = click.option(
+    "--reconnect-window",
+    type=click.FloatRange(min=0),
+    default=RECONNECT_WINDOW,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long the daemon keeps its dataflows running and reconnects when it loses the coordinator "
+    "(0: stop them at once).",
+)
+"""``--reconnect-window``: for ``daemon`` and ``up``."""
 
 
 @click.command(context_settings=CONTEXT)
@@ -65,6 +75,10 @@ def coordinator(
     found there by every command of the same user on this machine), or the one
     of --token-file. Daemons of this machine prove themselves with a key it
     writes beside it; daemons elsewhere with the token. See docs/security.md.
+
+    Its state is saved in the runtime folder (coordinator-PORT.db): started again
+    at the same address, it restores its dataflows and its daemons reconnect.
+    `doradus destroy` removes it.
     """
     from doradus._control.auth import is_loopback
     from doradus._control.services import serve_coordinator
@@ -116,12 +130,15 @@ def _read_token_file(path: str) -> str:
 
 @click.command(context_settings=CONTEXT)
 @click.option("--machine-id", metavar="NAME", help="This machine's name (default: the host name).")
+@reconnect_window_option
 @connection_options
-def daemon(machine_id: str | None, **opts: Any) -> None:
+def daemon(machine_id: str | None, reconnect_window: float, **opts: Any) -> None:
     """Run this machine's daemon in the foreground, connected to the coordinator.
 
     It tries once, then --retries times more, --retry-interval apart; when no
-    coordinator answered, it exits 1 with a suggested fix.
+    coordinator answered, it exits 1 with a suggested fix. Once connected, if the
+    coordinator goes away its dataflows keep running while it reconnects, for
+    --reconnect-window seconds; then it stops them and exits 1.
     """
     from doradus._control.machine_daemon import MachineDaemon
 
@@ -133,6 +150,8 @@ def daemon(machine_id: str | None, **opts: Any) -> None:
         retries=client.retries,
         retry_interval=client.retry_interval,
         token=client.token,
+        token_file=opts["token_file"],
+        reconnect_window=reconnect_window,
         say=reporter.info,
     )
     with failures(reporter):
@@ -142,8 +161,9 @@ def daemon(machine_id: str | None, **opts: Any) -> None:
 @click.command(context_settings=CONTEXT)
 @click.option("--port", type=click.IntRange(1, 65535), help="Coordinator port (default: from the address).")
 @no_token_option
+@reconnect_window_option
 @connection_options
-def up(port: int | None, no_token: bool, **opts: Any) -> None:
+def up(port: int | None, no_token: bool, reconnect_window: float, **opts: Any) -> None:
     """Start a coordinator and this machine's daemon in the background.
 
     The API gets a new token (mode 0600 in the runtime folder, where every
@@ -162,7 +182,9 @@ def up(port: int | None, no_token: bool, **opts: Any) -> None:
         return
     if no_token and opts["token_file"]:
         raise click.UsageError("--no-token cannot go with --token-file")
-    outcome = bring_up(client, *up_token(client, no_token, opts["token_file"]))
+    outcome = bring_up(
+        client, *up_token(client, no_token, opts["token_file"]), reconnect_window=reconnect_window
+    )
     if outcome.failure is None:
         reporter.success(
             f"coordinator and daemon running at {client.address} "
@@ -181,7 +203,7 @@ def up(port: int | None, no_token: bool, **opts: Any) -> None:
 @click.command(context_settings=CONTEXT)
 @connection_options
 def destroy(**opts: Any) -> None:
-    """Stop every dataflow, the daemons and the coordinator started by `doradus up`."""
+    """Stop every dataflow, the daemons and the coordinator started by `doradus up`; remove its state."""
     from doradus._control.services import tear_down
 
     reporter = Reporter(color=False if opts["no_color"] else None)

@@ -30,6 +30,8 @@ _LAZY_COMMANDS = {
     "top": "doradus.cli._status",
     "logs": "doradus.cli._logs",
     "node": "doradus.cli._nodes",
+    "param": "doradus.cli._params",
+    "topic": "doradus.cli._topics",
     "init": "doradus.cli._project",
     "new": "doradus.cli._project",
     "schema": "doradus.cli._project",
@@ -40,6 +42,9 @@ _LAZY_COMMANDS = {
     "build": "doradus.cli._build",
     "profile": "doradus.cli._profile",
     "tui": "doradus.cli._tui",
+    "record": "doradus.cli._recording",
+    "replay": "doradus.cli._recording",
+    "recording": "doradus.cli._recording",
 }
 """Command name → module defining it (in ``ALL_COMMANDS`` or under its own name)."""
 

@@ -1,11 +1,15 @@
-"""Steering one node of a running dataflow: ``doradus node pause|resume|stop|restart|set NAME``.
+"""The nodes of running dataflows: ``doradus node list|info`` and ``node pause|resume|stop|restart|set NAME``.
 
-Each parses its options, calls ``doradus._control.node_commands`` through a `ControlClient`,
-and says what was done (``--output json|yaml``: the API's answer on stdout). ``--dataflow``
-names the dataflow; without it, the one running dataflow. See docs/steering.md.
+``list`` and ``info`` show what the coordinator knows of the nodes (state, machine, inputs,
+outputs, rates); the others steer one node. Each parses its options, calls
+``doradus._control.node_commands`` through a `ControlClient`, and says what it found or did
+(``--output json|yaml``: the API's answer on stdout). ``--dataflow`` names the dataflow;
+without it, the one running dataflow (``list``: every running one). See docs/steering.md.
 
 Example::
 
+    $ doradus node list
+    $ doradus node info detector --output json
     $ doradus node pause detector
     ✓ Paused node 'detector' of dataflow 'demo'.
     $ doradus node set detector --env THRESHOLD=0.7
@@ -23,6 +27,7 @@ import click
 
 from doradus._control import node_commands as api
 from doradus._control.node_commands import NodeChange
+from doradus.cli._node_views import info_lines, input_rows, list_rows, output_rows
 from doradus.cli._options import (
     CONTEXT,
     connection_options,
@@ -32,7 +37,8 @@ from doradus.cli._options import (
     parse_duration,
     parse_env,
 )
-from doradus.cli._render import Reporter, emit_data
+from doradus.cli._render import Reporter, emit_data, print_table
+from doradus.cli._status import reason_lines
 
 F = TypeVar("F", bound=Callable[..., Any])
 _GRACE_HELP = "How long the node gets after Stop before SIGTERM."
@@ -42,18 +48,73 @@ def _node_options(func: F) -> F:
     """NAME, ``--dataflow``, ``--output`` and the connection options of every node command."""
     func = connection_options(func)
     func = output_option(func)
-    func = click.option(
-        "--dataflow",
-        "-d",
-        metavar="NAME",
-        help="The dataflow (name or id); needed only when several run.",
-    )(func)
+    func = _DATAFLOW(func)
     return click.argument("name")(func)
+
+
+_DATAFLOW = click.option(
+    "--dataflow",
+    "-d",
+    metavar="NAME",
+    help="The dataflow (name or id); needed only when several run.",
+)
 
 
 @click.group(context_settings=CONTEXT)
 def node() -> None:
-    """Steer one node of a running dataflow: pause, resume, stop, restart, set its configuration."""
+    """See the nodes of running dataflows (list, info) and steer one: pause, resume, stop, restart, set."""
+
+
+@node.command("list", context_settings=CONTEXT)
+@click.option("--dataflow", "-d", metavar="NAME", help="Only this dataflow's nodes (name or id).")
+@output_option
+@connection_options
+def list_(dataflow: str | None, output: str, **opts: Any) -> None:
+    """Every node of the running dataflows (or of --dataflow): state, pid, machine, restarts, CPU, memory.
+
+    Below the table, why a node is in its state when that needs saying. --output json|yaml prints
+    each node's full object (as `doradus node info` does).
+    """
+    reporter = Reporter(color=False if opts["no_color"] else None)
+    with failures(reporter):
+        nodes = api.node_infos(make_client(opts), dataflow)
+    if output != "table":
+        emit_data(nodes, output)
+        return
+    if not nodes:
+        reporter.info("No dataflow is running." if not dataflow else f"Dataflow {dataflow!r} has no node.")
+        return
+    columns, rows = list_rows(nodes)
+    print_table(None, columns, rows, right=4)
+    for line in reason_lines(nodes):
+        click.echo(line)
+
+
+@node.command(context_settings=CONTEXT)
+@click.argument("name")
+@_DATAFLOW
+@output_option
+@connection_options
+def info(name: str, dataflow: str | None, output: str, **opts: Any) -> None:
+    """Everything known of node NAME: state, pid, machine, kind, inputs, outputs, rates, parameters.
+
+    Inputs show their source, queue (size and policy), rate, received, dropped and queued counts
+    and median latency; outputs their rate, sent messages and bytes, data format, backends and
+    readers. Rates are over the node's last two reports (it reports every second).
+    """
+    reporter = Reporter(color=False if opts["no_color"] else None)
+    client = make_client(opts)
+    with failures(reporter):
+        found = api.node_info(client, api.running_dataflow(client, dataflow), name)
+    if output != "table":
+        emit_data(found, output)
+        return
+    for line in info_lines(found):
+        click.echo(line)
+    if found["inputs"]:
+        print_table("Inputs", *input_rows(found), right=3)
+    if found["outputs"]:
+        print_table("Outputs", *output_rows(found), right=4)
 
 
 @node.command(context_settings=CONTEXT)

@@ -55,6 +55,8 @@ class Reporter:
             return
         for result in outcome.failed:
             how = "was killed" if result.killed else f"exited with code {result.returncode}"
+            if result.ended_because:
+                how = f"was ended: {result.ended_because}"
             self.error(f"node {result.node_id!r} failed: it {how}")
             for line in result.tail[-10:]:
                 self._say(f"    {line}", "red")

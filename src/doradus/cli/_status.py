@@ -76,6 +76,7 @@ CELLS: dict[str, Callable[[dict[str, Any]], str]] = {
     "Output rate": lambda n: _rate(n.get("output_rate")),
     "p50 latency": lambda n: latency(n.get("p50_latency_us")),
     "Dropped": lambda n: _show(n.get("dropped")),
+    "BP timeouts": lambda n: _show(n.get("backpressure_timeouts")),
     "Restarts": lambda n: _show(n.get("restarts")),
     "Errors": lambda n: _show(n.get("errors")),
 }
@@ -90,6 +91,7 @@ STATUS_COLUMNS = [
     "Output rate",
     "p50 latency",
     "Dropped",
+    "BP timeouts",
     "Restarts",
     "Errors",
 ]
@@ -116,7 +118,9 @@ def node_rows(nodes: Iterable[dict[str, Any]], columns: Sequence[str]) -> list[l
 def status(name_or_id: str, output: str, **opts: Any) -> None:
     """One dataflow and each node's state, pid, CPU, memory, rates, p50 latency, dropped, restarts, errors.
 
-    Rates are messages/s over the last second; nodes report every second.
+    Rates are messages/s over the last second; nodes report every second. Below the
+    table, why a node is in its state when that needs saying (not ready, not reading its
+    inputs, ended by the watchdog).
     """
     reporter = Reporter(color=False if opts["no_color"] else None)
     with failures(reporter):
@@ -127,6 +131,19 @@ def status(name_or_id: str, output: str, **opts: Any) -> None:
     title = f"{flow['name']} ({flow['id']}): {flow['status']}"
     nodes = [{"node": node_id, **node} for node_id, node in flow["nodes"].items()]
     print_table(title, STATUS_COLUMNS, node_rows(nodes, STATUS_COLUMNS), right=2)
+    for line in reason_lines(nodes):
+        click.echo(line)
+
+
+def reason_lines(nodes: Iterable[dict[str, Any]]) -> list[str]:
+    """One line per node whose state has a reason, below the table.
+
+    Example:
+        >>> reason_lines([{"node": "sink", "state": "running", "reason": "not ready 7s after it started"},
+        ...               {"node": "camera", "state": "running"}])
+        ['  sink (running): not ready 7s after it started']
+    """
+    return [f"  {n['node']} ({n['state']}): {n['reason']}" for n in nodes if n.get("reason")]
 
 
 def _top_table(nodes: list[dict[str, Any]]) -> Any:

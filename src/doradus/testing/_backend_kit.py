@@ -19,7 +19,8 @@ class CollectingReceiver:
     """A `doradus.backends.Receiver` that keeps everything delivered, for tests.
 
     ``values`` holds (input ids, decoded value) in arrival order; ``closed``
-    the inputs closed; ``errors`` the error messages.
+    the inputs closed; ``errors`` the error messages; ``timeouts`` the inputs a
+    sender's backpressure wait timed out for.
 
     Example::
 
@@ -33,6 +34,7 @@ class CollectingReceiver:
         self.values: list[tuple[tuple[str, ...], Any]] = []
         self.closed_inputs: list[str] = []
         self.errors: list[str] = []
+        self.timeouts: list[str] = []
         self.changed = threading.Condition()
 
     def deliver(self, inputs: tuple[str, ...], entry: tuple[Any, ...]) -> None:
@@ -54,6 +56,12 @@ class CollectingReceiver:
         """Keep the error."""
         with self.changed:
             self.errors.append(message)
+            self.changed.notify_all()
+
+    def timed_out(self, inputs: Sequence[str]) -> None:
+        """Keep the inputs a sender's backpressure wait timed out for (``timeouts``)."""
+        with self.changed:
+            self.timeouts.extend(inputs)
             self.changed.notify_all()
 
     def wait_for(self, predicate: Callable[[CollectingReceiver], bool], timeout: float) -> bool:

@@ -41,7 +41,16 @@ import numpy as np
 import pyarrow as pa
 
 from doradus._exceptions import MetadataError, UnknownOutputError
-from doradus._node.events import STOP_ALL_INPUTS_CLOSED, Event, Input, InputClosed, InputRecovered, Stop
+from doradus._node.events import (
+    STOP_ALL_INPUTS_CLOSED,
+    Event,
+    Input,
+    InputClosed,
+    InputRecovered,
+    ParamDeleted,
+    ParamUpdate,
+    Stop,
+)
 from doradus._wire.metadata import TIMESTAMP, datetime_from_ns, decode_metadata, encode_metadata
 from doradus._wire.protocol import MAX_METADATA
 from doradus._wire.values import to_arrow
@@ -78,6 +87,8 @@ class MockNode:
         descriptor: What `dataflow_descriptor` returns (default: one node, this one).
         dataflow_id: What `dataflow_id` returns.
         restart_count: What `restart_count` returns (`is_restart` is true above 0).
+        parameters: The node's parameters at the start (`parameters`); a `ParamUpdate` or
+            `ParamDeleted` among the inputs changes them as it is handed out.
 
     Guarantees: `send_output` is thread-safe and keeps the order of each thread's sends;
     `sent` lists every message in sending order. Nothing here starts a process, a thread
@@ -90,6 +101,9 @@ class MockNode:
         >>> timed_out = [("x", [1]), InputClosed("x"), InputRecovered("x"), ("x", [2])]
         >>> [type(e).__name__ for e in MockNode(timed_out)][2:]
         ['InputRecovered', 'Input', 'InputClosed', 'Stop']
+        >>> tuned = MockNode([ParamUpdate("gain", 2)], parameters={"gain": 1, "mode": "a"})
+        >>> tuned.parameters()["gain"], tuned.next(), tuned.parameters()["gain"]
+        (1, ParamUpdate(key='gain', value=2), 2)
     """
 
     def __init__(
@@ -102,6 +116,7 @@ class MockNode:
         descriptor: dict[str, Any] | None = None,
         dataflow_id: str = "",
         restart_count: int = 0,
+        parameters: dict[str, Any] | None = None,
     ) -> None:
         self.id = node_id
         self._outputs = None if outputs is None else tuple(outputs)
@@ -111,6 +126,7 @@ class MockNode:
         self._descriptor = descriptor
         self._dataflow_id = dataflow_id
         self._restart_count = restart_count
+        self._parameters = dict(parameters or {})
         self.sent: list[Sent] = []
         """Every message sent, in order."""
         self.logs: list[tuple[str, str, dict[str, Any]]] = []
@@ -132,6 +148,10 @@ class MockNode:
         event = self._events.popleft()
         if isinstance(event, Stop):
             self._ended = True
+        elif isinstance(event, ParamUpdate):
+            self._parameters[event.key] = event.value
+        elif isinstance(event, ParamDeleted):
+            self._parameters.pop(event.key, None)
         return event
 
     def try_recv(self) -> Event | None:
@@ -303,6 +323,15 @@ class MockNode:
         """
         inputs = sorted({e.id for e in self._events if isinstance(e, Input | InputClosed)})
         return {"inputs": inputs, "outputs": list(self._outputs or ())}
+
+    def parameters(self) -> dict[str, Any]:
+        """The node's current parameters: those given, changed by the events handed out so far.
+
+        Example:
+            >>> MockNode(parameters={"gain": 1}).parameters()
+            {'gain': 1}
+        """
+        return dict(self._parameters)
 
     def restart_count(self) -> int:
         """The ``restart_count`` given."""

@@ -1,9 +1,11 @@
-r"""Ending nodes with their supervisor: the node keeper, and the one ``prctl`` call it needs.
+r"""The keeper process: it forks a run's nodes, reports their exits and ends them with the run.
 
-A supervisor (``doradus run``, the machine daemon) does not fork its nodes itself: it asks
-one **keeper** per run to. The keeper is a small single-threaded Python process (this file,
-run as a script: it imports only the standard library) that the supervisor talks to over a
-Unix socket pair, in JSON datagrams (`Keeper` is the supervisor's side). The keeper
+This module runs as a script (``python -I -S keeper_process.py FD CONFIG``, started by
+`doradus._unsafe.keeper.Keeper.start`), so it imports only the standard library and nothing
+of its own package: it holds everything the keeper needs — its loop, the JSON datagrams it
+exchanges with the supervisor, and the one ``prctl(2)`` call made through ``ctypes``.
+
+The keeper is single-threaded. It
 
 - starts each node in a session (so a process group) of its own, with the descriptor limit
   the supervisor chose for nodes, and asks the kernel to SIGKILL the node if the keeper
@@ -18,41 +20,21 @@ Unix socket pair, in JSON datagrams (`Keeper` is the supervisor's side). The kee
   SIGKILL to those left after the grace, reaps every node, removes the run's runtime
   folders and exits.
 
-Why a keeper rather than ``preexec_fn`` in the supervisor: the supervisor runs many threads,
-where ``preexec_fn`` may deadlock and forces ``fork`` of a large process instead of ``vfork``;
-and ``PR_SET_PDEATHSIG`` fires when the *thread* that forked the child exits, which in the
-machine daemon is a short-lived one. The keeper has one thread, alive as long as it is.
+Invariants (the supervisor's are in `doradus._unsafe.keeper`):
 
-Invariants — what keeps nodes from outliving their supervisor, and what callers must keep:
-
-1. **Only the supervisor holds the supervisor's end** of the socket pair: it is
-   close-on-exec and never passed to a node, so its closing means the supervisor is gone.
-   A supervisor must not ``fork`` without ``exec`` while a keeper runs.
-2. **`set_parent_death_signal` runs only where one thread exists**: in the keeper's
+1. **`set_parent_death_signal` runs only where one thread exists**: in the keeper's
    children between ``fork`` and ``exec`` (they then check that the keeper still lives:
    a death before the call would go unnoticed).
-3. **Groups are signalled only while pinned**: the keeper signals a node's group only
+2. **Groups are signalled only while pinned**: the keeper signals a node's group only
    while it holds the node's zombie or the group still has a live member.
-4. What escapes: a process that leaves its node's process group (``setsid``, a daemon
-   that double-forks) is not ended by the keeper; nor are a node's children when the
-   keeper itself is SIGKILLed (the nodes themselves are).
 
 Example:
-    >>> import os
-    >>> keeper = Keeper.start()
-    >>> out, into = os.pipe()
-    >>> keeper.spawn("hello", ["/bin/sh", "-c", "echo hi"], cwd="/", env={}, stdout=into, stderr=into)
-    >>> os.close(into)
-    >>> os.read(out, 100)
-    b'hi\n'
-    >>> events = []
-    >>> while not any(isinstance(e, Exited) for e in events):
-    ...     events += keeper.receive(timeout=5) or []
-    >>> [type(e).__name__ for e in events], events[-1].code
-    (['Spawned', 'Exited'], 0)
-    >>> keeper.end(grace=1.0), keeper.receive()   # ended: every node reaped, then the keeper's end
-    (True, None)
-    >>> keeper.close(); os.close(out)
+    >>> import socket
+    >>> a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    >>> send_datagram(a, {"op": "end", "grace": 1.0})
+    >>> receive_datagram(b, wait=1.0)
+    ({'op': 'end', 'grace': 1.0}, [])
+    >>> a.close(); b.close()
 """
 
 from __future__ import annotations
@@ -87,6 +69,9 @@ def _prctl() -> Any:
     """``prctl(2)`` from the C library, loaded once (before any fork: loading takes locks)."""
     global _prctl_function
     if _prctl_function is None:
+        # SAFETY: the C library of this process, already loaded; the declared argument and
+        # result types are prctl(2)'s (int option, four unsigned long), so ctypes converts
+        # and checks every argument instead of guessing.
         function = ctypes.CDLL(None, use_errno=True).prctl
         function.restype = ctypes.c_int
         function.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong)
@@ -97,7 +82,7 @@ def _prctl() -> Any:
 def set_parent_death_signal(signum: int) -> None:
     r"""Ask the kernel to send ``signum`` to this process when the thread that forked it ends.
 
-    See invariant 2: call it only in a single-threaded process (a child between fork and
+    See invariant 1: call it only in a single-threaded process (a child between fork and
     exec). The setting survives ``exec`` (not of set-user-id programs) and is not inherited
     by this process's own children.
 
@@ -109,11 +94,12 @@ def set_parent_death_signal(signum: int) -> None:
 
     Example:
         >>> import subprocess, sys
-        >>> code = "import signal; from doradus._unsafe.process import *; "
+        >>> code = "import signal; from doradus._unsafe.keeper_process import *; "
         >>> code += "set_parent_death_signal(signal.SIGKILL); print(parent_death_signal())"
         >>> subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
         '9\n'
     """
+    # SAFETY: PR_SET_PDEATHSIG reads only its integer argument; no memory is passed.
     if _prctl()(_PR_SET_PDEATHSIG, signum, 0, 0, 0) != 0:
         error = ctypes.get_errno()
         raise OSError(error, f"prctl(PR_SET_PDEATHSIG): {os.strerror(error)}")
@@ -127,177 +113,27 @@ def parent_death_signal() -> int:
         True
     """
     value = ctypes.c_int(0)
-    # PR_GET_PDEATHSIG writes through its second argument: pass the address as an integer.
+    # SAFETY: PR_GET_PDEATHSIG writes one C int through its second argument: the address
+    # of `value`, a C int this frame holds until the call has returned.
     if _prctl()(_PR_GET_PDEATHSIG, ctypes.addressof(value), 0, 0, 0) != 0:
         error = ctypes.get_errno()
         raise OSError(error, f"prctl(PR_GET_PDEATHSIG): {os.strerror(error)}")
     return value.value
 
 
-# ------------------------------------------------------------------ the supervisor's side
-@dataclass(frozen=True)
-class Spawned:
-    """The node ``key`` runs as ``pid`` (also its process group's id)."""
+# ------------------------------------------------------------------------- the datagrams
+def send_datagram(sock: socket.socket, message: dict[str, Any], fds: Sequence[int] = ()) -> None:
+    """Send one JSON message, with descriptors passed along (``SCM_RIGHTS``).
 
-    key: str
-    pid: int
-
-
-@dataclass(frozen=True)
-class SpawnFailed:
-    """The node ``key`` could not be started; ``error`` says why."""
-
-    key: str
-    error: str
-
-
-@dataclass(frozen=True)
-class Exited:
-    """The node ``key`` exited: ``code`` is its status, or minus the signal that ended it."""
-
-    key: str
-    code: int
-
-
-KeeperEvent = Spawned | SpawnFailed | Exited
-
-
-class Keeper:
-    """The supervisor's side of a run's keeper (see the module docstring).
-
-    Thread safety: `spawn` may be called from one thread while another calls `receive`;
-    `end` once, after the last `spawn`; `close` once nothing reads any more.
+    Raises:
+        OSError: The peer has gone.
 
     Example:
-        >>> keeper = Keeper.start(orphan_grace=0.5)
-        >>> keeper.pid > 0, keeper.end(grace=1.0)
-        (True, True)
-        >>> keeper.close()
+        >>> a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        >>> send_datagram(a, {"op": "ping"}); b.recv(100)
+        b'{"op":"ping"}'
+        >>> a.close(); b.close()
     """
-
-    def __init__(self, process: subprocess.Popen[bytes], sock: socket.socket) -> None:
-        self._process = process
-        self._sock = sock
-
-    @classmethod
-    def start(
-        cls,
-        *,
-        node_files: int | None = None,
-        orphan_grace: float = 1.0,
-        remove: Sequence[str] = (),
-        pidfd: bool = True,
-    ) -> Keeper:
-        """Start a keeper.
-
-        Args:
-            node_files: The soft descriptor limit (``ulimit -n``) nodes get; None keeps the keeper's.
-            orphan_grace: Seconds between SIGTERM and SIGKILL when the supervisor dies.
-            remove: Folders the keeper removes when the supervisor dies (the run's runtime folders).
-            pidfd: Watch nodes through pidfds (False: through ``SIGCHLD``, as on kernels before 5.3).
-
-        Returns:
-            The running keeper.
-
-        Example:
-            >>> keeper = Keeper.start(node_files=1024)
-            >>> keeper.end(grace=1.0)
-            True
-            >>> keeper.close()
-        """
-        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        config = {
-            "node_files": node_files,
-            "orphan_grace": orphan_grace,
-            "remove": list(remove),
-            "supervisor": os.getpid(),
-            "pidfd": pidfd,
-        }
-        try:
-            # -I -S: no site packages, environment or current folder; a bare interpreter starts fast.
-            process = subprocess.Popen(
-                [sys.executable, "-I", "-S", __file__, str(theirs.fileno()), json.dumps(config)],
-                pass_fds=(theirs.fileno(),),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                start_new_session=True,  # Ctrl-C on the terminal reaches the supervisor, not the keeper
-            )
-        except BaseException:
-            mine.close()
-            raise
-        finally:
-            theirs.close()
-        return cls(process, mine)
-
-    @property
-    def pid(self) -> int:
-        """The keeper's process id."""
-        return self._process.pid
-
-    def fileno(self) -> int:
-        """The socket to wait on (readable when `receive` has events)."""
-        return self._sock.fileno()
-
-    def spawn(
-        self, key: str, argv: Sequence[str], *, cwd: str, env: dict[str, str], stdout: int, stderr: int
-    ) -> None:
-        """Ask for a node to be started; a `Spawned` or `SpawnFailed` event answers.
-
-        The descriptors are passed on, the caller may close its own at once. Blocks while the
-        keeper has many requests to serve.
-
-        Raises:
-            OSError: The keeper has gone.
-        """
-        request = {"op": "spawn", "key": key, "argv": list(argv), "cwd": cwd, "env": env}
-        _send(self._sock, request, [stdout, stderr])
-
-    def receive(self, timeout: float = 0.0) -> list[KeeperEvent] | None:
-        """The events that have arrived (waiting up to ``timeout`` for one); None once the keeper has gone."""
-        events: list[KeeperEvent] = []
-        wait = timeout
-        while True:
-            try:
-                message, fds = _receive(self._sock, wait=wait)
-            except BlockingIOError:
-                return events
-            except OSError:
-                return events if events else None
-            wait = 0.0
-            for fd in fds:
-                os.close(fd)
-            if message is None:
-                return events if events else None
-            op, key = message.get("op"), str(message.get("key"))
-            if op == "spawned":
-                events.append(Spawned(key, int(message["pid"])))
-            elif op == "failed":
-                events.append(SpawnFailed(key, str(message["error"])))
-            elif op == "exited":
-                events.append(Exited(key, int(message["code"])))
-
-    def end(self, grace: float) -> bool:
-        """End the run: SIGTERM to what is left in the nodes' groups, SIGKILL after ``grace``.
-
-        Returns once the keeper has exited (every node reaped), its last reports readable
-        with `receive`; False if it did not exit within ``grace`` and a few seconds.
-        """
-        try:
-            _send(self._sock, {"op": "end", "grace": grace})
-        except OSError:
-            pass  # gone already: it ended the nodes when it went
-        try:
-            self._process.wait(grace + 3.0)
-        except subprocess.TimeoutExpired:
-            return False
-        return True
-
-    def close(self) -> None:
-        """Close the socket (a keeper still running takes it as the supervisor's end)."""
-        self._sock.close()
-
-
-def _send(sock: socket.socket, message: dict[str, Any], fds: Sequence[int] = ()) -> None:
     data = json.dumps(message, separators=(",", ":")).encode()
     if fds:
         sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
@@ -305,11 +141,20 @@ def _send(sock: socket.socket, message: dict[str, Any], fds: Sequence[int] = ())
         sock.send(data)
 
 
-def _receive(sock: socket.socket, wait: float = 0.0) -> tuple[dict[str, Any] | None, list[int]]:
-    """One datagram, waiting up to ``wait`` seconds; ``(None, [])`` at the peer's end.
+def receive_datagram(sock: socket.socket, wait: float = 0.0) -> tuple[dict[str, Any] | None, list[int]]:
+    """One datagram and the descriptors it carried, waiting up to ``wait`` seconds.
+
+    Returns:
+        The message (None at the peer's end) and the descriptors, which the caller owns.
 
     Raises:
         BlockingIOError: Nothing arrived in time.
+
+    Example:
+        >>> a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        >>> a.close(); receive_datagram(b)
+        (None, [])
+        >>> b.close()
     """
     if wait > 0:
         poller = select.poll()
@@ -377,7 +222,7 @@ class _Server:
         """Serve the requests that have arrived; the grace to end with once the run ends."""
         while True:
             try:
-                message, fds = _receive(self.sock, wait=0)
+                message, fds = receive_datagram(self.sock, wait=0)
             except BlockingIOError:
                 return None
             except OSError:
@@ -406,6 +251,8 @@ class _Server:
                 stdout=stdout,
                 stderr=stderr,
                 start_new_session=True,
+                # SAFETY: preexec_fn runs between fork and exec, safe only in a process with one
+                # thread, which the keeper is (its reason to exist: see `doradus._unsafe.keeper`).
                 preexec_fn=self._in_child,
             )
         except (OSError, ValueError, subprocess.SubprocessError) as exc:
@@ -428,6 +275,8 @@ class _Server:
 
     def _in_child(self) -> None:
         """Between fork and exec in a node (one thread exists): die with the keeper, take the node's limit."""
+        # SAFETY: the keeper has one thread, so the forked child has no lock another thread
+        # held at fork time; prctl was loaded before the first fork (see `_main`).
         set_parent_death_signal(signal.SIGKILL)
         if os.getppid() != self.me:
             os._exit(127)  # the keeper died before the request took effect
@@ -456,7 +305,7 @@ class _Server:
 
     def _tell(self, message: dict[str, Any]) -> None:
         try:
-            _send(self.sock, message)
+            send_datagram(self.sock, message)
         except OSError:
             pass  # the supervisor has gone: the loop sees its end next
 
@@ -517,7 +366,7 @@ def _main(argv: list[str]) -> None:
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when the run ends
-    _prctl()  # loaded before the first fork (invariant 2)
+    _prctl()  # loaded before the first fork (invariant 1): loading takes the loader's locks
     _Server(sock, config).serve()
 
 
