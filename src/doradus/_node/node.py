@@ -13,11 +13,9 @@ Example (inside a node started by ``doradus run``)::
 from __future__ import annotations
 
 import asyncio
-import atexit
 import logging
 import threading
 import time
-import weakref
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 
 from doradus._exceptions import EncodeError, MetadataError, NodeError, UnknownOutputError
+from doradus._node.at_exit import report_at_exit
 from doradus._node.attach import attach
 from doradus._node.channel import DaemonChannel, link_specs
 from doradus._node.config import descriptor_text, load_codecs
@@ -137,7 +136,7 @@ class Node(LogMethods):
             self._timeouts = InputTimeouts(timed, self._inbox)
             self._pop = self._timeouts.pop
         self._channel.start_watching()
-        _report_at_exit(self)
+        report_at_exit(self)
         self._backend.start()
         if timers:
             start_timers(self._inbox, timers, self._timer_stop)
@@ -467,34 +466,6 @@ class Node(LogMethods):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _report_at_exit(node: Node) -> None:
-    """Send the node's final statistics when the process exits, even without ``close()``."""
-    ref = weakref.ref(node)
-
-    def report() -> None:
-        alive = ref()
-        if alive is not None:
-            alive._report_statistics()
-            if alive._telemetry is not None:
-                alive._telemetry.shutdown()
-
-    def close_network() -> None:
-        alive = ref()
-        if alive is not None and alive._backend.close_when_main_thread_ends:
-            # Network backends hold sessions and threads (some not daemonic) that must end before
-            # the interpreter waits for its threads; closing also tells receivers the outputs ended.
-            alive._timer_stop.set()
-            alive._backend.close()
-
-    atexit.register(report)
-    # Runs when the main thread ends, before Python joins the remaining threads (atexit is later).
-    register_before_join = getattr(threading, "_register_atexit", None)
-    if register_before_join is not None:
-        register_before_join(close_network)
-    else:
-        atexit.register(close_network)
 
 
 def _make_backend(node_id: str, receiver: InboxReceiver, config: NodeConfig) -> Backend:

@@ -32,8 +32,6 @@ Example::
 
 from __future__ import annotations
 
-import os
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -42,14 +40,7 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry._logs import SeverityNumber
 from opentelemetry.metrics import CallbackOptions, Observation
-from opentelemetry.sdk._logs import LoggerProvider
-from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from doradus._observability.latency import LATENCY_BOUNDS_US
@@ -58,85 +49,14 @@ from doradus._observability.otel_env import (
     enabled_signals,
     format_context,
     parse_context,
-    protocol,
 )
+from doradus._observability.otel_providers import Providers, resource_of
 from doradus._observability.records import LEVELS
 
 INSTRUMENTATION = "doradus"
 LATENCY_BOUNDS_S = tuple(b / 1e6 for b in LATENCY_BOUNDS_US)
 _SEVERITY = {name: SeverityNumber[name] for name in LEVELS}
 """Each level's OpenTelemetry severity: Doradus levels carry OpenTelemetry's names."""
-
-
-def _resource(attributes: Mapping[str, str | None]) -> Resource:
-    """The service (``OTEL_SERVICE_NAME``, default ``doradus``) plus ``OTEL_RESOURCE_ATTRIBUTES``."""
-    values: dict[str, Any] = {k: v for k, v in attributes.items() if v is not None}
-    if not os.environ.get("OTEL_SERVICE_NAME"):
-        values["service.name"] = "doradus"
-    return Resource.create(values)
-
-
-def _span_exporter() -> Any:
-    if protocol("traces") == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as Grpc
-
-        return Grpc()
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as Http
-
-    return Http()
-
-
-def _metric_exporter() -> Any:
-    if protocol("metrics") == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as Grpc
-
-        return Grpc()
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as Http
-
-    return Http()
-
-
-def _log_exporter() -> Any:
-    if protocol("logs") == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as Grpc
-
-        return Grpc()
-    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as Http
-
-    return Http()
-
-
-class _Providers:
-    """The tracer, meter and logger providers of one process, for the signals that are on."""
-
-    def __init__(self, signals: frozenset[str], resource: Resource, views: list[View] | None = None) -> None:
-        self.tracer_provider: TracerProvider | None = None
-        self.meter_provider: MeterProvider | None = None
-        self.logger_provider: LoggerProvider | None = None
-        if "traces" in signals:
-            self.tracer_provider = TracerProvider(resource=resource)
-            self.tracer_provider.add_span_processor(BatchSpanProcessor(_span_exporter()))
-        if "metrics" in signals:
-            reader = PeriodicExportingMetricReader(_metric_exporter())
-            self.meter_provider = MeterProvider(resource=resource, metric_readers=[reader], views=views or [])
-        if "logs" in signals:
-            self.logger_provider = LoggerProvider(resource=resource)
-            self.logger_provider.add_log_record_processor(BatchLogRecordProcessor(_log_exporter()))
-        self._done = False
-        self._lock = threading.Lock()
-
-    def shutdown(self) -> None:
-        """Flush and stop every provider (idempotent)."""
-        with self._lock:
-            if self._done:
-                return
-            self._done = True
-        for provider in (self.tracer_provider, self.meter_provider, self.logger_provider):
-            if provider is not None:
-                try:
-                    provider.shutdown()
-                except Exception as exc:  # an unreachable collector must not fail the node
-                    print(f"doradus: telemetry flush failed: {exc}", file=sys.stderr)
 
 
 def _latency_view() -> View:
@@ -164,7 +84,7 @@ class NodeTelemetry:
     """
 
     def __init__(
-        self, providers: _Providers, node_id: str, dataflow: str, run_id: str, sources: Mapping[str, str]
+        self, providers: Providers, node_id: str, dataflow: str, run_id: str, sources: Mapping[str, str]
     ) -> None:
         self._providers = providers
         self.node_id = node_id
@@ -217,7 +137,7 @@ class NodeTelemetry:
         if not signals:
             return None
         attrs = {"doradus.node.id": node_id, "doradus.dataflow": dataflow, "doradus.run_id": run_id}
-        providers = _Providers(signals, _resource(attrs), [_latency_view()])
+        providers = Providers(signals, resource_of(attrs), [_latency_view()])
         return cls(providers, node_id, dataflow, run_id, sources or {})
 
     def observe_inputs(
@@ -350,7 +270,7 @@ class RuntimeTelemetry:
             telemetry.shutdown()
     """
 
-    def __init__(self, providers: _Providers, dataflow: str, run_id: str, machine: str) -> None:
+    def __init__(self, providers: Providers, dataflow: str, run_id: str, machine: str) -> None:
         self._providers = providers
         self.dataflow = dataflow
         self.run_id = run_id
@@ -378,7 +298,7 @@ class RuntimeTelemetry:
         if not signals:
             return None
         attrs = {"doradus.dataflow": dataflow, "doradus.run_id": run_id, "doradus.machine": machine}
-        return cls(_Providers(signals, _resource(attrs)), dataflow, run_id, machine)
+        return cls(Providers(signals, resource_of(attrs)), dataflow, run_id, machine)
 
     def _attrs(self, node_id: str | None) -> dict[str, str]:
         attrs = {

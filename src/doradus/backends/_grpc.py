@@ -26,7 +26,16 @@ Options (`LinkSpec.options`): ``listen`` (inbound), ``connect``,
 ``connect_retries`` x ``retry_interval`` (`ConnectBound`, default 50 x 0.1 s)
 bound how long a sender waits for the receiver (`ConnectError` afterwards;
 gRPC retries by itself, its reconnect backoff set to ``retry_interval``),
-``max_message``.
+``max_message``, ``tls`` (`doradus.backends._tls.TlsFiles.for_link`).
+
+TLS: with ``tls`` set, the receiver serves on a secure port with its ``cert``
+and ``key`` (and, with ``require_client: true``, demands a client certificate
+signed by ``ca``); the sender opens a secure channel that checks the
+receiver's certificate against ``ca`` (else gRPC's bundled roots) and
+presents its own ``cert``/``key`` when given. The certificate must name the
+host the sender connects to (an IP address SAN for ``127.0.0.1``). A channel
+that never comes up under TLS is explained by a handshake of Python's own
+(`TlsFiles.handshake_problem`), since gRPC only reports a timeout.
 
 The message classes come from ``_doradus_link_pb2.py`` (generated; see the
 ``.proto`` for the command). The service itself is registered by hand with
@@ -55,6 +64,7 @@ from typing import Any
 from doradus._exceptions import ConnectError
 from doradus.backends._network import LINK_OPTIONS, ConnectBound, NetLink, NetworkBackend
 from doradus.backends._tcp import parse_host_port
+from doradus.backends._tls import TlsFiles
 
 SERVICE = "doradus.link.v1.Link"
 METHOD = f"/{SERVICE}/Stream"
@@ -77,6 +87,25 @@ def _options(max_message: int, interval: float | None = None) -> list[tuple[str,
             ("grpc.max_reconnect_backoff_ms", backoff),
         ]
     return options
+
+
+def _server_credentials(grpc: Any, files: TlsFiles) -> Any:
+    """The receiver's TLS credentials: its certificate, and client checking when required."""
+    files.server_files("grpc")  # both named, or a TransportError saying so
+    return grpc.ssl_server_credentials(
+        [(files.read("key", "grpc"), files.read("cert", "grpc"))],
+        root_certificates=files.read("ca", "grpc") if files.require_client else None,
+        require_client_auth=files.require_client,
+    )
+
+
+def _channel_credentials(grpc: Any, files: TlsFiles) -> Any:
+    """The sender's TLS credentials: the roots it checks the receiver with, its own certificate."""
+    return grpc.ssl_channel_credentials(
+        root_certificates=files.read("ca", "grpc"),
+        private_key=files.read("key", "grpc"),
+        certificate_chain=files.read("cert", "grpc"),
+    )
 
 
 class FramePipe:
@@ -166,7 +195,7 @@ class GrpcBackend(NetworkBackend):
     topics = False
     # grpcio and protobuf are imported when a backend opens, not with this module.
     requires = ("grpc", "google.protobuf")
-    options = LINK_OPTIONS | {"max_message"}
+    options = LINK_OPTIONS | {"max_message", "tls"}
 
     def __init__(self, node_id: str, receiver: Any) -> None:
         super().__init__(node_id, receiver)
@@ -191,6 +220,8 @@ class GrpcBackend(NetworkBackend):
             if link.options.get("listen"):
                 options = link.options
                 break
+        tls = next((link.options["tls"] for link in self.in_links.values() if link.options.get("tls")), None)
+        files = TlsFiles.for_link(tls, option=self.name)
         listen = str(options.get("listen") or "127.0.0.1:0")
         host, port = parse_host_port(listen)
         max_message = int(options.get("max_message", DEFAULT_MAX_MESSAGE))
@@ -211,7 +242,10 @@ class GrpcBackend(NetworkBackend):
         server.add_generic_rpc_handlers((handler,))
         shown = f"[{host}]" if ":" in host else host
         try:
-            bound = server.add_insecure_port(f"{shown}:{port}")
+            if files is None:
+                bound = server.add_insecure_port(f"{shown}:{port}")
+            else:
+                bound = server.add_secure_port(f"{shown}:{port}", _server_credentials(grpc, files))
         except Exception as exc:  # grpc raises RuntimeError when it cannot bind
             raise ConnectError(f"cannot listen on {listen}: {exc}") from exc
         if not bound:
@@ -232,13 +266,21 @@ class GrpcBackend(NetworkBackend):
         shown = f"[{host}]" if ":" in host else host
         bound = ConnectBound.from_options(link.options)
         max_message = int(link.options.get("max_message", DEFAULT_MAX_MESSAGE))
-        channel = grpc.insecure_channel(f"{shown}:{port}", options=_options(max_message, bound.interval))
+        files = TlsFiles.for_link(link.options.get("tls"), option=self.name)
+        address, options = f"{shown}:{port}", _options(max_message, bound.interval)
+        if files is None:
+            channel = grpc.insecure_channel(address, options=options)
+        else:
+            channel = grpc.secure_channel(address, _channel_credentials(grpc, files), options=options)
         try:
             # gRPC retries by itself every `interval`; wait for as many attempts, plus one connect time.
             grpc.channel_ready_future(channel).result(timeout=bound.seconds + 1.0)
         except grpc.FutureTimeoutError:
             channel.close()
             why = "the channel never became ready"
+            problem = files.handshake_problem(host, port, alpn=("h2",)) if files is not None else None
+            if problem:
+                why += f" ({problem}; check `tls.ca` and that the certificate names {host})"
             raise bound.unreachable(self.node_id, f"{link.peer!r} at {target}", why) from None
         pipe = FramePipe()
         stream = channel.stream_unary(

@@ -32,6 +32,13 @@ Who listens, who connects (link options, set by the daemon):
   bound for reaching the ``connect`` endpoints and for every receiver to be
   subscribed; past it, `open` raises `ConnectError`.
 - ``prefix``: ``doradus/<run-id>/``.
+- ``tls`` (`doradus.backends._tls.TlsFiles.for_link`): ``{ca, cert, key,
+  require_client}``; the endpoints become ``tls/host:port`` (peer to peer;
+  a machine's router does not offer TLS), a listening node presents
+  ``cert``/``key``, a connecting one checks it against ``ca``
+  (`doradus.backends._zenoh_router`). A connection refused by the TLS
+  handshake is explained by one of Python's own (Zenoh only reports a
+  timeout).
 
 Scouting is always off (multicast and gossip): a session talks only to the
 endpoints it was given.
@@ -92,6 +99,8 @@ from typing import TYPE_CHECKING, Any
 from doradus._exceptions import ClosedError, ConnectError, TransportError
 from doradus.backends._base import LinkOptions, host_port
 from doradus.backends._network import LINK_OPTIONS, ConnectBound, NetworkBackend
+from doradus.backends._tcp import parse_host_port
+from doradus.backends._tls import TlsFiles
 from doradus.backends._zenoh_router import (
     DEFAULT_LISTEN,
     ZenohRouter,
@@ -124,6 +133,24 @@ def _endpoints(value: Any) -> list[str]:
     return [str(v) for v in value]
 
 
+def _tls_problem(tls: TlsFiles | None, connect: Sequence[str]) -> str | None:
+    """Why the first ``tls/`` endpoint refuses a TLS handshake, if it does.
+
+    Example:
+        >>> _tls_problem(None, ["tls/127.0.0.1:7447"]) is None
+        True
+    """
+    if tls is None:
+        return None
+    for endpoint in connect:
+        address = endpoint.removeprefix("tls/").split("#")[0].split("?")[0]
+        host, port = parse_host_port(address)
+        problem = tls.handshake_problem(host, port)
+        if problem:
+            return problem
+    return None
+
+
 def _matching(publisher: zenoh.Publisher) -> bool:
     status: Any = publisher.matching_status  # a MatchingStatus at run time, `bool` in the stubs
     return bool(getattr(status, "matching", status))
@@ -142,19 +169,23 @@ class ZenohBackend(NetworkBackend):
     name = "zenoh"
     topics = True
     requires = ("zenoh",)
-    options = LINK_OPTIONS | {"mode", "shm", "connect_timeout"}
+    options = LINK_OPTIONS | {"mode", "shm", "connect_timeout", "tls"}
     option_choices = MappingProxyType({"mode": MODES})
     machine_router = True  # nodes behind routers need no address per receiver (see `open_router`)
 
     @classmethod
     def link_options(cls, common: dict[str, Any], host: str, port: int) -> LinkOptions:
-        """Peer to peer: the receiver listens on the TCP endpoint, the sender connects to it.
+        """Peer to peer: the receiver listens on the TCP (with ``tls``: TLS) endpoint, the sender connects.
 
         Example:
             >>> ZenohBackend.link_options({}, "127.0.0.1", 7447)
             ({'connect': ['tcp/127.0.0.1:7447']}, {'listen': ['tcp/127.0.0.1:7447']})
+            >>> ZenohBackend.link_options({"tls": {"ca": "ca.pem"}}, "127.0.0.1", 7447)[0]["connect"]
+            ['tls/127.0.0.1:7447']
         """
         endpoint = cls.router_endpoint(host, port)
+        if common.get("tls"):
+            endpoint = f"tls/{host_port(host, port)}"
         return {**common, "connect": [endpoint]}, {**common, "listen": [endpoint]}
 
     @classmethod
@@ -234,16 +265,24 @@ class ZenohBackend(NetworkBackend):
         timeout = self._timeout()
         deadline = time.monotonic() + timeout
         self.mode = str(self._option("mode", "peer"))
+        tls = TlsFiles.for_link(self._option("tls", None), option=self.name)
         self.config = session_config(
             self.mode,
             self.listen,
             connect,
             shm=bool(self._option("shm", True)),
             connect_timeout=timeout,
+            tls=tls,
         )
         what = f"node {self.node_id!r} could not open its Zenoh session"
         what += f" (listen {self.listen}, connect {connect})"
-        self.session = open_session(self.config, what)
+        try:
+            self.session = open_session(self.config, what)
+        except ConnectError as exc:
+            problem = _tls_problem(tls, connect)
+            if problem is None:
+                raise
+            raise ConnectError(f"{exc} ({problem}; check `tls.ca` and the certificate's names)") from exc
         try:
             if connect:
                 self._wait_for_network(deadline)

@@ -5,6 +5,14 @@ machine daemon starts one `ZenohRouter` per multi-machine run whose links
 cross machines on Zenoh (`ZenohBackend.open_machine_router`). zenoh itself is
 imported only when a configuration is built.
 
+TLS (`TlsFiles`, the ``tls`` option): every endpoint must then be a ``tls/``
+one (a ``tcp/`` endpoint beside it is refused, never silently clear text);
+``ca`` becomes ``transport/link/tls/root_ca_certificate``, ``cert``/``key``
+the listening certificate (required when listening), and ``require_client``
+turns on Zenoh's mutual TLS (``enable_mtls``, the same ``cert``/``key``
+presented when connecting). Zenoh checks that the certificate names the host
+connected to.
+
 Example:
     >>> json.loads(session_config(mode="client").get_json("mode"))
     'client'
@@ -16,10 +24,12 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from doradus._exceptions import ConnectError
+from doradus._exceptions import ConnectError, TransportError
 
 if TYPE_CHECKING:
     import zenoh
+
+    from doradus.backends._tls import TlsFiles
 
 DEFAULT_LISTEN = ("tcp/127.0.0.1:0",)
 
@@ -31,12 +41,18 @@ def session_config(
     *,
     shm: bool = True,
     connect_timeout: float | None = None,
+    tls: TlsFiles | None = None,
 ) -> zenoh.Config:
     """A Zenoh configuration with scouting off and explicit endpoints.
 
     Multicast scouting and gossip are disabled; ``listen`` replaces Zenoh's
     all-interfaces default. With ``connect_timeout``, opening the session
     fails unless a ``connect`` endpoint answers within that many seconds.
+    With ``tls``, see the module documentation.
+
+    Raises:
+        TransportError: ``tls`` is given with a non-``tls/`` endpoint, or without the
+            ``cert``/``key`` a listening session needs.
 
     Example:
         >>> config = session_config(listen=["tcp/127.0.0.1:0"])
@@ -55,7 +71,29 @@ def session_config(
     if connect and connect_timeout is not None:
         config.insert_json5("connect/timeout_ms", str(max(1, int(connect_timeout * 1000))))
         config.insert_json5("connect/exit_on_failure", "true")
+    if tls is not None:
+        _insert_tls(config, tls, listen, connect)
     return config
+
+
+def _insert_tls(config: zenoh.Config, tls: TlsFiles, listen: Sequence[str], connect: Sequence[str]) -> None:
+    clear = [e for e in (*listen, *connect) if not e.startswith("tls/")]
+    if clear:
+        raise TransportError(
+            f"zenoh option `tls` needs `tls/` endpoints, not {clear}: write e.g. `tls/127.0.0.1:7447` "
+            "(a machine's Zenoh router does not offer TLS)"
+        )
+    settings: dict[str, object] = {}
+    if tls.ca:
+        settings["root_ca_certificate"] = tls.ca
+    if listen:
+        settings["listen_certificate"], settings["listen_private_key"] = tls.server_files("zenoh")
+    if tls.require_client:
+        settings["enable_mtls"] = True
+        if tls.cert and tls.key:
+            settings["connect_certificate"], settings["connect_private_key"] = tls.cert, tls.key
+    for key, value in settings.items():
+        config.insert_json5(f"transport/link/tls/{key}", json.dumps(value))
 
 
 def open_session(config: zenoh.Config, what: str) -> zenoh.Session:
@@ -108,12 +146,15 @@ class ZenohRouter:
         self.close()
 
 
-def open_router(listen: Sequence[str], connect: Sequence[str] = (), *, shm: bool = True) -> ZenohRouter:
+def open_router(
+    listen: Sequence[str], connect: Sequence[str] = (), *, shm: bool = True, tls: TlsFiles | None = None
+) -> ZenohRouter:
     """Start a Zenoh router in this process: the meeting point of one machine's nodes.
 
     ``listen`` are its endpoints (explicit: never all interfaces unless
     given); ``connect`` the routers of other machines (retried in the
-    background until they answer). Scouting is off.
+    background until they answer). Scouting is off. With ``tls``, every endpoint is a
+    ``tls/`` one (`session_config`).
 
     Raises:
         ConnectError: the router cannot start (an endpoint is taken or invalid).
@@ -123,6 +164,6 @@ def open_router(listen: Sequence[str], connect: Sequence[str] = (), *, shm: bool
         with open_router(["tcp/127.0.0.1:7447"], ["tcp/10.0.0.2:7447"]) as router:
             run_dataflow()
     """
-    config = session_config("router", listen, connect, shm=shm)
+    config = session_config("router", listen, connect, shm=shm, tls=tls)
     session = open_session(config, f"cannot start a Zenoh router on {list(listen)}")
     return ZenohRouter(session, listen, connect)
