@@ -209,6 +209,26 @@ class SendGate:
             )
 
 
+def gate_takes(gate: SendGate | None, data: bytes | bytearray | memoryview) -> None:
+    """A flow message that came back from a receiver: a credit or a hold for ``gate`` (if any).
+
+    A message that is not a flow message, or a link without a gate, changes nothing.
+
+    Example:
+        >>> gate_takes(None, encode_flow(KIND_CREDIT, 1, "x"))   # no gate: nothing to do
+    """
+    if gate is None:
+        return
+    try:
+        kind, value, input_id = decode_flow(data)
+    except DecodeError:
+        return
+    if kind == KIND_CREDIT:
+        gate.credit(input_id, value)
+    elif kind == KIND_HOLD:
+        gate.hold(bool(value))
+
+
 class GatedLink(Protocol):
     """A sending link end that may wait for room at its receiver (`SendGate`)."""
 

@@ -62,6 +62,7 @@ from doradus.backends._flow import (
     decode_flow,
     encode_flow,
     gate_statistics,
+    gate_takes,
     is_flow,
 )
 from doradus.backends._frames import decode_end, decode_frame, encode_end, encode_frame, frame_size, is_end
@@ -427,17 +428,7 @@ class NetworkBackend(Backend):
 
     def _from_receiver(self, link: NetLink, frame: bytes | bytearray | memoryview) -> None:
         """A flow message came back on outbound ``link``: credit or hold its gate."""
-        gate = link.gate
-        if gate is None:
-            return
-        try:
-            kind, value, input_id = decode_flow(frame)
-        except DecodeError:
-            return
-        if kind == KIND_CREDIT:
-            gate.credit(input_id, value)
-        elif kind == KIND_HOLD:
-            gate.hold(bool(value))
+        gate_takes(link.gate, frame)
 
     def _link_failed(self, link: NetLink) -> None:
         """An outbound link broke: stop sending on it."""

@@ -39,6 +39,7 @@ from doradus._wire.protocol import DATA, FLAG_FD, FLAG_SHM, INLINE_MAX, pack_dat
 from doradus.backends._base import Backend, BackendStatistics, LinkSpec, Outgoing, Receiver
 from doradus.backends._shm_ends import LinkEnds
 from doradus.backends._shm_flow import ShmFlow
+from doradus.backends._shm_forward import received_segment
 from doradus.backends._shm_taps import HeaderTaps, is_headers_tap, link_socket
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from doradus._wire.values import ValuePlan
-    from doradus.backends._segments import Mapping, Segment
+    from doradus.backends._segments import Segment
     from doradus.backends._shm_links import InLink, OutLink
 
 _ZEROS = bytes(64)
@@ -346,7 +347,7 @@ class ShmBackend(Backend):
 
     def _forward(self, links: list[OutLink], message: Outgoing) -> bool:
         """Pass on, without a copy, a value that lives in a segment we received."""
-        found = self._received_segment(message.array)
+        found = received_segment(self._reactor.in_links, message.array)
         if found is None:
             return False
         in_link, seg_id, mapping = found
@@ -387,28 +388,6 @@ class ShmBackend(Backend):
         if failure is not None:
             raise failure
         return True
-
-    def _received_segment(self, array: pa.Array) -> tuple[InLink, int, Mapping] | None:
-        found: tuple[InLink, int, Mapping] | None = None
-        for buf in array.buffers():
-            if buf is None:
-                continue
-            if found is not None:
-                mapping = found[2]
-                if not mapping.address <= buf.address <= mapping.address + mapping.size - buf.size:
-                    return None
-                continue
-            found = self._mapping_containing(buf.address, buf.size)
-            if found is None:
-                return None
-        return found
-
-    def _mapping_containing(self, address: int, size: int) -> tuple[InLink, int, Mapping] | None:
-        for link in self._reactor.in_links:
-            for seg_id, mapping in list(link.mappings.items()):
-                if mapping.address <= address and address + size <= mapping.address + mapping.size:
-                    return link, seg_id, mapping
-        return None
 
     def _zero_copy_segment(self, array: pa.Array, plan: ValuePlan) -> Segment | None:
         if plan.kind != self._kind_buffers:

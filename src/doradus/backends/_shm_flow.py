@@ -18,7 +18,6 @@ import socket
 from collections.abc import Collection
 from typing import TYPE_CHECKING
 
-from doradus._exceptions import DecodeError
 from doradus.backends._flow import (
     KIND_CREDIT,
     KIND_HOLD,
@@ -28,6 +27,7 @@ from doradus.backends._flow import (
     decode_flow,
     encode_flow,
     gate_statistics,
+    gate_takes,
 )
 
 if TYPE_CHECKING:
@@ -100,17 +100,7 @@ class ShmFlow:
 
     def from_receiver(self, link: OutLink, data: bytes) -> None:
         """A flow message came back on an out link (the reactor's thread): credit or hold its gate."""
-        gate = link.gate
-        if gate is None:
-            return
-        try:
-            kind, value, input_id = decode_flow(data)
-        except DecodeError:
-            return
-        if kind == KIND_CREDIT:
-            gate.credit(input_id, value)
-        elif kind == KIND_HOLD:
-            gate.hold(bool(value))
+        gate_takes(link.gate, data)
 
     def from_sender(self, link: InLink, data: bytes) -> None:
         """A flow message came on an in link: a ``SKIP`` is counted on the inputs its output feeds.
