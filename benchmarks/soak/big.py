@@ -3,7 +3,12 @@
 `doradus run`, shm backend: the producer sends a 40 MiB numbered payload SOAK_BIG_RATE times a
 second (10); the consumer reads every page of each message it takes and works 0.25 s on it,
 behind an input of ``queue_size: 2``, ``drop_oldest``. For SOAK_BIG_MINUTES (3; at most
-SOAK_MINUTES when that is set), then Ctrl-C. Checked:
+SOAK_MINUTES when that is set), then Ctrl-C. A quarter into the run the consumer is frozen
+(SIGSTOP) for SOAK_BIG_FREEZE_S seconds (4), then resumed. The producer has
+``shared_memory_pool_size: 256MiB``. Checked:
+
+- while the consumer is frozen, the producer's pool stays within its ``shared_memory_pool_size``
+  (the consumer holds at most 256 MiB of it: at most six 64 MiB segments in all);
 
 - the resident memory of every process stays flat: its highest value over the last fifth of
   the run is at most one message (plus a little) above its highest over the second fifth;
@@ -16,6 +21,7 @@ SOAK_MINUTES when that is set), then Ctrl-C. Checked:
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 from typing import Any
@@ -26,6 +32,9 @@ from watch import MIB, Sample
 
 SIZE = 40 * MIB
 WORK_S = 0.25
+POOL_SIZE = 256 * MIB
+MOST_SEGMENTS = POOL_SIZE // (64 * MIB) + 2
+"""What the consumer may hold, plus the segment being written and one in reuse."""
 SLACK = SIZE + 16 * MIB
 """How much higher a process's memory may end than it was early on: one message (a segment
 mapped once more) and a little for Python's own allocations."""
@@ -43,6 +52,7 @@ def dataflow(run: DoradusRun, rate: float) -> dict[str, Any]:
                     "SOAK_OUT": str(run.file("producer.json")),
                     "SOAK_POOL": str(run.file("pool.json")),
                 },
+                shared_memory_pool_size=POOL_SIZE,
             ),
             node(
                 "consumer",
@@ -79,6 +89,20 @@ def flatness(samples: list[Sample], start: float, end: float) -> dict[str, dict[
     return found
 
 
+def freeze(run: DoradusRun, seconds: float) -> bool:
+    """SIGSTOP the consumer for ``seconds``, then SIGCONT it; False if it was not found."""
+    found = [proc for label, proc in run.watch.processes() if label == "node consumer"]
+    if not found:
+        return False
+    print(f"[soak big] freezing the consumer (pid {found[0].pid}) for {seconds:g} s …", flush=True)
+    found[0].send_signal(signal.SIGSTOP)
+    try:
+        time.sleep(seconds)
+    finally:
+        found[0].send_signal(signal.SIGCONT)
+    return True
+
+
 def main() -> int:
     seconds = minutes("SOAK_BIG_MINUTES", 3.0)
     rate = env_number("SOAK_BIG_RATE", 10)
@@ -94,8 +118,12 @@ def main() -> int:
     run.start()
     started = time.monotonic() - run.watch.start_t
     deadline = time.monotonic() + seconds
+    freeze_at, frozen = time.monotonic() + seconds / 4, False
+    freeze_s = env_number("SOAK_BIG_FREEZE_S", 4)
     while run.running() and time.monotonic() < deadline:
         time.sleep(0.5)
+        if not frozen and time.monotonic() >= freeze_at:
+            frozen = freeze(run, freeze_s)
     ended = time.monotonic() - run.watch.start_t
     part.check("the run lasted its time", run.running(), f"{ended - started:.0f} s")
     code = run.stop(timeout=60)
@@ -138,6 +166,13 @@ def main() -> int:
         f"lost {sent - received:,}; dropped {dropped:,} + undelivered {undelivered:,}",
     )
     part.check("in order", consumer.get("out_of_order") == 0, consumer.get("out_of_order"))
+    growth = part.figures["producer_pool_growth"] or []
+    most = max((int(g["segments"]) for g in growth), default=0)
+    part.check(
+        f"the consumer frozen {freeze_s:g} s, the producer's pool within shared_memory_pool_size",
+        frozen and most <= MOST_SEGMENTS,
+        f"frozen: {frozen}; at most {most} segments of 64 MiB (bound {MOST_SEGMENTS})",
+    )
     for label, m in memory.items():
         part.check(
             f"memory of {label} flat",

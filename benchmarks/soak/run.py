@@ -7,13 +7,14 @@ Parts (``--only``, comma-separated; every part by default, in this order):
 - ``chaos``: SIGKILL of a random node every 3 s for SOAK_MINUTES (5), ``restart_policy: always``.
 - ``big``: 40 MiB messages into a slow consumer for 3 minutes: memory flat.
 - ``coordinator``: the coordinator of ``doradus up`` SIGKILLed and started again under load.
+- ``record``: 1 GiB recorded with ``doradus record`` and replayed; ``record --attach`` SIGKILLed.
 
 Each part prints its checks as it goes, exits non-zero when one fails (run alone:
 ``.venv/bin/python benchmarks/soak/<part>.py``), and merges its figures into
 ``benchmarks/results/soak.json``; ``soak.md`` holds the summary table. Shorter runs:
 ``SOAK_MESSAGES=100000 SOAK_MINUTES=0.5``. Each part's docstring lists its variables.
 
-    .venv/bin/python benchmarks/soak/run.py [--only chain,chaos,big,coordinator]
+    .venv/bin/python benchmarks/soak/run.py [--only chain,chaos,big,coordinator,record]
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import big
 import chain
 import chaos
 import coordinator
+import record
 from harness import RESULTS, read_json
 from results import table
 
@@ -36,12 +38,14 @@ PARTS = {
     "chaos": chaos.main,
     "big": big.main,
     "coordinator": coordinator.main,
+    "record": record.main,
 }
 RECORDED = {
     "chain": ("chain-backpressure", "chain-small-queues"),
     "chaos": ("chaos",),
     "big": ("big",),
     "coordinator": ("coordinator",),
+    "record": ("record",),
 }
 
 

@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BAD = ROOT / "tests" / "descriptor" / "bad"
 
 SEMANTIC = {
+    "startup_timeout_zero.yml": "a duration written as text that comes to 0",
     "args_unclosed_quote.yml": "splitting `args` like a shell",
     "custom_conflict.yml": "a key both on the node and under `custom`",
     "duplicate_node_id.yml": "ids unique across nodes",

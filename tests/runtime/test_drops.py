@@ -83,4 +83,5 @@ def test_doradus_logs_shows_a_warn_record_per_input_that_dropped(
         "queue_size": 1,
         "queue_policy": "drop_oldest",
         "undelivered": 0,
+        "shed": 0,
     }

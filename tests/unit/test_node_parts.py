@@ -70,6 +70,7 @@ def test_a_stats_report_has_the_typed_shape_and_copies_the_histograms() -> None:
         "received": 1,
         "delivered": 0,
         "dropped": 0,
+        "shed": 0,
         "backpressure_timeouts": 0,
         "queued": 1,
         "latency_buckets": [2] + [0] * len(LATENCY_BOUNDS_NS),

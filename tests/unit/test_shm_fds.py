@@ -24,7 +24,7 @@ from doradus._unsafe.memory import Region, map_file
 from doradus.backends import LinkSpec, _segments
 from doradus.backends._segments import SegmentPool
 from doradus.backends._shm import ShmBackend
-from doradus.backends._shm_links import ReceivedFds
+from doradus.backends._shm_forward import ReceivedFds
 from doradus.testing import CollectingReceiver, outgoing
 
 BIG = 100 * 1024

@@ -29,6 +29,8 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from doradus._control.client import (
@@ -40,6 +42,7 @@ from doradus._control.client import (
 from doradus._control.daemon_connection import CoordinatorLink
 from doradus._control.daemon_runs import HostedDataflow
 from doradus._dataflow.model import Dataflow
+from doradus._exceptions import DoradusError
 from doradus._runtime.ending import KILL_AFTER_TERM
 from doradus._runtime.supervisor import LocalDaemon
 
@@ -47,6 +50,24 @@ HEARTBEAT = 1.0
 SHUTDOWN_GRACE = 3.0
 ENDED_KEPT = 32
 """Ended dataflows a daemon keeps listing in its ``register`` (the latest), for a restarted coordinator."""
+
+
+@dataclass(frozen=True)
+class PreparedRouter:
+    """This machine's router for a run, as announced in ``prepare`` and opened at ``spawn``.
+
+    ``options`` are the dataflow's settings for ``backend``; their relative paths start from
+    ``folder`` (the dataflow file's folder).
+
+    Example:
+        >>> PreparedRouter("zenoh", "tcp/10.0.0.1:7447", {}, Path("/srv/flow")).endpoint
+        'tcp/10.0.0.1:7447'
+    """
+
+    backend: str
+    endpoint: str
+    options: dict[str, Any]
+    folder: Path
 
 
 class MachineDaemon:
@@ -84,7 +105,7 @@ class MachineDaemon:
         )
         self.dataflows: dict[str, HostedDataflow] = {}
         self._closed = threading.Event()
-        self._routers: dict[str, dict[str, Any]] = {}
+        self._routers: dict[str, PreparedRouter] = {}
         self.heartbeat = HEARTBEAT
         """Seconds between heartbeats; the coordinator's ``welcome`` may change it."""
 
@@ -260,8 +281,13 @@ class MachineDaemon:
         remote = dict(message.get("remote") or {})
         router = None
         if placement:
-            remote["router"] = self._routers.get(run_id, {}).get("endpoint")
-            router = self._open_router(run_id, remote)
+            prepared = self._routers.pop(run_id, None)
+            remote["router"] = prepared.endpoint if prepared is not None else None
+            try:
+                router = self._open_router(prepared, remote)
+            except DoradusError as exc:
+                self.send({"type": "spawn_failed", "id": run_id, "error": self._here(exc)})
+                return
         local = LocalDaemon(
             flow,
             run_id=run_id,
@@ -280,6 +306,8 @@ class MachineDaemon:
         except OSError as exc:
             local.kill()
             local.close()
+            if router is not None:
+                router.close()
             self.send({"type": "spawn_failed", "id": run_id, "error": f"could not start: {exc}"})
             return
         self._forget_ended()
@@ -326,21 +354,40 @@ class MachineDaemon:
             self.send({"type": "spawn_failed", "id": run_id, "error": error, "fix": fix})
             return
         if routed:
-            endpoint = backend_class(routed[0]).router_endpoint(host, free_port(host))
-            self._routers[run_id] = {"endpoint": endpoint, "backend": routed[0]}
+            name = routed[0]
+            settings = flow.communication.get(name)
+            options = dict(settings) if isinstance(settings, dict) else {}
+            try:
+                endpoint = backend_class(name).router_endpoint(
+                    host, free_port(host), options, folder=flow.working_dir
+                )
+            except DoradusError as exc:
+                fix = f"correct `communication.{name}` in the dataflow (relative paths start from its folder)"
+                self.send({"type": "spawn_failed", "id": run_id, "error": self._here(exc), "fix": fix})
+                return
+            self._routers[run_id] = PreparedRouter(name, endpoint, options, flow.working_dir)
             reply["router"] = endpoint
         self.send(reply)
 
-    def _open_router(self, run_id: str, remote: dict[str, Any]) -> Any:
-        """This machine's router for a run, connected to the other machines' routers."""
-        endpoint = self._routers.get(run_id, {}).get("endpoint")
-        if not endpoint:
+    def _here(self, exc: Exception) -> str:
+        """An error of this machine, for the coordinator: which machine said it matters there."""
+        return f"machine {self.machine_id!r}: {exc}"
+
+    def _open_router(self, prepared: PreparedRouter | None, remote: dict[str, Any]) -> Any:
+        """This machine's router for a run, connected to the other machines' routers.
+
+        Raises:
+            DoradusError: the router cannot start, or fails its backend's checks (TLS).
+        """
+        if prepared is None:
             return None
         from doradus.backends import get_backend
 
-        backend = get_backend(str(self._routers[run_id]["backend"]))
+        backend = get_backend(prepared.backend)
         others = [str(e) for m, e in dict(remote.get("routers") or {}).items() if m != self.machine_id]
-        return backend.open_machine_router(str(endpoint), others)
+        return backend.open_machine_router(
+            prepared.endpoint, others, prepared.options, folder=prepared.folder
+        )
 
     def _heartbeat(self) -> None:
         while not self._closed.wait(self.heartbeat):

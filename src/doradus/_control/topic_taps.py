@@ -152,9 +152,13 @@ class MessageTap:
 
     def timed_out(self, inputs: Sequence[str]) -> None:
         """A message skipped this tap at the node (told by a ``SKIP``)."""
+        self.dropped(inputs, 1)
+
+    def dropped(self, inputs: Sequence[str], count: int) -> None:
+        """``count`` messages skipped this tap at the node."""
         with self._ready:
-            self._missed += 1
-            self.missed_total += 1
+            self._missed += count
+            self.missed_total += count
 
     def _message(self, entry: tuple[Any, ...]) -> TapMessage:
         from doradus._wire.protocol import unpack_data

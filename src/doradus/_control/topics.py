@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, cast
 from doradus._paths import runs_dir
 from doradus._runtime.topic_messages import (
     POINTER_FILE,
+    DataflowFile,
     Hello,
     Published,
     PubRequest,
@@ -141,6 +142,11 @@ class TopicSocket:
         """Every output of the run's dataflow."""
         answer, _fds = self.request({"op": "topics"})
         return list(answer.get("topics") or [])
+
+    def dataflow(self) -> DataflowFile:
+        """The dataflow file the run was started with (`doradus._runtime.topic_messages.DataflowFile`)."""
+        answer, _fds = self.request({"op": "dataflow"})
+        return cast("DataflowFile", answer)
 
     def tap(self, node: str, output: str, mode: str) -> tuple[Tapped, int]:
         """Open a tap (``full`` or ``headers``); its answer and its reading end's descriptor.

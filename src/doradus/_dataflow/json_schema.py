@@ -301,7 +301,7 @@ def _node_shapes(backends: list[str], names: list[str]) -> dict[str, dict[str, A
         ),
         "communication": _communication(backends, node=True),
     }
-    shapes.update({key: _duration(positive=False) for key in nodes.DURATION_KEYS})
+    shapes.update({key: _duration(positive=key in nodes.POSITIVE_DURATIONS) for key in nodes.DURATION_KEYS})
     return shapes
 
 

@@ -65,7 +65,9 @@ NODE = {
     "finish_grace_secs": "A node still running this long after its inputs all closed is stopped." + _DURATION,
     "startup_timeout": "A node not ready this long after it started is ended as failed "
     "(its restart policy applies)." + _DURATION,
-    "shared_memory_pool_size": "dora: shared-memory pool size (`256MB`, `1GiB`, bytes)." + _NOT_APPLIED,
+    "shared_memory_pool_size": "The most of the node's shared memory one receiver may hold unreleased "
+    "(`256MB`, `1GiB`, bytes; default 1 GiB); past it, newer messages to that receiver are dropped "
+    "and counted in its `dropped`. Applies to `shm` links.",
     "cpu_affinity": "dora: CPU numbers the node may run on." + _NOT_APPLIED,
     "deploy": "`{machine: NAME}`: the machine whose daemon runs the node (`doradus start`).",
     "_unstable_deploy": "dora 0.x spelling of `deploy` (warning).",

@@ -295,7 +295,6 @@ NOT_APPLIED: Mapping[str, NotApplied] = MappingProxyType(
     {
         " ".join(filter(None, (entry.key, entry.case))): entry
         for entry in (
-            NotApplied("shared_memory_pool_size", "node", "the node's shared-memory pool grows as needed"),
             NotApplied("cpu_affinity", "node", "the node may run on any CPU"),
             NotApplied("deploy.working_dir", "node", "the node runs in the dataflow file's folder"),
             NotApplied("deploy.labels", "node", "nodes are placed by `deploy.machine` alone"),

@@ -64,6 +64,8 @@ DURATION_KEYS = (
     "finish_grace_secs",
     "startup_timeout",
 )
+POSITIVE_DURATIONS = frozenset({"health_check_timeout", "startup_timeout", "restart_window"})
+"""0 would end every node at once (or count no restart): refused."""
 NODE_ID = re.compile(r"[a-zA-Z0-9_.-]+")
 
 _NOT_WITH_OPERATORS = ("args", "inputs", "outputs", "send_stdout_as")
@@ -329,7 +331,10 @@ def _read_runtime(
     reader: FieldReader, context: NodeContext, path: KeyPath, node: dict[Any, Any]
 ) -> dict[str, Any]:
     """Read restart, timing, resource, placement and format settings."""
-    settings: dict[str, Any] = {key: reader.duration((*path, key), node.get(key)) for key in DURATION_KEYS}
+    settings: dict[str, Any] = {
+        key: reader.duration((*path, key), node.get(key), positive=key in POSITIVE_DURATIONS)
+        for key in DURATION_KEYS
+    }
     policy = reader.choice((*path, "restart_policy"), node.get("restart_policy"), RESTART_POLICIES)
     settings["restart_policy"] = policy or "never"
     settings["max_restarts"] = reader.integer((*path, "max_restarts"), node.get("max_restarts")) or 0

@@ -23,7 +23,7 @@ from doradus._dataflow.problems import Problem, sort_problems
 from doradus._dataflow.yaml_positions import KeyPath, Positions
 from doradus.backends import backend_class
 
-_NODE_KEYS = ("shared_memory_pool_size", "cpu_affinity")
+_NODE_KEYS = ("cpu_affinity",)
 _TOP_KEYS = ("exit_when_nodes_finish", "type_rules")
 _APPLIED_ANYWAY: dict[str, str] = {}
 """Values that are what Doradus does without the feature: no warning for them."""

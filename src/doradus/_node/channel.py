@@ -266,6 +266,7 @@ def link_specs(links: list[LinkConfig]) -> list[LinkSpec]:
             spec.get("routes", {}),
             {**spec.get("options", {}), "backend": spec.get("backend", DEFAULT_LOCAL_BACKEND)},
             held=spec.get("held", False),
+            hold_limit=spec.get("hold_limit"),
             backpressure={
                 output: {i: (int(w[0]), float(w[1])) for i, w in inputs.items()}
                 for output, inputs in spec.get("backpressure", {}).items()

@@ -95,6 +95,8 @@ class Inbox:
         self._paused = False
         self.dropped: dict[str, int] = dict.fromkeys(bounds, 0)
         self.received: dict[str, int] = dict.fromkeys(bounds, 0)
+        self.shed: dict[str, int] = dict.fromkeys(bounds, 0)
+        """Per input, the part of ``dropped`` its sender dropped (`count_dropped`)."""
 
     def push(self, input_id: str | None, item: Any) -> None:
         """Queue ``item`` for ``input_id`` (``None``: a control event, never dropped)."""
@@ -147,6 +149,23 @@ class Inbox:
             for input_id in inputs:
                 if input_id in self.timed_out:
                     self.timed_out[input_id] += 1
+
+    def count_dropped(self, inputs: Iterable[str], count: int) -> None:
+        """``count`` messages for each of ``inputs`` were dropped before they arrived (by their sender).
+
+        They count as arrived and dropped, so ``delivered`` stays ``received - dropped - queued``.
+
+        Example:
+            >>> box = Inbox({"x": 1}); box.count_dropped(["x", "unknown"], 3)
+            >>> box.dropped, box.received, box.delivered, box.shed
+            ({'x': 3}, {'x': 3}, {'x': 0}, {'x': 3})
+        """
+        with self._lock:
+            for input_id in inputs:
+                if input_id in self.dropped:
+                    self.dropped[input_id] += count
+                    self.received[input_id] += count
+                    self.shed[input_id] += count
 
     def _compact(self) -> None:
         self._order = deque(s for s in self._order if s[_ALIVE])

@@ -100,6 +100,7 @@ class InboxReceiver:
     def __init__(self, inbox: Inbox) -> None:
         self._push = inbox.push
         self._count_timeouts = inbox.count_timeouts
+        self._count_dropped = inbox.count_dropped
 
     def deliver(self, inputs: tuple[str, ...], entry: tuple[Any, ...]) -> None:
         """Queue one message for each of ``inputs`` (decoded when the node takes it)."""
@@ -119,6 +120,10 @@ class InboxReceiver:
     def timed_out(self, inputs: Sequence[str]) -> None:
         """A sender's wait for room in a backpressure input timed out: counted on ``inputs``."""
         self._count_timeouts(inputs)
+
+    def dropped(self, inputs: Sequence[str], count: int) -> None:
+        """A sender dropped ``count`` messages for ``inputs`` (this node held too much): counted."""
+        self._count_dropped(inputs, count)
 
 
 class EventReader:

@@ -85,6 +85,7 @@ class NodeCounters:
                 "received": inbox.received[k],
                 "delivered": delivered[k],
                 "dropped": inbox.dropped[k],
+                "shed": inbox.shed[k],
                 "backpressure_timeouts": inbox.timed_out[k],
                 "queued": inbox.depth(k),
                 "latency_buckets": list(buckets),

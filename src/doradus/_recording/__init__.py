@@ -12,7 +12,9 @@ recorded output, its topic ``NODE/OUTPUT``; ``docs/recording.md`` holds the mapp
   to its last complete chunk; `info` summarises it, `export` writes JSON lines, CSV, Parquet;
 - `plan`: the dataflows `doradus record` and `doradus replay` run (a recorder node added, or
   nodes swapped for replayers) and the configuration their nodes read (`config`);
-  `replayer_node`: the node process standing in for a replaced node; `errors`: what fails.
+  `replayer_node`: the node process standing in for a replaced node; `errors`: what fails;
+- `attach`: ``doradus record --attach``, a running dataflow recorded through its topic taps
+  (`tap_reader` reads them into one bounded inbox), in the ``record`` process itself.
 
 May import: the runtime, the node process, the dataflow model, the wire format, codecs and the
 foundation modules; ``mcap`` lazily (the ``record`` extra). The node-process modules

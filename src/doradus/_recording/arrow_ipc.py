@@ -21,6 +21,8 @@ Example:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pyarrow as pa
 
 from doradus._recording.errors import RecordingError
@@ -78,6 +80,38 @@ def ipc_stream(batch: pa.RecordBatch) -> pa.Buffer:
     with pa.ipc.new_stream(sink, batch.schema, options=_OPTIONS) as writer:
         writer.write_batch(batch)
     return sink.getvalue()
+
+
+@dataclass(frozen=True)
+class StoredArrow:
+    """An Arrow value ready to be written: its IPC stream (its own memory) and what names its channel.
+
+    Made where the value is received (`stored_arrow`), so the received memory can be let go at
+    once; the writer needs nothing else of the value.
+
+    Example:
+        >>> stored = stored_arrow(pa.array([1, 2]))
+        >>> stored.value_type, stored.struct, read_value(stored.data).to_pylist()
+        (DataType(int64), False, [1, 2])
+    """
+
+    value_type: pa.DataType
+    struct: bool
+    schema: pa.Schema
+    """The stored batch's schema (the channel's schema record is made from it)."""
+    data: pa.Buffer
+    """The message: a self-contained IPC stream."""
+
+
+def stored_arrow(value: pa.Array) -> StoredArrow:
+    """``value`` as it is stored (see the module documentation), its bytes copied out of ``value``.
+
+    Example:
+        >>> stored_arrow(pa.array([{"x": 1}])).struct
+        True
+    """
+    batch = to_batch(value)
+    return StoredArrow(value.type, is_struct_batch(value), batch.schema, ipc_stream(batch))
 
 
 def read_batch(data: bytes | memoryview | pa.Buffer) -> pa.RecordBatch:

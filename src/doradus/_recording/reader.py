@@ -326,11 +326,17 @@ class Recording:
             )
 
     def _raw_messages(self, topics: list[str] | None) -> Iterator[Any]:
-        from mcap.reader import NonSeekingReader, SeekingReader
+        """The file's messages in file order, one chunk in memory at a time.
+
+        Read front to back even when the file has a summary: mcap's seeking reader, asked for
+        file order, decompresses every chunk before it yields the first message (the whole
+        recording in memory).
+        """
+        from mcap.reader import NonSeekingReader
 
         if self.complete:
             self._stream.seek(0)
-            yield from SeekingReader(self._stream).iter_messages(topics=topics, log_time_order=False)
+            yield from NonSeekingReader(self._stream).iter_messages(topics=topics, log_time_order=False)
             return
         with self.path.open("rb") as stream:
             try:

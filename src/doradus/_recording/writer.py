@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import pyarrow as pa
 
-from doradus._recording.arrow_ipc import ipc_stream, is_struct_batch, to_batch
+from doradus._recording.arrow_ipc import StoredArrow, stored_arrow
 from doradus._recording.channels import (
     DATAFLOW_MEDIA_TYPE,
     END_RECORD,
@@ -119,8 +119,8 @@ class RecordingWriter:
         """When the oldest message not yet written in a chunk was added (monotonic; 0: none)."""
 
     # ----------------------------------------------------------------- records
-    def attach_dataflow(self, path: Path, text: str, *, name: str, run_id: str) -> None:
-        """Record the dataflow file (an attachment) and the run (the `RUN_RECORD` metadata).
+    def attach_dataflow(self, path: Path, text: str | None, *, name: str, run_id: str) -> None:
+        """Record the dataflow file (an attachment, unless ``text`` is None) and the run (`RUN_RECORD`).
 
         Example::
 
@@ -128,7 +128,8 @@ class RecordingWriter:
         """
         now = time.time_ns()
         self._writer.add_metadata(RUN_RECORD, {"path": str(path), "name": name, "run_id": run_id})
-        self._writer.add_attachment(now, now, path.name, DATAFLOW_MEDIA_TYPE, text.encode("utf-8"))
+        if text is not None:
+            self._writer.add_attachment(now, now, path.name, DATAFLOW_MEDIA_TYPE, text.encode("utf-8"))
 
     def add_arrow(
         self,
@@ -145,9 +146,25 @@ class RecordingWriter:
 
             writer.add_arrow("camera", "image", frame, event.metadata, time.time_ns(), sent_ns)
         """
-        batch = to_batch(value)
-        channel = self._arrow_channel(node, output, value.type, is_struct_batch(value), batch)
-        self._add(node, output, "arrow", channel, ipc_stream(batch), metadata, log_time, publish_time)
+        self.add_stored(node, output, stored_arrow(value), metadata, log_time, publish_time)
+
+    def add_stored(
+        self,
+        node: str,
+        output: str,
+        stored: StoredArrow,
+        metadata: Mapping[str, Any],
+        log_time: int,
+        publish_time: int,
+    ) -> None:
+        """Add an Arrow message already made into its IPC stream (`arrow_ipc.stored_arrow`).
+
+        Example::
+
+            writer.add_stored("camera", "image", stored_arrow(frame), {}, time.time_ns(), sent_ns)
+        """
+        channel = self._arrow_channel(node, output, stored)
+        self._add(node, output, "arrow", channel, stored.data, metadata, log_time, publish_time)
 
     def add_encoded(
         self,
@@ -202,16 +219,15 @@ class RecordingWriter:
         if not self._first_pending:
             self._first_pending = time.monotonic()
 
-    def _arrow_channel(
-        self, node: str, output: str, value_type: pa.DataType, struct: bool, batch: pa.RecordBatch
-    ) -> int:
+    def _arrow_channel(self, node: str, output: str, stored: StoredArrow) -> int:
         """The channel of this output and value type: a new one when the output's type changes."""
         known = self._arrow.setdefault(topic_of(node, output), {})
-        channel = known.get((value_type, struct))
+        key = (stored.value_type, stored.struct)
+        channel = known.get(key)
         if channel is None:
-            type_name = "record batch" if struct else str(value_type)
-            record = arrow_schema_record(batch.schema.serialize().to_pybytes(), type_name, node, output)
-            channel = known[(value_type, struct)] = self._channel(topic_of(node, output), record)
+            type_name = "record batch" if stored.struct else str(stored.value_type)
+            record = arrow_schema_record(stored.schema.serialize().to_pybytes(), type_name, node, output)
+            channel = known[key] = self._channel(topic_of(node, output), record)
         return channel
 
     def _channel(self, topic: str, record: SchemaRecord) -> int:

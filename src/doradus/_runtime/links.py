@@ -118,6 +118,8 @@ class LinkWiring:
                 state.nodes[link.receiver].links.append((_with_options(inbound, in_options), None))
             return
         if backend_class(backend).uses_socket_pairs:
+            if limit := state.specs[link.sender].shared_memory_pool_size:
+                out["hold_limit"] = limit
             a, b = _socket_pair()
             state.nodes[link.sender].links.append((out, a))
             state.nodes[link.receiver].links.append((inbound, b))

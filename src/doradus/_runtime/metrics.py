@@ -302,8 +302,11 @@ def dropped_inputs(state: RunState, node_id: str | None = None, *, ended: bool =
             left = int(counters.get("queued", 0)) if counters and spec.id in done else 0
             if dropped or left:
                 source = str(inp.source) if isinstance(inp.source, NodeSource) else inp.source.source
+                shed = int(counters.get("shed", 0)) if counters else 0
                 found.append(
-                    InputDrops(spec.id, input_id, source, dropped, inp.queue_size, inp.queue_policy, left)
+                    InputDrops(
+                        spec.id, input_id, source, dropped, inp.queue_size, inp.queue_policy, left, shed
+                    )
                 )
     return found
 

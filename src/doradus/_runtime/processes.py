@@ -58,6 +58,8 @@ class InputDrops:
         'input detector/image dropped 12 messages (queue_size 1, drop_oldest)'
         >>> InputDrops("detector", "image", "camera/frame", 0, 10, undelivered=3).message
         'input detector/image: 3 messages still queued when the node ended were not delivered'
+        >>> InputDrops("detector", "image", "camera/frame", 5, 10, shed=5).message.split(": ")[1]
+        'detector held more of its shared memory than its shared_memory_pool_size)'
     """
 
     node: str
@@ -69,6 +71,8 @@ class InputDrops:
     """``backpressure`` inputs drop only past 10 x ``queue_size`` (or where it is not applied)."""
     undelivered: int = 0
     """Messages still in the input's queue when its node ended (a stop, a crash): not delivered."""
+    shed: int = 0
+    """The part of ``dropped`` the sender dropped: the node held too much of its shared memory."""
 
     @property
     def message(self) -> str:
@@ -76,10 +80,16 @@ class InputDrops:
         late = f"{self.undelivered} messages still queued when the node ended were not delivered"
         if not self.dropped:
             return f"input {self.node}/{self.input}: {late}"
-        text = (
-            f"input {self.node}/{self.input} dropped {self.dropped} messages "
-            f"(queue_size {self.queue_size}, {self.queue_policy})"
-        )
+        why = []
+        if self.shed:
+            sender = self.source.split("/")[0]
+            why.append(
+                f"{self.shed} by {sender}: {self.node} held more of its shared memory than its "
+                "shared_memory_pool_size"
+            )
+        if self.dropped > self.shed:
+            why.append(f"queue_size {self.queue_size}, {self.queue_policy}")
+        text = f"input {self.node}/{self.input} dropped {self.dropped} messages ({'; '.join(why)})"
         return f"{text}; {late}" if self.undelivered else text
 
     @property
@@ -98,6 +108,7 @@ class InputDrops:
             "queue_size": self.queue_size,
             "queue_policy": self.queue_policy,
             "undelivered": self.undelivered,
+            "shed": self.shed,
         }
 
 

@@ -429,6 +429,8 @@ def new_links(state: RunState, proc: NodeProcess) -> PeerEnds:
             inbound["held"] = True
         if receiver in state.held:
             out["held"] = True
+        if limit := state.specs[sender].shared_memory_pool_size:
+            out["hold_limit"] = limit
         a, b = _socket_pair()
         if sender == node_id:
             proc.links.append((out, a))

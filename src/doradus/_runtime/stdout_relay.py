@@ -61,6 +61,9 @@ class _NoInputs:
     def timed_out(self, inputs: Sequence[str]) -> None:
         """Never called: the relay has no receiving links."""
 
+    def dropped(self, inputs: Sequence[str], count: int) -> None:
+        """Never called: the relay has no receiving links."""
+
 
 class StdoutRelay:
     """Sends one node's stdout lines on its ``send_stdout_as`` output, from the daemon.

@@ -38,8 +38,10 @@ from doradus._runtime.links import _socket_pair
 from doradus._runtime.state import RunState
 from doradus._runtime.topic_facts import TAP_BACKEND, tap_refusal, topic_facts
 from doradus._runtime.topic_messages import (
+    MAX_DATAFLOW_TEXT,
     POINTER_FILE,
     SOCKET_NAME,
+    DataflowFile,
     Hello,
     PubRequest,
     Refusal,
@@ -155,6 +157,8 @@ class TapServer:
                 send_json(conn, self.hello())
             elif op == "topics":
                 send_json(conn, self.topics())
+            elif op == "dataflow":
+                send_json(conn, self.dataflow())
             elif op == "pub":
                 send_json(conn, self.publisher().publish(_pub_request(message)))
             else:
@@ -189,6 +193,23 @@ class TapServer:
             server.topics()["topics"][0]["topic"]   # 'camera/image'
         """
         return {"op": "topics", "topics": topic_facts(self._state, self._placement)}
+
+    def dataflow(self) -> DataflowFile:
+        """The dataflow file the run was started with (``doradus record --attach`` keeps it).
+
+        Example::
+
+            server.dataflow()["path"]   # '/home/me/demo/dataflow.yml'
+        """
+        flow = self._state.dataflow
+        text = flow.text if len(flow.text.encode()) <= MAX_DATAFLOW_TEXT else None
+        return {
+            "op": "dataflow",
+            "path": str(flow.path),
+            "name": self._state.dataflow_name,
+            "run_id": self._state.run_id,
+            "text": text,
+        }
 
     def tap(self, node_id: str, output: str, mode: str) -> tuple[Tapped, socket.socket]:
         """Hand node ``node_id`` a tap on ``output``; the answer and the tap's reading end.

@@ -9,7 +9,9 @@ A run's supervisor listens on a ``SOCK_SEQPACKET`` Unix socket in its private ru
 - ``topics`` → `TopicList`: every output of the dataflow (`TopicFacts`);
 - ``tap`` (`TapRequest`) → `Tapped`, with the reading end of a new tap attached
   (``SCM_RIGHTS``): the node was handed the other end (`doradus.backends._shm_taps`);
-- ``pub`` (`PubRequest`) → `Published`: the message went to the output's receivers here.
+- ``pub`` (`PubRequest`) → `Published`: the message went to the output's receivers here;
+- ``dataflow`` → `DataflowFile`: the dataflow file the run was started with (``doradus record
+  --attach`` keeps it in the recording).
 
 A request that cannot be served gets `Refusal` instead (``op`` ``error``): the cause and
 the fix, which the client raises as `TopicError`.
@@ -195,6 +197,26 @@ class Published(TypedDict):
     topic: str
     reached: list[str]
     missed: list[Missed]
+
+
+class DataflowFile(TypedDict):
+    """The answer to ``dataflow``: the run's dataflow file, its text None when too long to send.
+
+    Example:
+        >>> DataflowFile(op="dataflow", path="/p/df.yml", name="df", run_id="r1", text="nodes: []")["path"]
+        '/p/df.yml'
+    """
+
+    op: Literal["dataflow"]
+    path: str
+    name: str
+    run_id: str
+    text: str | None
+    """The YAML text the run was started with; None past `MAX_DATAFLOW_TEXT` bytes."""
+
+
+MAX_DATAFLOW_TEXT = 128 * 1024
+"""Most bytes of dataflow text a ``dataflow`` answer carries (one datagram of the topic socket)."""
 
 
 class Refusal(TypedDict):

@@ -60,6 +60,9 @@ class _Quiet:
     def timed_out(self, inputs: Any) -> None:
         """No backpressure inputs are linked."""
 
+    def dropped(self, inputs: Any, count: int) -> None:
+        """Nothing comes in to drop."""
+
 
 class _Sender:
     """One node's stand-in: its backend, the links it has made, its sequence numbers."""

@@ -454,7 +454,12 @@ def recv_json(sock: socket.socket) -> tuple[dict[str, Any] | None, list[int]]:
         (None, [])
         >>> b.close()
     """
-    data, ancdata, _flags, _addr = sock.recvmsg(_MAX_MESSAGE, socket.CMSG_SPACE(MAX_FDS * 4))
+    try:
+        data, ancdata, _flags, _addr = sock.recvmsg(_MAX_MESSAGE, socket.CMSG_SPACE(MAX_FDS * 4))
+    except ConnectionResetError:
+        # The peer ended with messages of ours unread: the kernel says so once, *before* the
+        # messages the peer sent last (its final report, say). Read on: those, then the end.
+        data, ancdata, _flags, _addr = sock.recvmsg(_MAX_MESSAGE, socket.CMSG_SPACE(MAX_FDS * 4))
     fds = fds_from(ancdata)
     if not data:
         return None, fds

@@ -90,6 +90,8 @@ class LinkConfig(TypedDict):
     the end of the link does not close the inputs it feeds until the daemon says ``peer_gone``
     or ``peer_failed``; on an ``out`` link what is not sent to ``peer`` while it is down is
     counted (``peer_restart_drops``).
+    ``hold_limit`` (``out`` links of the ``shm`` backend): the sending node's
+    ``shared_memory_pool_size``, the most of its shared memory the receiver may hold.
 
     Example:
         >>> link: LinkConfig = {"peer": "cam", "dir": "in", "routes": {"image": ["frame"]}, "backend": "shm"}
@@ -105,6 +107,7 @@ class LinkConfig(TypedDict):
     options: NotRequired[dict[str, Any]]
     held: NotRequired[bool]
     backpressure: NotRequired[dict[str, dict[str, list[float]]]]
+    hold_limit: NotRequired[int]
 
 
 class NodeConfig(TypedDict):

@@ -64,7 +64,9 @@ class InputReport(TypedDict):
     ``received`` counts arrivals, ``delivered`` the messages handed to the node (not while it
     is paused), ``dropped`` those its full queue dropped, ``queued`` those waiting now;
     ``backpressure_timeouts`` the messages a sender did not send because its wait for room in
-    this ``queue_policy: backpressure`` input timed out (``backpressure_timeout``).
+    this ``queue_policy: backpressure`` input timed out (``backpressure_timeout``); ``shed`` the
+    part of ``dropped`` its sender dropped because the node held more of its shared memory than
+    the sender's ``shared_memory_pool_size``.
 
     ``latency_buckets`` counts one-way latencies per bucket of
     `doradus._observability.latency.LATENCY_BOUNDS_US` (one more bucket for the rest).
@@ -81,6 +83,7 @@ class InputReport(TypedDict):
     received: int
     delivered: NotRequired[int]
     dropped: int
+    shed: NotRequired[int]
     backpressure_timeouts: NotRequired[int]
     queued: int
     latency_buckets: list[int]

@@ -27,6 +27,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 import select
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping, Sequence
@@ -94,6 +95,8 @@ class LinkSpec:
     backend that sees a sender's end (`Backend.reports_sender_end`) keeps the inputs
     open until `Backend.sender_ended` says the end is for good; one that sees a
     receiver's end counts what it does not send it meanwhile (`Backend.restart_drops`).
+    ``hold_limit`` (``out`` links): the most bytes of the sender's shared memory the receiver
+    may hold before newer messages to it are dropped (the ``shm`` backend; None: its default).
 
     Example:
         >>> link = LinkSpec("camera", "in", routes={"image": ["frames"]})
@@ -108,6 +111,7 @@ class LinkSpec:
     options: dict[str, Any] = field(default_factory=dict)
     held: bool = False
     backpressure: dict[str, dict[str, tuple[int, float]]] = field(default_factory=dict)
+    hold_limit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -150,6 +154,9 @@ class Receiver(Protocol):
 
     def timed_out(self, inputs: Sequence[str]) -> None:
         """A message for ``inputs`` was not sent: its sender's wait for room timed out (backpressure)."""
+
+    def dropped(self, inputs: Sequence[str], count: int) -> None:
+        """``count`` messages for ``inputs`` were dropped by their sender: this node held too much."""
 
 
 class MachineRouter(Protocol):
@@ -268,8 +275,23 @@ class Backend(ABC):
         return {**common, "connect": address}, {**common, "listen": address}
 
     @classmethod
-    def router_endpoint(cls, host: str, port: int) -> str:
+    def router_endpoint(
+        cls,
+        host: str,
+        port: int,
+        options: Mapping[str, Any] | None = None,
+        *,
+        folder: str | os.PathLike[str] | None = None,
+    ) -> str:
         """The address a `machine_router` backend's router listens on, as other routers reach it.
+
+        ``options`` are the dataflow's settings for this backend (``communication: {<name>:
+        {...}}``), whose relative file paths start from ``folder`` (the dataflow file's
+        folder, where nodes run); the machine daemon asks before any node starts, so a
+        backend checks here what its router will need (a TLS endpoint, readable files).
+
+        Raises:
+            TransportError: the options cannot give a router (the message names the option).
 
         Example:
             >>> Backend.router_endpoint("10.0.0.1", 7447)
@@ -278,12 +300,21 @@ class Backend(ABC):
         return host_port(host, port)
 
     @classmethod
-    def open_machine_router(cls, endpoint: str, peers: Sequence[str]) -> MachineRouter:
+    def open_machine_router(
+        cls,
+        endpoint: str,
+        peers: Sequence[str],
+        options: Mapping[str, Any] | None = None,
+        *,
+        folder: str | os.PathLike[str] | None = None,
+    ) -> MachineRouter:
         """Start this machine's router on ``endpoint``, connected to the routers at ``peers``.
 
         Only called when `machine_router` is True; the machine daemon closes it when the run ends.
+        ``options`` and ``folder``: as for `router_endpoint`.
 
         Raises:
+            TransportError: the options cannot give a router.
             ConnectError: the router cannot start.
 
         Example::

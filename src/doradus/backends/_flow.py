@@ -15,7 +15,11 @@ frame (`FLOW`: kind, a value, the length of a name, then the name in UTF-8):
 - ``HOLD`` (receiver to sender): the node was paused (``value`` 1) or resumed (0);
 - ``SKIP`` (sender to receiver): a message of output ``name`` was not sent, its wait timed out.
 
-Only links into backpressure inputs carry them: the default ``drop_oldest`` path is untouched.
+Only links into backpressure inputs carry those three. One more rides any shared-memory link:
+
+- ``SHED`` (sender to receiver): ``value`` messages of output ``name`` were not sent because the
+  receiver held too much of the sender's shared memory (`doradus.backends._shm_holds`); the
+  receiver counts them as dropped.
 
 Example:
     >>> gate = SendGate("camera", "viewer", {"image": {"frames": (1, 0.01)}})
@@ -43,7 +47,8 @@ FLOW = struct.Struct("<BBH")
 KIND_CREDIT = 4
 KIND_HOLD = 5
 KIND_SKIP = 6
-FLOW_KINDS = frozenset({KIND_CREDIT, KIND_HOLD, KIND_SKIP})
+KIND_SHED = 7
+FLOW_KINDS = frozenset({KIND_CREDIT, KIND_HOLD, KIND_SKIP, KIND_SHED})
 WARN_EVERY = 10.0
 """Seconds between two warnings about the same input's timeouts (the first one is immediate)."""
 

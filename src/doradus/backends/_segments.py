@@ -27,7 +27,7 @@ it has sent is not policed: the guarantee is between receivers.
 **Descriptors are not kept.** A mapping does not need its descriptor
 (:mod:`doradus._unsafe.memory`): a receiver closes it once mapped, unless it
 keeps it, within :func:`descriptor_budget`, to forward the segment without a
-copy (``ReceivedFds`` in :mod:`doradus.backends._shm_links`); a sender closes
+copy (``ReceivedFds`` in :mod:`doradus.backends._shm_forward`); a sender closes
 it once every receiver wired to it has it (or past the same budget). A process
 therefore holds a bounded number of descriptors however many values it keeps.
 A limit still reached raises :class:`~doradus.ResourceLimitError` naming the

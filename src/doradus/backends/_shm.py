@@ -40,6 +40,7 @@ from doradus.backends._base import Backend, BackendStatistics, LinkSpec, Outgoin
 from doradus.backends._shm_ends import LinkEnds
 from doradus.backends._shm_flow import ShmFlow
 from doradus.backends._shm_forward import received_segment
+from doradus.backends._shm_holds import admit
 from doradus.backends._shm_taps import HeaderTaps, is_headers_tap, link_socket
 
 if TYPE_CHECKING:
@@ -74,7 +75,8 @@ class ShmBackend(Backend):
         # hooks must not. The value layout's names are bound once, so sending imports nothing.
         from doradus._wire.values import KIND_BUFFERS, PLAIN_OFFSETS, layout_struct
         from doradus.backends._segments import SegmentPool
-        from doradus.backends._shm_links import LinkReader, Reactor, ReceivedFds
+        from doradus.backends._shm_forward import ReceivedFds
+        from doradus.backends._shm_links import LinkReader, Reactor
 
         self._kind_buffers = KIND_BUFFERS
         self._plain_offsets = PLAIN_OFFSETS
@@ -126,6 +128,7 @@ class ShmBackend(Backend):
                 link = OutLink(index, spec.peer, sock, spec.outputs)
                 link.gate = self.flow.gate_for(spec)
                 link.held = spec.held
+                link.hold_limit = spec.hold_limit or link.hold_limit
                 for output in link.outputs:
                     # A new list: a send under way (a tap opened by the control thread) keeps its own.
                     self._routes[output.encode()] = [*self._routes.get(output.encode(), ()), link]
@@ -211,9 +214,13 @@ class ShmBackend(Backend):
             links = self.flow.admit(links, message.output)
             if not links:
                 return 0
-        if message.plan.size <= INLINE_MAX:
+        size = message.plan.size
+        if size <= INLINE_MAX:
             self._send_inline(links, message)
         else:
+            links = admit(links, message.output, size)  # a receiver holding too much misses it
+            if not links:
+                return 0
             self._send_shared(links, message)
         self._sent += 1
         self._bytes += message.plan.size
@@ -332,7 +339,7 @@ class ShmBackend(Backend):
         """One shared-memory datagram (with the segment's descriptor if ``fd``); False if the link died."""
         header = pack_data(message, layout, FLAG_SHM if fd is None else FLAG_SHM | FLAG_FD, seg_id, seg_size)
         tail = b"".join((message.output, message.plan.type_blob, layout, message.metadata))
-        link.track(seg_id)
+        link.track(seg_id, seg_size)
         try:
             if fd is not None:
                 link.sock.sendmsg([header, tail], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, _FD.pack(fd))])
@@ -485,7 +492,17 @@ class ShmBackend(Backend):
                     "received_fds": self.received_fds.statistics()["kept"],
                 },
                 "restart_drops": dict(self.ends.restart_drops),
+                "withheld": _withheld(self._out_links),
                 "malformed": sum(link.malformed for link in self._reactor.in_links),
                 "backpressure_timeouts": self.flow.statistics(),
             },
         )
+
+
+def _withheld(links: Sequence[OutLink]) -> dict[str, int]:
+    """Messages shed per receiver because it held too much of the pool (`_shm_holds`)."""
+    counts: dict[str, int] = {}
+    for link in links:
+        if link.withheld:
+            counts[link.peer] = counts.get(link.peer, 0) + link.withheld
+    return counts

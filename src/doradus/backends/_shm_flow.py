@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from doradus.backends._flow import (
     KIND_CREDIT,
     KIND_HOLD,
+    KIND_SHED,
     KIND_SKIP,
     SendGate,
     admit_all,
@@ -103,10 +104,11 @@ class ShmFlow:
         gate_takes(link.gate, data)
 
     def from_sender(self, link: InLink, data: bytes) -> None:
-        """A flow message came on an in link: a ``SKIP`` is counted on the inputs its output feeds.
+        """A flow message on an in link: a ``SKIP`` or ``SHED`` is counted on the inputs its output feeds.
 
-        Its value, when not 0, is how many messages it stands for (a tap tells several at once:
-        `doradus.backends._shm_taps`).
+        A ``SKIP``'s value, when not 0, is how many messages it stands for (a tap tells several
+        at once: `doradus.backends._shm_taps`); a ``SHED``'s is always the count
+        (`doradus.backends._shm_holds`), counted as dropped.
 
         Raises:
             DecodeError: it is malformed (the reader counts it).
@@ -116,6 +118,8 @@ class ShmFlow:
         if kind == KIND_SKIP and inputs:
             for _ in range(max(1, value)):
                 self._receiver.timed_out(inputs)
+        elif kind == KIND_SHED and inputs:
+            self._receiver.dropped(inputs, value)
 
     def statistics(self) -> dict[str, int]:
         """Messages not sent after a timed-out wait, per ``receiver/input``."""

@@ -29,7 +29,6 @@ import select
 import socket
 import threading
 import weakref
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -47,9 +46,10 @@ from doradus._wire.protocol import (
     SEG_ID,
     unpack_data,
 )
-from doradus.backends import _segments
 from doradus.backends._flow import SendGate, is_flow
 from doradus.backends._segments import Lease, Mapping
+from doradus.backends._shm_forward import ReceivedFds
+from doradus.backends._shm_holds import DEFAULT_HOLD_LIMIT, tell_shed
 
 _ANC = socket.CMSG_SPACE(4 * 4)
 LOST_BIT = 1 << 63
@@ -61,72 +61,6 @@ def _out_of_files() -> ResourceLimitError:
     err = ResourceLimitError.from_os_error(OSError(errno.EMFILE, ""), "receiving a shared-memory segment")
     assert err is not None  # EMFILE is a known limit
     return err
-
-
-class ReceivedFds:
-    """Descriptors of received segments kept to forward them without a copy. Thread-safe.
-
-    At most ``budget`` stay open (``_segments.descriptor_budget``); keeping one more
-    closes the least recently kept or forwarded. A mapping whose descriptor
-    went is forwarded as a copy.
-
-    Example:
-        >>> fds = ReceivedFds(budget=0)
-        >>> fds.statistics()
-        {'kept': 0, 'budget': 0}
-    """
-
-    def __init__(self, budget: int | None = None) -> None:
-        self._budget = _segments.descriptor_budget() if budget is None else budget
-        self._lock = threading.Lock()
-        self._kept: OrderedDict[weakref.ref[Mapping], None] = OrderedDict()
-
-    def keep(self, mapping: Mapping, fd: int) -> None:
-        """Hand ``fd`` (``mapping``'s descriptor) over: kept within the budget, else closed."""
-        if self._budget <= 0:
-            os.close(fd)
-            return
-        with self._lock:
-            mapping.fd = fd
-            self._kept[weakref.ref(mapping)] = None
-            if len(self._kept) <= self._budget:
-                return
-            for ref in [ref for ref in self._kept if ref() is None]:
-                del self._kept[ref]  # the mapping went, and closed its descriptor
-            while len(self._kept) > self._budget:
-                oldest = self._kept.popitem(last=False)[0]()
-                if oldest is not None and oldest.fd >= 0:
-                    os.close(oldest.fd)
-                    oldest.fd = -1
-
-    def borrow(self, mapping: Mapping) -> int:
-        """A duplicate of ``mapping``'s descriptor (the caller closes it), or -1 if it is gone."""
-        with self._lock:
-            if mapping.fd < 0:
-                return -1
-            ref = weakref.ref(mapping)
-            if ref in self._kept:  # always, while fd >= 0: checked, not assumed
-                self._kept.move_to_end(ref)
-            try:
-                return os.dup(mapping.fd)
-            except OSError:
-                return -1  # out of descriptors: the caller copies instead
-
-    def statistics(self) -> dict[str, int]:
-        """How many descriptors are kept, and the budget."""
-        with self._lock:
-            kept = sum(1 for ref in self._kept if (m := ref()) is not None and m.fd >= 0)
-            return {"kept": kept, "budget": self._budget}
-
-    def close(self) -> None:
-        """Close every kept descriptor (the mappings stay)."""
-        with self._lock:
-            for ref in self._kept:
-                mapping = ref()
-                if mapping is not None and mapping.fd >= 0:
-                    os.close(mapping.fd)
-                    mapping.fd = -1
-            self._kept.clear()
 
 
 class OutLink:
@@ -147,11 +81,25 @@ class OutLink:
         """Room left in the receiver's backpressure inputs (None: it has none fed by this link)."""
         self.held = False
         """The receiver may be restarted when it ends: what is not sent to it meanwhile is counted."""
+        self.hold_limit = DEFAULT_HOLD_LIMIT
+        """Bytes of shared memory the receiver may hold before messages to it are shed (`_shm_holds`)."""
+        self.held_bytes = 0
+        """Bytes of the segments the receiver holds (each counted once per message sent in it)."""
+        self.held_count = 0
+        """Messages sent in segments that the receiver has not released yet."""
+        self._sizes: dict[int, int] = {}
+        self.shed: dict[bytes, int] = {}
+        """Per output, messages shed that the receiver has not been told of yet."""
+        self.withheld = 0
+        """Messages not sent to the receiver because it held too much (`_shm_holds`)."""
 
-    def track(self, seg_id: int) -> None:
-        """The receiver now holds one more reference to ``seg_id``."""
+    def track(self, seg_id: int, size: int = 0) -> None:
+        """The receiver now holds one more reference to ``seg_id`` (a segment of ``size`` bytes)."""
         with self.lock:
             self.outstanding[seg_id] = self.outstanding.get(seg_id, 0) + 1
+            self._sizes[seg_id] = size
+            self.held_bytes += size
+            self.held_count += 1
 
     def untrack(self, seg_id: int) -> bool:
         """The receiver released ``seg_id``; False if it was not held."""
@@ -161,9 +109,22 @@ class OutLink:
                 return False
             if count == 1:
                 del self.outstanding[seg_id]
+                size = self._sizes.pop(seg_id, 0)
             else:
                 self.outstanding[seg_id] = count - 1
+                size = self._sizes.get(seg_id, 0)
+            self.held_bytes -= size
+            self.held_count -= 1
             return True
+
+    def release_all(self) -> dict[int, int]:
+        """The receiver is gone: forget what it held; returns segment id → references it held."""
+        with self.lock:
+            held = dict(self.outstanding)
+            self.outstanding.clear()
+            self._sizes.clear()
+            self.held_bytes = self.held_count = 0
+            return held
 
 
 class InLink:
@@ -262,6 +223,10 @@ class LinkReader:
                     nbytes, ancdata, msg_flags, _addr = sock.recvmsg_into([view], _ANC, socket.MSG_DONTWAIT)
                 except BlockingIOError:
                     return True
+                except ConnectionResetError:
+                    # The sender ended with datagrams of ours (releases) unread: the kernel says
+                    # so once, *before* the datagrams it sent last. Those are still to be read.
+                    continue
                 except OSError:
                     nbytes, ancdata, msg_flags = 0, [], 0
                 if nbytes == 0 and not ancdata:
@@ -486,12 +451,11 @@ class Reactor:
                         self._on_lost(link, seg_id)
                 if link.untrack(seg_id):
                     self._on_release(seg_id)
+            if link.shed:  # room again at a receiver that had messages shed: tell it how many
+                tell_shed(link)
 
     def _receiver_gone(self, link: OutLink) -> None:
         link.alive = False
         if link.gate is not None:
             link.gate.close()  # a sender waiting for room there waits no more
-        with link.lock:
-            held = dict(link.outstanding)
-            link.outstanding.clear()
-        self._on_receiver_gone(link, held)
+        self._on_receiver_gone(link, link.release_all())

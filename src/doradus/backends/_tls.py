@@ -20,8 +20,9 @@ Example:
 
 from __future__ import annotations
 
+import os
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -121,8 +122,12 @@ class TlsFiles:
             )
         return cls(**files, require_client=require_client)
 
-    def server_files(self, option: str) -> tuple[str, str]:
+    def server_files(self, option: str, *, listener: str = "a node that listens") -> tuple[str, str]:
         """The listening side's certificate and key.
+
+        Args:
+            option: the backend's name, for messages.
+            listener: who listens, for messages.
 
         Raises:
             TransportError: the option names no ``cert`` and ``key``.
@@ -133,10 +138,62 @@ class TlsFiles:
         """
         if not self.cert or not self.key:
             raise TransportError(
-                f"{option} option `tls` needs `cert` and `key` on a node that listens "
+                f"{option} option `tls` needs `cert` and `key` on {listener} "
                 "(its server certificate and private key)"
             )
         return self.cert, self.key
+
+    def under(self, folder: str | os.PathLike[str] | None) -> TlsFiles:
+        """These files with relative paths taken from ``folder`` (absolute ones kept).
+
+        Nodes run in the dataflow file's folder, where their relative paths start; code that
+        runs elsewhere (a machine daemon) reads the same files through this.
+
+        Example:
+            >>> TlsFiles(ca="ca.pem", cert="/etc/c.pem", key="/etc/k.pem").under("/srv/flow")
+            TlsFiles(ca='/srv/flow/ca.pem', cert='/etc/c.pem', key='/etc/k.pem', require_client=False)
+        """
+        if folder is None:
+            return self
+
+        def place(path: str | None) -> str | None:
+            return None if path is None else os.path.join(folder, path)
+
+        return replace(self, ca=place(self.ca), cert=place(self.cert), key=place(self.key))
+
+    def check(self, option: str) -> None:
+        """Check that each named file can be read and holds what it should, before anything uses it.
+
+        ``ca`` must hold PEM certificates; ``cert`` and ``key`` a PEM certificate and its
+        private key.
+
+        Raises:
+            TransportError: naming the first file that fails, and why.
+
+        Example:
+            >>> TlsFiles(ca="/no/such/ca.pem").check("zenoh")
+            Traceback (most recent call last):
+            ...
+            doradus.TransportError: zenoh option `tls`: cannot read `ca` file '/no/such/ca.pem': ...
+        """
+        for name in _KEYS:
+            self.read(name, option)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        if self.ca:
+            try:
+                context.load_verify_locations(cafile=self.ca)
+            except ssl.SSLError as exc:
+                raise TransportError(
+                    f"{option} option `tls`: `ca` file {self.ca!r} holds no PEM certificate: {exc}"
+                ) from exc
+        if self.cert:
+            try:
+                context.load_cert_chain(self.cert, self.key)
+            except ssl.SSLError as exc:
+                raise TransportError(
+                    f"{option} option `tls`: `cert` file {self.cert!r} and `key` file {self.key!r} "
+                    f"are not a PEM certificate and its private key: {exc}"
+                ) from exc
 
     def read(self, name: str, option: str) -> bytes | None:
         """The PEM bytes of the file named by field ``name`` (``ca``, ``cert``, ``key``), None if unset.

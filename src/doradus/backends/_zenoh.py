@@ -33,12 +33,13 @@ Who listens, who connects (link options, set by the daemon):
   subscribed; past it, `open` raises `ConnectError`.
 - ``prefix``: ``doradus/<run-id>/``.
 - ``tls`` (`doradus.backends._tls.TlsFiles.for_link`): ``{ca, cert, key,
-  require_client}``; the endpoints become ``tls/host:port`` (peer to peer;
-  a machine's router does not offer TLS), a listening node presents
-  ``cert``/``key``, a connecting one checks it against ``ca``
-  (`doradus.backends._zenoh_router`). A connection refused by the TLS
-  handshake is explained by one of Python's own (Zenoh only reports a
-  timeout).
+  require_client}``; the endpoints become ``tls/host:port``, a listening
+  node presents ``cert``/``key``, a connecting one checks it against ``ca``
+  (`doradus.backends._zenoh_router`). Across machines the machine routers
+  do the same with the same files (relative paths from the dataflow file's
+  folder), so every hop is TLS: node to its router, router to router. A
+  connection refused by the TLS handshake is explained by one of Python's
+  own (Zenoh only reports a timeout).
 
 Scouting is always off (multicast and gossip): a session talks only to the
 endpoints it was given.
@@ -90,23 +91,25 @@ Example::
 from __future__ import annotations
 
 import functools
+import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from doradus._exceptions import ClosedError, ConnectError, TransportError
 from doradus.backends._base import LinkOptions, host_port
 from doradus.backends._network import LINK_OPTIONS, ConnectBound, NetworkBackend
-from doradus.backends._tcp import parse_host_port
 from doradus.backends._tls import TlsFiles
 from doradus.backends._zenoh_router import (
     DEFAULT_LISTEN,
     ZenohRouter,
-    open_router,
+    open_machine_router,
     open_session,
+    router_tls,
     session_config,
+    tls_problem,
 )
 
 if TYPE_CHECKING:  # zenoh is imported when a session opens (see `ZenohBackend.requires`)
@@ -131,24 +134,6 @@ def _endpoints(value: Any) -> list[str]:
     if isinstance(value, str):
         return [value] if value else []
     return [str(v) for v in value]
-
-
-def _tls_problem(tls: TlsFiles | None, connect: Sequence[str]) -> str | None:
-    """Why the first ``tls/`` endpoint refuses a TLS handshake, if it does.
-
-    Example:
-        >>> _tls_problem(None, ["tls/127.0.0.1:7447"]) is None
-        True
-    """
-    if tls is None:
-        return None
-    for endpoint in connect:
-        address = endpoint.removeprefix("tls/").split("#")[0].split("?")[0]
-        host, port = parse_host_port(address)
-        problem = tls.handshake_problem(host, port)
-        if problem:
-            return problem
-    return None
 
 
 def _matching(publisher: zenoh.Publisher) -> bool:
@@ -189,36 +174,59 @@ class ZenohBackend(NetworkBackend):
         return {**common, "connect": [endpoint]}, {**common, "listen": [endpoint]}
 
     @classmethod
-    def router_endpoint(cls, host: str, port: int) -> str:
-        """A Zenoh TCP endpoint.
+    def router_endpoint(
+        cls,
+        host: str,
+        port: int,
+        options: Mapping[str, Any] | None = None,
+        *,
+        folder: str | os.PathLike[str] | None = None,
+    ) -> str:
+        """A Zenoh TCP endpoint, or a TLS one when ``options`` has ``tls`` (its files checked).
+
+        Raises:
+            TransportError: the ``tls`` files cannot serve a router (`router_tls`).
 
         Example:
             >>> ZenohBackend.router_endpoint("::1", 7447)
             'tcp/[::1]:7447'
         """
-        return f"tcp/{host_port(host, port)}"
+        scheme = "tcp" if router_tls(options, folder) is None else "tls"
+        return f"{scheme}/{host_port(host, port)}"
 
     @classmethod
-    def open_machine_router(cls, endpoint: str, peers: Sequence[str]) -> ZenohRouter:
-        """This machine's Zenoh router (`open_router`) on ``endpoint``, connected to ``peers``.
+    def open_machine_router(
+        cls,
+        endpoint: str,
+        peers: Sequence[str],
+        options: Mapping[str, Any] | None = None,
+        *,
+        folder: str | os.PathLike[str] | None = None,
+    ) -> ZenohRouter:
+        """This machine's Zenoh router on ``endpoint``, connected to ``peers``; TLS with ``tls``.
+
+        Raises:
+            TransportError: the ``tls`` files cannot serve a router.
+            ConnectError: the router cannot start, or fails a TLS check (`open_machine_router`).
 
         Example::
 
             router = ZenohBackend.open_machine_router("tcp/10.0.0.1:7447", ["tcp/10.0.0.2:7447"])
         """
-        return open_router([endpoint], peers)
+        return open_machine_router(endpoint, peers, router_tls(options, folder))
 
     @classmethod
     def router_link_options(cls, common: dict[str, Any], router: str) -> LinkOptions:
         """Both ends connect to their machine's router as Zenoh clients and listen nowhere.
 
-        Peers behind a router would need gossip to find each other, which stays off.
+        Peers behind a router would need gossip to find each other, which stays off. A
+        ``tls`` in ``common`` applies to the connection to the router (a ``tls/`` endpoint).
 
         Example:
             >>> ZenohBackend.router_link_options({}, "tcp/10.0.0.1:7447")[1]
-            {'connect': ['tcp/10.0.0.1:7447'], 'mode': 'client'}
+            {'connect': ['tcp/10.0.0.1:7447'], 'mode': 'client', 'listen': []}
         """
-        both = {**common, "connect": [router], "mode": "client"}
+        both = {**common, "connect": [router], "mode": "client", "listen": []}
         return both, dict(both)
 
     def __init__(self, node_id: str, receiver: Any) -> None:
@@ -279,7 +287,7 @@ class ZenohBackend(NetworkBackend):
         try:
             self.session = open_session(self.config, what)
         except ConnectError as exc:
-            problem = _tls_problem(tls, connect)
+            problem = tls_problem(tls, connect)
             if problem is None:
                 raise
             raise ConnectError(f"{exc} ({problem}; check `tls.ca` and the certificate's names)") from exc

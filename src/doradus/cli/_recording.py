@@ -1,12 +1,14 @@
 """``doradus record``, ``doradus replay`` and ``doradus recording info|export``: runs kept in MCAP.
 
 ``record`` runs a dataflow in the foreground as ``run`` does, with a recorder node added
-(`doradus._recording.plan`); ``replay`` runs the recorded (or a given) dataflow with nodes
+(`doradus._recording.plan`), or with ``--attach`` records one already running
+(`doradus.cli._record_attach`); ``replay`` runs the recorded (or a given) dataflow with nodes
 swapped for replayers; ``recording`` reads files (`doradus._recording.info`, ``.export``).
 
 Example::
 
     $ doradus record dataflow.yml -o run.mcap --stop-after 10s
+    $ doradus record --attach demo -o run.mcap --duration 30s   # a dataflow already running
     $ doradus recording info run.mcap
     $ doradus replay run.mcap --replace camera --speed 2
 """
@@ -100,7 +102,29 @@ def _patterns(values: tuple[str, ...]) -> list[str]:
 
 
 @click.command(context_settings=CONTEXT)
-@click.argument("dataflow", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("dataflow", type=click.Path(path_type=Path, dir_okay=False), required=False)
+@click.option(
+    "--attach",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    metavar="[NAME]",
+    help="Record a dataflow that already runs on this machine (name or id; none: the only one running).",
+)
+@click.option(
+    "--duration",
+    metavar="DURATION",
+    help="With --attach: stop recording after this long (the dataflow runs on). Default: Ctrl-C.",
+)
+@click.option(
+    "-c",
+    "--coordinator",
+    metavar="HOST:PORT",
+    help="With --attach: the coordinator asked for a NAME no run here has (default: as other commands).",
+)
+@click.option(
+    "--token-file", type=click.Path(dir_okay=False), help="With --attach: file holding the API token."
+)
 @click.option(
     "-o",
     "--out",
@@ -125,7 +149,11 @@ def _patterns(values: tuple[str, ...]) -> list[str]:
 )
 @_run_options
 def record(
-    dataflow: Path,
+    dataflow: Path | None,
+    attach: str | None,
+    duration: str | None,
+    coordinator: str | None,
+    token_file: str | None,
     out: Path,
     topics: tuple[str, ...],
     compression: str,
@@ -143,19 +171,40 @@ def record(
     Every output (or those --topics names) is written with its metadata and timing until the
     dataflow ends or Ctrl-C stops it; the file is then finished (summary and footer). A
     recording cut short (the recorder killed) stays readable up to its last complete chunk.
+
+    With --attach [NAME], record a dataflow already running on this machine (`doradus start
+    --detach`, or `doradus run`) instead, until Ctrl-C, --duration or its end; it runs on.
     """
     from doradus._ids import new_run_id
-    from doradus._quantities import parse_byte_size
     from doradus._recording.plan import plan_recording
     from doradus.cli._run import _load
 
     reporter = Reporter(color=False if no_color else None)
-    settings = _settings(stop_after, env, grace_duration, log_level, log_format)
-    size = parse_byte_size(chunk_size)
-    if not size:
-        raise click.BadParameter(
-            f"{chunk_size!r} is not a size; write e.g. 1MiB or 4MB", param_hint="--chunk-size"
+    size = _chunk_size(chunk_size)
+    if attach is not None:
+        _refuse_with_attach(dataflow, attach, stop_after, env)
+        from doradus._recording.attach import AttachSettings
+        from doradus.cli._record_attach import AttachRequest, record_attach
+
+        attached = AttachSettings(
+            out,
+            topics=tuple(_patterns(topics)),
+            compression=cast("Compression", compression),  # one of COMPRESSIONS (click.Choice)
+            chunk_size=size,
+            queue_size=queue_size,
+            duration=parse_duration(duration, "--duration") if duration else None,
         )
+        connection = {"coordinator": coordinator, "token_file": token_file}
+        sys.exit(record_attach(AttachRequest(attach or None, attached, connection), reporter))
+    if dataflow is None:
+        raise click.UsageError(
+            "give the DATAFLOW file to run and record, or --attach NAME to record one running"
+        )
+    if duration is not None:
+        raise click.UsageError(
+            "--duration goes with --attach; to stop the dataflow you run, use --stop-after"
+        )
+    settings = _settings(stop_after, env, grace_duration, log_level, log_format)
     stages = StageDisplay(color=reporter.color)
     flow = _load(dataflow, settings.env, reporter, stages)
     run_id = new_run_id()
@@ -176,6 +225,30 @@ def record(
     _recorded(out, reporter)
     reporter.outcome(outcome)
     sys.exit(outcome.exit_code)
+
+
+def _chunk_size(text: str) -> int:
+    from doradus._quantities import parse_byte_size
+
+    size = parse_byte_size(text)
+    if not size:
+        raise click.BadParameter(f"{text!r} is not a size; write e.g. 1MiB or 4MB", param_hint="--chunk-size")
+    return size
+
+
+def _refuse_with_attach(
+    dataflow: Path | None, attach: str, stop_after: str | None, env: tuple[str, ...]
+) -> None:
+    """Options of a run ``record`` starts, given with --attach (which starts nothing): a usage error."""
+    if dataflow is not None:
+        raise click.UsageError(
+            f"--attach records a running dataflow: give its name (--attach {attach or 'NAME'}), not a file "
+            f"({dataflow}); to run and record a file, leave --attach out"
+        )
+    if stop_after is not None:
+        raise click.UsageError("--stop-after stops a dataflow `record` runs; with --attach use --duration")
+    if env:
+        raise click.UsageError("--env sets variables of a dataflow `record` runs; --attach starts none")
 
 
 def _recorded(out: Path, reporter: Reporter) -> None:

@@ -35,6 +35,7 @@ class CollectingReceiver:
         self.closed_inputs: list[str] = []
         self.errors: list[str] = []
         self.timeouts: list[str] = []
+        self.dropped_counts: dict[str, int] = {}
         self.changed = threading.Condition()
 
     def deliver(self, inputs: tuple[str, ...], entry: tuple[Any, ...]) -> None:
@@ -62,6 +63,13 @@ class CollectingReceiver:
         """Keep the inputs a sender's backpressure wait timed out for (``timeouts``)."""
         with self.changed:
             self.timeouts.extend(inputs)
+            self.changed.notify_all()
+
+    def dropped(self, inputs: Sequence[str], count: int) -> None:
+        """Count the messages a sender dropped for each of ``inputs`` (``dropped_counts``)."""
+        with self.changed:
+            for input_id in inputs:
+                self.dropped_counts[input_id] = self.dropped_counts.get(input_id, 0) + count
             self.changed.notify_all()
 
     def wait_for(self, predicate: Callable[[CollectingReceiver], bool], timeout: float) -> bool:
