@@ -31,6 +31,7 @@ def report_at_exit(node: Node) -> None:
     def report() -> None:
         alive = ref()
         if alive is not None:
+            alive._backend.drain()  # what its sockets still hold counts as undelivered
             alive._report_statistics()
             if alive._telemetry is not None:
                 alive._telemetry.shutdown()

@@ -410,6 +410,12 @@ class Backend(ABC):
     def idle(self) -> None:  # noqa: B027 - an optional hook, empty by default
         """The node is about to wait for events: a moment for housekeeping."""
 
+    def drain(self) -> None:  # noqa: B027 - an optional hook, empty by default
+        """The node ends: read what its links hold now into its queues, so its last report counts it.
+
+        Called once, just before the node's final statistics; must not block.
+        """
+
     def wait(self, timeout: float, wake_fd: int) -> None:
         """Block the node's thread until ``wake_fd`` is readable or ``timeout`` passes (< 0: forever).
 

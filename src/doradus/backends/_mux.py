@@ -95,6 +95,11 @@ class MultiBackend(Backend):
         for backend in self.parts.values():
             backend.idle()
 
+    def drain(self) -> None:
+        """Every backend reads what its links hold."""
+        for backend in self.parts.values():
+            backend.drain()
+
     def wait(self, timeout: float, wake_fd: int) -> None:
         """Wait on the socket-pair links when there are some (other backends wake ``wake_fd``)."""
         if self._primary is not None:

@@ -39,15 +39,14 @@ from doradus._wire.protocol import DATA, FLAG_FD, FLAG_SHM, INLINE_MAX, pack_dat
 from doradus.backends._base import Backend, BackendStatistics, LinkSpec, Outgoing, Receiver
 from doradus.backends._shm_ends import LinkEnds
 from doradus.backends._shm_flow import ShmFlow
-from doradus.backends._shm_forward import received_segment
-from doradus.backends._shm_holds import admit
+from doradus.backends._shm_forward import own_segment, received_segment
+from doradus.backends._shm_holds import admit, withheld
 from doradus.backends._shm_taps import HeaderTaps, is_headers_tap, link_socket
 
 if TYPE_CHECKING:
     import numpy as np
     import pyarrow as pa
 
-    from doradus._wire.values import ValuePlan
     from doradus.backends._segments import Segment
     from doradus.backends._shm_links import InLink, OutLink
 
@@ -284,7 +283,9 @@ class ShmBackend(Backend):
         ids = [link.id for link in links]
         layout = plan.layout
         fd: int | None = None
-        seg = self._zero_copy_segment(message.array, plan) if self.pool.has_user_segments else None
+        seg = None
+        if plan.kind == self._kind_buffers and self.pool.has_user_segments:
+            seg = own_segment(self.pool, message.array)  # sent from allocate(): no copy
         if seg is not None:
             fd = self.pool.lend_fd(seg, ids)
             if fd is None:
@@ -396,19 +397,6 @@ class ShmBackend(Backend):
             raise failure
         return True
 
-    def _zero_copy_segment(self, array: pa.Array, plan: ValuePlan) -> Segment | None:
-        if plan.kind != self._kind_buffers:
-            return None
-        found: Segment | None = None
-        for buf in array.buffers():
-            if buf is None:
-                continue
-            seg = self.pool.find(buf.address, buf.size)
-            if seg is None or (found is not None and seg is not found):
-                return None
-            found = seg
-        return found
-
     def _rebase_layout(self, array: pa.Array, base_address: int) -> bytes:
         """``array``'s layout with its buffers' offsets from ``base_address`` (a segment's start)."""
         buffers = array.buffers()
@@ -457,6 +445,15 @@ class ShmBackend(Backend):
         if ended:
             self.ends.close_ended_in()
 
+    def drain(self) -> None:
+        """Read the datagrams waiting on every in link into the node's queues, without blocking.
+
+        What is still in a socket when the node ends then counts as undelivered (or dropped).
+        """
+        for link in list(self._reactor.in_links):
+            if not link.closed and link.sock.fileno() >= 0:  # not closed by close() either
+                self._reader.drain(link)
+
     def close(self) -> None:
         """Stop the reader and close every link and descriptor the backend holds.
 
@@ -492,17 +489,8 @@ class ShmBackend(Backend):
                     "received_fds": self.received_fds.statistics()["kept"],
                 },
                 "restart_drops": dict(self.ends.restart_drops),
-                "withheld": _withheld(self._out_links),
+                "withheld": withheld(self._out_links),
                 "malformed": sum(link.malformed for link in self._reactor.in_links),
                 "backpressure_timeouts": self.flow.statistics(),
             },
         )
-
-
-def _withheld(links: Sequence[OutLink]) -> dict[str, int]:
-    """Messages shed per receiver because it held too much of the pool (`_shm_holds`)."""
-    counts: dict[str, int] = {}
-    for link in links:
-        if link.withheld:
-            counts[link.peer] = counts.get(link.peer, 0) + link.withheld
-    return counts

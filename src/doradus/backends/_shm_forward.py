@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from doradus.backends._segments import Mapping
+    from doradus.backends._segments import Mapping, Segment, SegmentPool
     from doradus.backends._shm_links import InLink
 
 
@@ -57,6 +57,24 @@ def _mapping_containing(
             if mapping.address <= address and address + size <= mapping.address + mapping.size:
                 return link, seg_id, mapping
     return None
+
+
+def own_segment(pool: SegmentPool, array: pa.Array) -> Segment | None:
+    """The segment of ``pool`` holding every buffer of ``array`` (from ``allocate()``); None if none.
+
+    Example::
+
+        own_segment(backend.pool, pa.array(node.allocate(16)))   # the segment: sent without a copy
+    """
+    found: Segment | None = None
+    for buf in array.buffers():
+        if buf is None:
+            continue
+        seg = pool.find(buf.address, buf.size)
+        if seg is None or (found is not None and seg is not found):
+            return None
+        found = seg
+    return found
 
 
 class ReceivedFds:

@@ -32,6 +32,7 @@ Example:
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from doradus.backends._flow import KIND_SHED, encode_flow
@@ -104,3 +105,17 @@ def tell_shed(link: OutLink) -> None:
                 link.shed[output] = count
             else:
                 del link.shed[output]
+
+
+def withheld(links: Iterable[OutLink]) -> dict[str, int]:
+    """Messages shed so far per receiver (the backend's statistics).
+
+    Example:
+        >>> withheld([])
+        {}
+    """
+    counts: dict[str, int] = {}
+    for link in links:
+        if link.withheld:
+            counts[link.peer] = counts.get(link.peer, 0) + link.withheld
+    return counts
