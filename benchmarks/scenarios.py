@@ -217,7 +217,7 @@ def _latency(stamp: str) -> Scenario:
     def timeout(plan: Plan) -> float:
         return 60 + sum((plan.count + plan.warmup) * (_msg_budget(s) + 0.02) for s in plan.sizes)
 
-    where = "the first 8 bytes of the payload" if stamp == "payload" else "metadata `{t: ns}`"
+    where = "the first 8 bytes of the payload" if stamp == "payload" else "metadata `{t: ns, seq: n}`"
     anchors = ("iceoryx2", "pyzmq") if stamp == "payload" else ()
     return Scenario(
         f"latency-{stamp}", f"one-way latency, stamp in {where}", build, collect, timeout, anchors=anchors

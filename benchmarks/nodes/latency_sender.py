@@ -1,7 +1,8 @@
 """Sends paced, stamped messages of each size in `BENCH_SIZES`.
 
 `BENCH_STAMP=payload` writes `time.monotonic_ns()` into the first 8 bytes of the payload,
-`metadata` sends it as metadata `{"t": ns}`. `BENCH_MODE=zerocopy` fills a buffer obtained
+`metadata` sends it as metadata with a sequence number, `{"t": ns, "seq": n}`, as dora
+nodes stamp their messages. `BENCH_MODE=zerocopy` fills a buffer obtained
 from `send_output_raw` instead of sending a preallocated payload. After each message the
 sender waits for `BENCH_ACKS` acknowledgements, then pauses.
 """
@@ -44,7 +45,7 @@ for size in sizes():
             stamp_view[0] = stamp
             node.send_output("out", arr)
         else:
-            node.send_output("out", arr, {"t": stamp})
+            node.send_output("out", arr, {"t": stamp, "seq": sent})
         sent += 1
         acks.wait(stamp, ack_timeout)
         time.sleep(gap)

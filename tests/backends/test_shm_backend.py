@@ -51,7 +51,8 @@ def test_drain_reads_what_the_links_hold_before_the_last_report() -> None:
         assert [v.to_pylist() for _inputs, v in receiver.values] == [[seq] for seq in range(5)]
         inbound.close()
         inbound.drain()  # after close: nothing to read, no error
-        assert receiver.errors == [] and receiver.closed_inputs == []
+        assert receiver.errors == []
+        assert receiver.closed_inputs == []
     finally:
         sender.close()
         inbound.close()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from datetime import UTC, datetime
 from enum import IntEnum
+from types import MappingProxyType
 from typing import Any
 
 import msgspec
@@ -18,7 +20,7 @@ _pack = msgspec.msgpack.encode
 @pytest.mark.parametrize(
     "value",
     [None, b"raw", {"nested": 1}, [[1]], [None], 2**64 - 1, [2**63], msgspec.msgpack.Ext(5, b"x")],
-    ids=repr,
+    ids=["none", "bytes", "map", "nested-list", "list-of-none", "u64", "list-of-u64", "ext"],
 )
 def test_a_peer_value_of_another_type_is_a_decode_error(value: Any) -> None:
     with pytest.raises(DecodeError, match="malformed metadata"):
@@ -68,6 +70,11 @@ def test_the_common_case_is_plain_messagepack() -> None:
     metadata = {"t": 1_700_000_000_000_000_000, "seq": 7, "ok": True, "x": 0.5, "tag": "cam", "l": [1, 2]}
 
     assert encode_metadata(metadata) == _pack(metadata)
+
+
+def test_any_mapping_travels_as_a_map() -> None:
+    assert decode_metadata(encode_metadata(MappingProxyType({"seq": 1}))) == {"seq": 1}
+    assert decode_metadata(encode_metadata(OrderedDict(seq=2))) == {"seq": 2}
 
 
 def test_a_str_under_timestamp_is_refused_even_among_plain_values() -> None:

@@ -60,6 +60,9 @@ def to_dora_event(event: Event) -> dict[str, Any]:
         >>> to_dora_event(ParamUpdate("roi", {"x": 1}))
         {'kind': 'dora', 'type': 'PARAM_UPDATE', 'id': 'roi', 'value': {'x': 1}}
     """
+    if type(event) is Input and event.codec is None:  # the message path: one dict, nothing else
+        value, metadata = event.value, event.metadata
+        return {"kind": "dora", "type": "INPUT", "id": event.id, "value": value, "metadata": metadata}
     if isinstance(event, Input):
         # dora code expects Arrow: other formats arrive converted (to_arrow), their reader kept aside.
         try:
@@ -115,16 +118,20 @@ class Node:
 
     def __init__(self, node_id: str | None = None) -> None:
         self._node = _NativeNode(node_id)
+        self._next = self._node.next
+        # The native node's own method, bound once: no call through this class per message.
+        self.send_output = self._node.send_output  # type: ignore[method-assign]  # same signature
         self._log = logging.getLogger(self._node.id)
 
     def next(self, timeout: float | None = None) -> dict[str, Any] | None:
         """The next event dict, or ``None`` at the end of the stream or on timeout."""
-        event = self._node.next(timeout)
+        event = self._next(timeout)
         return None if event is None else to_dora_event(event)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        while (event := self.next()) is not None:
-            yield event
+        next_event = self._next
+        while (event := next_event()) is not None:
+            yield to_dora_event(event)
 
     def __next__(self) -> dict[str, Any]:
         event = self.next()

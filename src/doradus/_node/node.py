@@ -12,7 +12,6 @@ Example (inside a node started by ``doradus run``)::
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
@@ -22,10 +21,7 @@ from pathlib import Path
 from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pyarrow as pa
-
-from doradus._exceptions import EncodeError, MetadataError, NodeError, UnknownOutputError
+from doradus._exceptions import MetadataError, NodeError, UnknownOutputError
 from doradus._node.at_exit import report_at_exit
 from doradus._node.attach import attach
 from doradus._node.channel import DaemonChannel, link_specs
@@ -35,16 +31,19 @@ from doradus._node.inbox import Inbox
 from doradus._node.input_timeouts import InputTimeouts
 from doradus._node.log_handler import install as install_log_handler
 from doradus._node.log_methods import LogMethods
+from doradus._node.outputs import OutputPlan
+from doradus._node.outputs import encoded_array as _encoded_array  # noqa: F401 - tests read it here
 from doradus._node.receive import EventReader, InboxReceiver, lossless_inputs
 from doradus._node.statistics import NodeCounters
 from doradus._node.timers import start_timers
 from doradus._observability.otel_env import enabled_signals
 from doradus._wire.metadata import encode_metadata
 from doradus._wire.protocol import MAX_METADATA
-from doradus._wire.values import plan_value, to_arrow
 from doradus.backends import DEFAULT_LOCAL_BACKEND, Backend, Outgoing, get_backend
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from doradus._observability.telemetry import NodeTelemetry
     from doradus._wire.node_config import NodeConfig
     from doradus.codecs import Codec
@@ -106,8 +105,9 @@ class Node(LogMethods):
         self._out_ids: dict[str, bytes] = {
             o: o.encode() for o in config["outputs"] if o != self._stdout_output
         }
-        self._out_codecs: dict[str, Codec]
-        self._out_codecs, in_codecs = load_codecs(config.get("output_formats") or {}, inputs)
+        out_codecs: dict[str, Codec]
+        out_codecs, in_codecs = load_codecs(config.get("output_formats") or {}, inputs)
+        self._outputs = {o: OutputPlan(out, out_codecs.get(o)) for o, out in self._out_ids.items()}
         self._backend: Backend = _make_backend(self.id, InboxReceiver(self._inbox), config)
         self._inbox.waiter = self._backend.wait
         if self._inbox.lossless:  # backpressure: each message taken gives its sender room for one more
@@ -199,7 +199,12 @@ class Node(LogMethods):
         if got is None:
             self._backend.idle()  # about to wait: housekeeping (e.g. releases) off the hot path
             got = self._pop(timeout)
-        return None if got is None else self._hand_out(got)
+            if got is None:
+                return None
+        event = self._reader.event(got)  # `_hand_out`, inline: one call fewer per message
+        if got[0] is not None:
+            self._handed_ns = perf_counter_ns()
+        return event
 
     def _hand_out(self, got: tuple[str | None, Any]) -> Event:
         """The event of what the inbox popped; an input message starts the processing clock."""
@@ -261,6 +266,8 @@ class Node(LogMethods):
             self._handed_ns = 0
         got = self._pop(0)
         if got is None:
+            import asyncio  # here, not at the top: a node that never awaits does not load it
+
             self._backend.idle()
             got = await asyncio.to_thread(self._pop, timeout)
         return None if got is None else self._hand_out(got)
@@ -294,20 +301,13 @@ class Node(LogMethods):
 
             node.send_output("frame", np.zeros(640 * 480, np.uint8), {"seq": 1})
         """
-        out = self._out_ids.get(output_id)
-        if out is None:
+        output = self._outputs.get(output_id)
+        if output is None:
             raise self._not_sendable(output_id)
-        tag = 0
-        if self._out_codecs:
-            codec = self._out_codecs.get(output_id)
-            if codec is not None:
-                data = _encoded_array(codec, output_id, data)
-                tag = codec.tag
-        array = to_arrow(data)
-        plan = plan_value(array)
+        array, plan, tag = output.prepare(output_id, data)
         if self._telemetry is not None:
             metadata = self._telemetry.on_send(output_id, metadata, plan.size)
-        meta = encode_metadata(metadata)
+        meta = encode_metadata(metadata) if metadata else b""
         if len(meta) > MAX_METADATA:
             raise MetadataError(
                 f"metadata of {len(meta)} B exceeds {MAX_METADATA} B; metadata is for small key-values: "
@@ -318,7 +318,7 @@ class Node(LogMethods):
             self._seq += 1
             self.sent[output_id] += 1
             self.sent_bytes[output_id] += plan.size
-            self._backend.send(Outgoing(out, array, plan, meta, self._seq, stamp, tag))
+            self._backend.send(Outgoing(output.out, array, plan, meta, self._seq, stamp, tag))
 
     def _not_sendable(self, output_id: str) -> NodeError:
         if output_id == self._stdout_output:
@@ -455,6 +455,7 @@ class Node(LogMethods):
             node.close()
         """
         self._timer_stop.set()
+        self._backend.drain()  # what its sockets still hold counts as undelivered
         self._backend.close()
         self._report_statistics()  # the final counts, for `doradus status` after the node ended
         if self._telemetry is not None:
@@ -476,14 +477,3 @@ def _make_backend(node_id: str, receiver: InboxReceiver, config: NodeConfig) -> 
     from doradus.backends._mux import MultiBackend
 
     return MultiBackend(node_id, receiver, {name: get_backend(name) for name in names})
-
-
-def _encoded_array(codec: Any, output_id: str, data: Any) -> pa.Array:
-    """``data`` encoded by the output's codec, as a ``UInt8Array`` over the encoded bytes."""
-    try:
-        encoded = codec.encode(data)
-    except EncodeError as exc:
-        raise EncodeError(f"output {output_id!r} ({codec.spec}): {exc}") from exc
-    if isinstance(encoded, pa.Buffer):
-        return pa.Array.from_buffers(pa.uint8(), encoded.size, [None, encoded])
-    return to_arrow(encoded)
