@@ -58,13 +58,15 @@ PIPELINE = {
             batch = pa.RecordBatch.from_pydict({"x": [value * 2], "label": [f"n{value}"]})
             node.send_output("doubled", batch, {**event.metadata, "stage": "doubled"})
     """,
-    # Writes what it receives (value, metadata, when) to $SINK_OUT.
+    # Writes what it receives (value, metadata, when) to $SINK_OUT; SINK_DELAY slows it down.
     "sink.py": """
     import json, os, time
     from doradus import Input, Node
+    delay = float(os.environ.get("SINK_DELAY", "0"))
     with open(os.environ["SINK_OUT"], "w") as out:
         for event in Node():
             if isinstance(event, Input):
+                time.sleep(delay)
                 meta = {k: v for k, v in event.metadata.items() if k != "timestamp"}
                 row = {"value": event.value.to_pylist(), "metadata": meta, "at": time.monotonic()}
                 out.write(json.dumps(row) + "\\n")

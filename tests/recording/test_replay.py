@@ -62,6 +62,17 @@ def test_speed_zero_loses_nothing_where_a_fast_replay_drops(recorded: tuple[Pipe
     assert "dropped" not in whole.stderr
 
 
+def test_speed_zero_loses_nothing_behind_a_slow_node_downstream(recorded: tuple[Pipeline, Ran]) -> None:
+    pipeline, _ = recorded
+    # the sink (queue 10, two hops from the replayer) takes 20 ms a message: the transform waits
+    ran = pipeline.doradus(
+        "replay", "run.mcap", "--speed", "0", "--no-color", sink="slow-sink.jsonl", SINK_DELAY="0.02"
+    )
+    assert ran.returncode == 0, ran.output
+    assert [r["value"] for r in pipeline.sink("slow-sink.jsonl")] == [r["value"] for r in pipeline.sink()]
+    assert "dropped" not in ran.stderr
+
+
 def test_topics_leaves_the_other_outputs_of_a_replaced_node_silent(recorded: tuple[Pipeline, Ran]) -> None:
     pipeline, _ = recorded
     # the transform replaced by its recording; nothing of source/count is replayed

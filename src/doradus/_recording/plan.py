@@ -3,8 +3,9 @@
 `plan_recording` adds the recorder node (`recorder_node`) to a dataflow, subscribed to each
 recorded output with a queue of ``queue_size`` messages. `plan_replay` swaps nodes for
 replayers (`replayer_node`) that publish what the recording holds of their outputs; with
-``speed`` 0 the queues of the inputs they feed grow to hold every replayed message, so none is
-dropped however slow the receiver. Each node's configuration is a JSON file in the run's
+``speed`` 0 the queues of the inputs they feed grow to hold every replayed message, and every
+input further downstream gets ``queue_policy: backpressure``, so none is dropped however slow
+the receivers. Each node's configuration is a JSON file in the run's
 ``out/<run-id>/``.
 
 Example::
@@ -78,6 +79,9 @@ class ReplayPlan:
         """
         return tuple(self.topics)
 
+
+LOSSLESS_WAIT = 300.0
+"""Seconds a sender waits for room downstream at ``--speed 0`` before it drops (counted)."""
 
 def all_topics(flow: Dataflow) -> list[str]:
     """Every output of the dataflow as a topic ``NODE/OUTPUT``, in dataflow order.
@@ -275,13 +279,24 @@ def _replayer(
 
 
 def _unbounded_queues(spec: NodeSpec, replayed: set[str], counts: dict[str, int]) -> NodeSpec:
-    """``spec`` with each input a replayed topic feeds able to queue all of that topic's messages."""
+    """``spec`` losing nothing at ``--speed 0``.
+
+    Each input a replayed topic feeds can queue all of that topic's messages; each input another
+    node feeds gets ``queue_policy: backpressure`` (its sender waits for room, up to
+    `LOSSLESS_WAIT` seconds).
+    """
     inputs = {}
     for input_id, inp in spec.inputs.items():
         source = inp.source
         topic = str(source) if isinstance(source, NodeSource) else ""
         if topic in replayed:
             inp = dataclasses.replace(inp, queue_size=max(inp.queue_size, counts.get(topic, 0) + 1))
+        elif topic:
+            inp = dataclasses.replace(
+                inp,
+                queue_policy="backpressure",
+                backpressure_timeout=max(inp.backpressure_timeout, LOSSLESS_WAIT),
+            )
         inputs[input_id] = inp
     return dataclasses.replace(spec, inputs=inputs)
 
