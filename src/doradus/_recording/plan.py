@@ -83,6 +83,7 @@ class ReplayPlan:
 LOSSLESS_WAIT = 300.0
 """Seconds a sender waits for room downstream at ``--speed 0`` before it drops (counted)."""
 
+
 def all_topics(flow: Dataflow) -> list[str]:
     """Every output of the dataflow as a topic ``NODE/OUTPUT``, in dataflow order.
 
