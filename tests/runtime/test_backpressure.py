@@ -197,6 +197,13 @@ def test_a_paused_receiver_loses_nothing_its_sender_waits_past_the_timeout(tmp_p
         daemon.pause_node("sink")
         # the sink's queue fills to its queue_size, and nothing more is sent
         assert eventually(lambda: sink().get("queued") == 3, 5 * REPORT)
+
+        def reported_blocked() -> bool:  # the source's report, up to REPORT old, caught up with it
+            before = sent()
+            time.sleep(1.5 * REPORT)
+            return sent() == before
+
+        assert eventually(reported_blocked, 10 * REPORT)
         held, waiting = sink()["delivered"], sent()
         time.sleep(3 * TIMEOUT + 2 * REPORT)  # several timeouts, two reports
         assert sent() == waiting

@@ -93,7 +93,7 @@ class OutLink:
         self.withheld = 0
         """Messages not sent to the receiver because it held too much (`_shm_holds`)."""
 
-    def track(self, seg_id: int, size: int = 0) -> None:
+    def track(self, seg_id: int, size: int) -> None:
         """The receiver now holds one more reference to ``seg_id`` (a segment of ``size`` bytes)."""
         with self.lock:
             self.outstanding[seg_id] = self.outstanding.get(seg_id, 0) + 1
