@@ -24,11 +24,13 @@ import ipaddress
 import os
 import secrets
 from pathlib import Path
-
-from starlette.types import ASGIApp, Receive, Scope, Send
+from typing import TYPE_CHECKING
 
 from doradus._files import read_regular_file
 from doradus._paths import runtime_base
+
+if TYPE_CHECKING:  # the CLI reads tokens on every command: starlette loads with the server only
+    from starlette.types import ASGIApp, Receive, Scope, Send
 
 SECRET_MAX_BYTES = 4096
 """Token files hold one line; anything longer is not a token file."""

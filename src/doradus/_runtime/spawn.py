@@ -37,6 +37,14 @@ from doradus._wire.node_config import ENV_CONFIG, NodeEnvironment
 COMPAT_PATH = str(Path(__file__).parent.parent / "_compat")
 """Put first on a node's import path: ``import dora`` finds the compatibility layer."""
 
+NODE_ENV_DEFAULTS: Mapping[str, str] = {
+    # numpy's OpenBLAS starts a thread per core at import, and each spins for 2^28 cycles
+    # (≈ 0.1 s) waiting for work before it sleeps: in every node, at start-up, on cores the
+    # other nodes are starting on. 2^18 cycles (≈ 0.1 ms) keeps its threads, without the spin.
+    "OPENBLAS_THREAD_TIMEOUT": "18",
+}
+"""Variables a node gets unless the environment or the dataflow's ``env`` sets them."""
+
 
 def command(spec: NodeSpec) -> list[str]:
     """The command line starting a node.
@@ -64,10 +72,14 @@ def environment(
         ...                   level="INFO", extra_env={"MODE": "test"})
         >>> env["DORADUS_NODE_ID"], env["MODE"], json.loads(env[ENV_CONFIG])["control"]
         ('cam', 'test', '/c.sock')
+        >>> os.environ.get("OPENBLAS_THREAD_TIMEOUT") or env["OPENBLAS_THREAD_TIMEOUT"]
+        '18'
     """
     env = dict(os.environ)
     env.update(spec.env)
     env.update(extra_env)
+    for key, value in NODE_ENV_DEFAULTS.items():
+        env.setdefault(key, value)
     found: NodeEnvironment = {"control": control_path, "node_id": spec.id, "run_id": run_id}
     env[ENV_CONFIG] = json.dumps(found)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (COMPAT_PATH, env.get("PYTHONPATH", "")) if p)

@@ -45,7 +45,7 @@ Example:
 
 from __future__ import annotations
 
-import json
+import atexit
 import os
 import socket
 import subprocess
@@ -53,8 +53,10 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from doradus._unsafe import keeper_process
 from doradus._unsafe.keeper_process import receive_datagram, send_datagram
+
+KEEPER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "keeper_process.py")
+"""The keeper's program (`doradus._unsafe.keeper_process`), run as a script."""
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,7 @@ class Keeper:
         remove: Sequence[str] = (),
         pidfd: bool = True,
     ) -> Keeper:
-        """Start a keeper.
+        """Start a keeper (or take the one `prestart` started ahead) and give it the run's settings.
 
         Args:
             node_files: The soft descriptor limit (``ulimit -n``) nodes get; None keeps the keeper's.
@@ -127,8 +129,9 @@ class Keeper:
             True
             >>> keeper.close()
         """
-        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        keeper = _take_prestarted() or cls.launch()
         config = {
+            "op": "config",
             "node_files": node_files,
             "orphan_grace": orphan_grace,
             "remove": list(remove),
@@ -136,16 +139,32 @@ class Keeper:
             "pidfd": pidfd,
         }
         try:
+            send_datagram(keeper._sock, config)
+        except OSError:  # it died meanwhile (killed from outside): one more try, from scratch
+            keeper._sock.close()
+            keeper._process.wait()
+            keeper = cls.launch()
+            send_datagram(keeper._sock, config)
+        return keeper
+
+    @classmethod
+    def launch(cls) -> Keeper:
+        """Start a keeper process that waits for its settings (the first thing `start` sends).
+
+        Its interpreter starts while the caller goes on; a keeper whose supervisor goes before
+        sending them exits at once, having started nothing.
+
+        Example:
+            >>> keeper = Keeper.launch()
+            >>> keeper.close()   # never configured: it exits
+            >>> keeper.wait_exit(5.0)
+            True
+        """
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
             # -I -S: no site packages, environment or current folder; a bare interpreter starts fast.
             process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-I",
-                    "-S",
-                    keeper_process.__file__,
-                    str(theirs.fileno()),
-                    json.dumps(config),
-                ],
+                [sys.executable, "-I", "-S", KEEPER_SCRIPT, str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
@@ -157,6 +176,20 @@ class Keeper:
         finally:
             theirs.close()
         return cls(process, mine)
+
+    def wait_exit(self, timeout: float) -> bool:
+        """Wait for the keeper process to exit (and reap it); False if it still runs after ``timeout``.
+
+        Example:
+            >>> keeper = Keeper.start()
+            >>> keeper.close(); keeper.wait_exit(5.0)
+            True
+        """
+        try:
+            self._process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
 
     @property
     def pid(self) -> int:
@@ -224,3 +257,45 @@ class Keeper:
     def close(self) -> None:
         """Close the socket (a keeper still running takes it as the supervisor's end)."""
         self._sock.close()
+
+
+_prestarted: list[tuple[int, Keeper]] = []
+"""The keeper `prestart` started ahead, with the process id that started it (a fork takes nothing)."""
+
+
+def prestart() -> None:
+    """Start the next run's keeper now, so its interpreter starts while the caller loads the run.
+
+    The next `Keeper.start` of this process takes it. One not taken exits with the caller
+    (the socket's end tells it), having started nothing. ``doradus run`` calls this first thing.
+
+    Example:
+        >>> prestart()
+        >>> keeper = Keeper.start()
+        >>> keeper.end(grace=1.0)
+        True
+        >>> keeper.close()
+    """
+    if not _prestarted:
+        _prestarted.append((os.getpid(), Keeper.launch()))
+        atexit.register(_drop_prestarted)
+
+
+def _take_prestarted() -> Keeper | None:
+    """The keeper `prestart` started, if this process started it and it still runs."""
+    while _prestarted:
+        pid, keeper = _prestarted.pop()
+        if pid == os.getpid() and keeper._process.poll() is None:
+            return keeper
+        if pid == os.getpid():
+            keeper.close()
+            keeper.wait_exit(1.0)
+    return None
+
+
+def _drop_prestarted() -> None:
+    """At exit: end a prestarted keeper nobody took (it exits when its socket closes)."""
+    keeper = _take_prestarted()
+    if keeper is not None:
+        keeper.close()
+        keeper.wait_exit(1.0)

@@ -46,15 +46,16 @@ import os
 import resource
 import select
 import selectors
-import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the keeper starts on every run's critical path: it loads only what it runs
+    from collections.abc import Sequence
+    from typing import Any
 
 _PR_SET_PDEATHSIG = 1
 _PR_GET_PDEATHSIG = 2
@@ -171,12 +172,14 @@ def receive_datagram(sock: socket.socket, wait: float = 0.0) -> tuple[dict[str, 
 
 
 # ------------------------------------------------------------------------- the keeper
-@dataclass(eq=False)
 class _Child:
-    key: str
-    popen: subprocess.Popen[bytes]
-    pidfd: int | None
-    reported: bool = False
+    __slots__ = ("key", "pidfd", "popen", "reported")
+
+    def __init__(self, key: str, popen: subprocess.Popen[bytes], pidfd: int | None) -> None:
+        self.key = key
+        self.popen = popen
+        self.pidfd = pidfd
+        self.reported = False
 
 
 class _Server:
@@ -215,8 +218,11 @@ class _Server:
                 elif grace is None:
                     grace = self._serve_requests()
         self._end(grace)
-        for path in self.remove:
-            shutil.rmtree(path, ignore_errors=True)
+        if self.remove:
+            import shutil
+
+            for path in self.remove:
+                shutil.rmtree(path, ignore_errors=True)
 
     def _serve_requests(self) -> float | None:
         """Serve the requests that have arrived; the grace to end with once the run ends."""
@@ -358,10 +364,30 @@ def _drained(fd: int) -> bool:
         return False
 
 
+def _configuration(sock: socket.socket) -> dict[str, Any] | None:
+    """The run's settings, the first datagram of a keeper started ahead; None if the supervisor went."""
+    while True:
+        try:
+            message, fds = receive_datagram(sock, wait=60.0)
+        except BlockingIOError:
+            continue
+        except OSError:
+            return None
+        for fd in fds:
+            os.close(fd)
+        if message is None:
+            return None
+        if message.get("op") == "config":
+            return message
+
+
 def _main(argv: list[str]) -> None:
     sock = socket.socket(fileno=int(argv[1]))
     sock.set_inheritable(False)
-    config = json.loads(argv[2])
+    # Started with its settings, or ahead of them (`Keeper.launch`): then they come first.
+    config = json.loads(argv[2]) if len(argv) > 2 else _configuration(sock)
+    if config is None:
+        return  # the supervisor went before it needed a keeper: nothing was started
     # One pidfd per running node: the keeper needs as many descriptors as the run has nodes.
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

@@ -58,6 +58,9 @@ def run(
     (search them with `doradus logs <run-id>`). Ctrl-C stops every node (a
     second Ctrl-C forces).
     """
+    from doradus._unsafe.keeper import prestart
+
+    prestart()  # the run's keeper starts its interpreter while this one loads the run's modules
     from doradus._control.registration import RunRegistration
     from doradus._ids import new_run_id
 
