@@ -30,6 +30,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import time
@@ -254,21 +255,27 @@ def at_least(record: dict[str, Any], level: str) -> bool:
 _JSON_MESSAGE_KEYS = ("message", "msg", "event", "text")
 _JSON_LEVEL_KEYS = ("level", "levelname", "severity", "lvl", "log.level")
 _LEVEL_WORD = r"(?P<level>TRACE|DEBUG|INFO|NOTICE|WARN(?:ING)?|ERR(?:OR)?|FATAL|CRIT(?:ICAL)?|PANIC)"
-_PREFIXES = (
+_PREFIX_PATTERNS = (
     # [ERROR] msg · [2026-01-01T00:00:00Z ERROR module] msg (env_logger) · <ERROR> msg
-    re.compile(r"^\s*[\[<](?:[^\]>]*\s)?" + _LEVEL_WORD + r"(?:\s[^\]>]*)?[\]>]:?\s*(?P<rest>.*)$", re.I),
+    r"^\s*[\[<](?:[^\]>]*\s)?" + _LEVEL_WORD + r"(?:\s[^\]>]*)?[\]>]:?\s*(?P<rest>.*)$",
     # ERROR: msg · WARNING:root:msg (Python's default format) · error - msg · INFO msg
-    re.compile(r"^\s*" + _LEVEL_WORD + r"(?:\s*[:|-]\s*|\s+)(?P<rest>.*)$", re.I),
+    r"^\s*" + _LEVEL_WORD + r"(?:\s*[:|-]\s*|\s+)(?P<rest>.*)$",
     # 2026-01-01 12:00:00,123 ERROR msg · 12:00:00.123 WARN [x] msg (timestamped loggers)
-    re.compile(
-        r"^\s*\d[\d\-:T.,/ ]*\d(?:Z|[+-]\d\d:?\d\d)?\s+[\[<]?" + _LEVEL_WORD + r"[\]>]?(?:\s*[:|-]\s*|\s+)"
-        r"(?P<rest>.*)$",
-        re.I,
-    ),
+    r"^\s*\d[\d\-:T.,/ ]*\d(?:Z|[+-]\d\d:?\d\d)?\s+[\[<]?" + _LEVEL_WORD + r"[\]>]?(?:\s*[:|-]\s*|\s+)"
+    r"(?P<rest>.*)$",
     # level=error msg="..." (logfmt)
-    re.compile(r"^(?P<rest>.*\blevel=\"?" + _LEVEL_WORD + r"\b.*)$", re.I),
+    r"^(?P<rest>.*\blevel=\"?" + _LEVEL_WORD + r"\b.*)$",
 )
-_PYTHON_LOGGER = re.compile(r"^(?P<logger>[\w.]+):(?P<rest>.*)$")
+
+
+@functools.cache
+def _prefixes() -> tuple[tuple[re.Pattern[str], ...], re.Pattern[str]]:
+    """The level prefixes and the Python logger prefix, compiled on first use.
+
+    Nodes import this module but never classify lines: their start-up does not pay for it.
+    """
+    prefixes = tuple(re.compile(pattern, re.I) for pattern in _PREFIX_PATTERNS)
+    return prefixes, re.compile(r"^(?P<logger>[\w.]+):(?P<rest>.*)$")
 
 
 def classify_line(line: str, stream: str) -> tuple[str, str, dict[str, Any]]:
@@ -294,16 +301,17 @@ def classify_line(line: str, stream: str) -> tuple[str, str, dict[str, Any]]:
         parsed = _json_line(stripped)
         if parsed is not None:
             return parsed
-    for pattern in _PREFIXES:
+    prefixes, python_logger = _prefixes()
+    for pattern in prefixes:
         match = pattern.match(line)
         if match is None:
             continue
         level = normalize_level(match.group("level")) or default
         rest = match.group("rest")
-        if pattern is _PREFIXES[3]:
+        if pattern is prefixes[3]:
             return level, rest, {}
-        logger = _PYTHON_LOGGER.match(rest)
-        if logger is not None and pattern is _PREFIXES[1] and not rest.startswith(" "):
+        logger = python_logger.match(rest)
+        if logger is not None and pattern is prefixes[1] and not rest.startswith(" "):
             return level, logger.group("rest"), {"logger": logger.group("logger")}
         return level, rest, {}
     return default, line, {}
