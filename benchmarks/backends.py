@@ -51,7 +51,7 @@ RESULTS = BENCH / "results"
 DOC = REPO / "docs" / "backends.md"
 START, END = "<!-- backends-table:start -->", "<!-- backends-table:end -->"
 
-BACKENDS = ("shm", "tcp", "websocket", "redis", "mqtt", "zenoh", "grpc", "quic")
+BACKENDS = ("shm", "tcp", "websocket", "redis", "mqtt", "zenoh", "grpc", "quic", "iceoryx2")
 SIZE_NAMES = {8: "8 B", 64 * 1024: "64 KiB", 1024 * 1024: "1 MiB"}
 BURST_QUEUE = 1_000_000
 

@@ -3,7 +3,8 @@
 What counts as raw memory: importing ``ctypes`` (whose ``cast``, ``from_address``,
 ``string_at``, ``memmove`` … all need it), ``mmap`` or ``cffi``; numpy's ``.ctypes`` and
 ``np.ctypeslib``; building an Arrow buffer from an address (``foreign_buffer``); and handing
-numpy an address (defining ``__array_interface__``). ``typing.cast`` and ``memoryview.cast``
+numpy an address (defining ``__array_interface__``); a view over another library's shared
+memory (iceoryx2's ``as_memory_view``). ``typing.cast`` and ``memoryview.cast``
 are not raw memory (one is a no-op, the other bounds-checked) and are not flagged.
 The import-linter contracts in pyproject.toml say the same for imports; this test also sees
 what imports do not show.
@@ -32,6 +33,7 @@ RAW_NAMES = {
     "memset",
     "ctypes",
     "ctypeslib",
+    "as_memory_view",
 }
 """Attribute or name uses that reach raw memory (``arr.ctypes.data``, ``pa.foreign_buffer``)."""
 ADDRESS_PROTOCOLS = {"__array_interface__", "__array_struct__"}
@@ -44,6 +46,7 @@ UNSAFE_CALLS = {
     "memmove",
     "_mmap",
     "_munmap",
+    "as_memory_view",
 }
 """Calls inside `_unsafe` that must each carry a ``# SAFETY:`` comment."""
 SAFETY_WINDOW = 6
@@ -112,7 +115,7 @@ def test_no_module_outside_unsafe_reaches_raw_memory() -> None:
 
 def test_the_unsafe_package_is_where_the_raw_memory_is() -> None:
     uses = {path.name for path in UNSAFE.glob("*.py") if raw_memory_uses(path)}
-    assert {"memory.py", "arrow_buffers.py", "keeper_process.py"} <= uses
+    assert {"memory.py", "arrow_buffers.py", "keeper_process.py", "iceoryx2_samples.py"} <= uses
 
 
 def test_every_unsafe_operation_says_why_it_is_safe() -> None:

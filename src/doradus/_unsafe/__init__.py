@@ -13,7 +13,10 @@ import-linter contract keep it that way (which modules may import it is listed t
   nodes with their supervisor.
 - `doradus._unsafe.keeper_process`: the keeper process itself (run as a script) and the one
   ``prctl(2)`` call it needs.
+- `doradus._unsafe.iceoryx2_samples`: iceoryx2 samples as bytes, written before they are
+  sent and read while they are held (the `iceoryx2` backend).
 
-May import only the standard library (``arrow_buffers`` also pyarrow); ``keeper_process``
+May import only the standard library (``arrow_buffers`` also pyarrow, ``iceoryx2_samples``
+numpy); ``keeper_process``
 runs as a bare script and imports nothing of Doradus.
 """

@@ -31,6 +31,7 @@ _BUILTIN: dict[str, tuple[str, str, str | None]] = {
     "websocket": ("doradus.backends._websocket", "WebSocketBackend", None),
     "grpc": ("doradus.backends._grpc", "GrpcBackend", "grpc"),
     "quic": ("doradus.backends._quic", "QuicBackend", "quic"),
+    "iceoryx2": ("doradus.backends._iceoryx2", "Iceoryx2Backend", "iceoryx2"),
 }
 
 
