@@ -259,28 +259,38 @@ class Inbox:
 
         Returns ``None`` when nothing arrived in time.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
+        deadline: float | None = None
         while True:
             with self._lock:
                 got = self._pop_locked()
                 if got is not None or timeout == 0:
                     return got
-                remaining = -1.0 if deadline is None else deadline - time.monotonic()
-                if deadline is not None and remaining <= 0:
-                    return None
+                remaining = -1.0
+                if timeout is not None:
+                    now = time.monotonic()
+                    if deadline is None:
+                        deadline = now + timeout
+                    remaining = deadline - now
+                    if remaining <= 0:
+                        return None
                 self._waiting = True
                 self._consumer = threading.get_ident()
+            waited = False
             try:
                 self.waiter(remaining, self.wake_fd)
+                waited = True
             finally:
-                with self._lock:
+                with self._lock:  # what the wait brought is taken under the same lock
                     self._waiting = False
                     signaled, self._signaled = self._signaled, False
+                    got = self._pop_locked() if waited else None
                 if signaled:
                     try:
                         os.eventfd_read(self.wake_fd)
                     except BlockingIOError:
                         pass
+            if got is not None:
+                return got
 
     def _pop_crediting(self, timeout: float | None) -> tuple[str | None, Any] | None:
         """`pop`, then ``on_taken`` for a lossless input's message (swapped in: see ``__init__``)."""

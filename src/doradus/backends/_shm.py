@@ -110,6 +110,8 @@ class ShmBackend(Backend):
         # Links whose other end restarts or ends: held inputs, missed messages, closing the old.
         self.ends = LinkEnds(self)
         self.header_taps = HeaderTaps()  # `doradus topic hz` and `bw`: records, not links
+        self._tapped = False
+        """A headers tap was ever opened: each send asks the taps (a plain flag costs no call)."""
 
     def open(self, links: Sequence[LinkSpec], fds: Sequence[int]) -> None:
         """Wrap each descriptor in its link end (link ids stay unique if called again)."""
@@ -118,6 +120,7 @@ class ShmBackend(Backend):
         for spec, fd in zip(links, fds, strict=True):
             if is_headers_tap(spec):
                 self.header_taps.add(spec, fd)
+                self._tapped = True
                 continue
             index = self._next_link
             self._next_link += 1
@@ -203,7 +206,7 @@ class ShmBackend(Backend):
         if ends.ended_out:  # a receiver ended (a restart, a crash): its socket closes here
             ends.close_ended_out()
         links = self._routes.get(message.output)
-        if self.header_taps:  # an output `doradus topic hz` or `bw` reads: its record
+        if self._tapped:  # an output `doradus topic hz` or `bw` reads: its record
             self.header_taps.record(message)
         if ends.down:  # a receiver is restarting: what it misses is counted
             ends.count_down(message.output)

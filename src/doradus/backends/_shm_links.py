@@ -44,7 +44,6 @@ from doradus._wire.protocol import (
     RECV_BUFFER,
     RELEASE_HEAD,
     SEG_ID,
-    unpack_data,
 )
 from doradus.backends._flow import SendGate, is_flow
 from doradus.backends._segments import Lease, Mapping
@@ -52,6 +51,7 @@ from doradus.backends._shm_forward import ReceivedFds
 from doradus.backends._shm_holds import DEFAULT_HOLD_LIMIT, tell_shed
 
 _ANC = socket.CMSG_SPACE(4 * 4)
+_unpack_header = DATA.unpack_from  # `unpack_data` without its call: this runs once per message
 LOST_BIT = 1 << 63
 """Set on a released segment id the receiver could not map: it needs the descriptor again."""
 
@@ -183,7 +183,7 @@ class InLink:
 
 
 class LinkReader:
-    """Reads the datagrams of receiving ends; one per reading thread (it owns a buffer).
+    """Reads the datagrams of receiving ends; one per reading thread.
 
     ``deliver(input_ids, entry)`` receives each data message (once per
     message, with every input it feeds); ``on_closed(link)`` runs once when a
@@ -202,7 +202,6 @@ class LinkReader:
         self._on_closed = on_closed
         self._on_error = on_error
         self._fds = ReceivedFds(0) if fds is None else fds
-        self._view = memoryview(bytearray(RECV_BUFFER))
         self.on_flow: Callable[[InLink, bytes], None] | None = None
         """Takes a flow message (`doradus.backends._flow`) that came on a link; None: ignored."""
 
@@ -216,11 +215,12 @@ class LinkReader:
         with link.lock:
             if link.closed:
                 return False
-            sock = link.sock
-            view = self._view
+            recvmsg = link.sock.recvmsg
             while True:
                 try:
-                    nbytes, ancdata, msg_flags, _addr = sock.recvmsg_into([view], _ANC, socket.MSG_DONTWAIT)
+                    # The datagram as bytes of its own size: one copy out of the kernel, none
+                    # after (the entry handed on keeps it, so a shared buffer could not be reused).
+                    data, ancdata, msg_flags, _addr = recvmsg(RECV_BUFFER, _ANC, socket.MSG_DONTWAIT)
                 except BlockingIOError:
                     return True
                 except ConnectionResetError:
@@ -228,14 +228,14 @@ class LinkReader:
                     # so once, *before* the datagrams it sent last. Those are still to be read.
                     continue
                 except OSError:
-                    nbytes, ancdata, msg_flags = 0, [], 0
-                if nbytes == 0 and not ancdata:
+                    data, ancdata, msg_flags = b"", [], 0
+                if not data and not ancdata:
                     link.closed = True
                     self._on_closed(link)
                     return False
                 fds = fds_from(ancdata) if ancdata else []
                 try:
-                    self._on_data(link, bytes(view[:nbytes]), fds, msg_flags & socket.MSG_CTRUNC != 0)
+                    self._on_data(link, data, fds, msg_flags & socket.MSG_CTRUNC != 0)
                 except ResourceLimitError as exc:
                     if not link.starved:  # once, not once per lost message
                         link.starved = True
@@ -261,7 +261,7 @@ class LinkReader:
                 self.on_flow(link, data)
             return
         (kind, flags, out_len, type_len, layout_len, meta_len, _seq, stamp, seg_id, seg_size, seg_off) = (
-            unpack_data(data)
+            _unpack_header(data)
         )
         if kind != KIND_DATA:
             return
