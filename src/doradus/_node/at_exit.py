@@ -33,6 +33,8 @@ def report_at_exit(node: Node) -> None:
         if alive is not None:
             alive._backend.drain()  # what its sockets still hold counts as undelivered
             alive._report_statistics()
+            # Receivers see the end now, not after the interpreter's teardown (tens of ms).
+            alive._backend.end_outputs()
             if alive._telemetry is not None:
                 alive._telemetry.shutdown()
 

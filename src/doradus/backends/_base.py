@@ -416,6 +416,14 @@ class Backend(ABC):
         Called once, just before the node's final statistics; must not block.
         """
 
+    def end_outputs(self) -> None:  # noqa: B027 - an optional hook, empty by default
+        """The node's process is ending, its final report sent: tell its receivers now.
+
+        Called once at exit, after the last report and before the interpreter's own teardown
+        (which takes tens of milliseconds with pyarrow and numpy loaded), so receivers see the
+        end of their inputs without waiting for it. Messages already sent stay readable.
+        """
+
     def wait(self, timeout: float, wake_fd: int) -> None:
         """Block the node's thread until ``wake_fd`` is readable or ``timeout`` passes (< 0: forever).
 

@@ -457,6 +457,28 @@ class ShmBackend(Backend):
             if not link.closed and link.sock.fileno() >= 0:  # not closed by close() either
                 self._reader.drain(link)
 
+    def end_outputs(self) -> None:
+        """Shut the sending side of every link: receivers read what was sent, then the end.
+
+        Each link's socket stays open for reading (late releases); a send after this fails
+        like a send to a receiver that has gone.
+
+        Example:
+            >>> import socket
+            >>> from doradus.testing import CollectingReceiver
+            >>> a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            >>> backend = ShmBackend("cam", CollectingReceiver())
+            >>> backend.open([LinkSpec("det", "out", outputs=("image",))], [a.detach()])
+            >>> backend.end_outputs(); b.recv(10)
+            b''
+            >>> backend.close(); b.close()
+        """
+        for link in self._out_links:
+            try:
+                link.sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass  # already gone
+
     def close(self) -> None:
         """Stop the reader and close every link and descriptor the backend holds.
 
