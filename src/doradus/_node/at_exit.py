@@ -33,8 +33,11 @@ def report_at_exit(node: Node) -> None:
         if alive is not None:
             alive._backend.drain()  # what its sockets still hold counts as undelivered
             alive._report_statistics()
-            # Receivers see the end now, not after the interpreter's teardown (tens of ms).
-            alive._backend.end_outputs()
+            # Receivers see the end now, not after the interpreter's teardown (tens of ms) —
+            # unless the node was told to stop: its receivers are stopping too, and get their own
+            # Stop first rather than an InputClosed from a peer that happened to stop sooner.
+            if not alive._channel.stop_asked:
+                alive._backend.end_outputs()
             if alive._telemetry is not None:
                 alive._telemetry.shutdown()
 

@@ -86,6 +86,8 @@ class DaemonChannel:
         """Input id → the node it reads (inputs fed by another node), for `NodeFailed` events."""
         self._params: dict[str, Any] = {}
         self._params_lock = threading.Lock()
+        self.stop_asked = False
+        """The daemon asked the node to stop (the run, or this node, is stopping)."""
 
     def parameters(self) -> dict[str, Any]:
         """The node's parameters as the daemon last said (a new deep copy each call; thread-safe).
@@ -193,6 +195,7 @@ class DaemonChannel:
     def _on_control(self, message: ControlMessage) -> None:
         """Act on one message of the daemon (one the node does not know is ignored)."""
         if message["op"] == "stop":
+            self.stop_asked = True
             self._inbox.push(None, Stop(STOP_MANUAL))
         elif message["op"] == "peer_gone":
             self._backend.sender_ended(message["peer"])
