@@ -74,7 +74,9 @@ typecheck: $(VENV)/.installed
 	$(BIN)/mypy
 
 test: compiled lint typecheck
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	@# Whole files per worker, in collection order: the longest file (bench-quick) starts first
+	@# instead of last, where xdist's default reordering (fewest tests last) put it.
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 
 # Hostile input (docs/security.md): the property tests of tests/fuzz/ and the coordinator API's
 # schemathesis test, with FUZZ_EXAMPLES examples per decoder (`make test`: 100) and FUZZ_API_EXAMPLES

@@ -2,7 +2,9 @@
 
 The recorder taps the running nodes (as ``doradus topic echo`` does); the files must read
 back with the plain ``mcap`` reader and pyarrow, every message of the span recorded (the
-nodes number their messages), and be finished whatever ends the recording.
+nodes number their messages), and be finished whatever ends the recording. The two tests
+that record the endless pipeline and leave it running share one run of it; each finds its
+source with no tap of the other left open.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -187,72 +190,29 @@ def _consecutive(values: list[int]) -> bool:
     return values == list(range(values[0], values[0] + len(values)))
 
 
-def test_attach_records_a_running_dataflow_until_ctrl_c(control: Control) -> None:
-    run_id = _start(control)
-    assert _eventually(lambda: _sent(control, "transform", "doubled") >= 5, 15 * REPORT)
-    source_pid = int(_node(control, "source")["pid"])
-    before = _socket_fds(source_pid)
-    out = control.folder / "run.mcap"
+@dataclass
+class Running:
+    """The endless pipeline running as ``demo``: its run id, and its source's sockets untapped."""
 
-    recorder = _recorder(control, "demo", "-o", "run.mcap")
-    # Two chunks' worth of time after the file appears: the taps are open and writing.
-    assert _eventually(lambda: out.exists() and out.stat().st_size > 0, 15.0)
-    time.sleep(2 * FLUSH_INTERVAL)
-    assert recorder.poll() is None
-    assert _socket_fds(source_pid) == before + 1  # its tap: one more link end in the source
-    recorder.send_signal(signal.SIGINT)
-    _stdout, stderr = recorder.communicate(timeout=30)
-    assert recorder.returncode == 0, stderr
-    assert "Recording ended: stopped" in stderr
-    assert "recorded " in stderr
-    assert "dropped" not in stderr
+    control: Control
+    run_id: str
+    source_pid: int
+    untapped: int
 
-    read = _plain_read(out)
-    assert read["complete"] is True  # summary and footer written on Ctrl-C
-    topics = read["topics"]
-    assert set(topics) == {"source/count", "transform/doubled"}
-    count, doubled = topics["source/count"], topics["transform/doubled"]
-    # 2 s at a 10 ms timer: far more than 20 each, however loaded the machine.
-    assert len(count["seq"]) >= 20
-    assert len(doubled["seq"]) >= 20
-    for found in (count, doubled):
-        assert found["seq"] == list(range(1, len(found["seq"]) + 1))  # the file's own numbering
-    numbers = [row["value"] for row in count["values"]]
-    assert _consecutive(numbers)  # every message the source sent meanwhile: none missed
-    assert count["n"] == numbers  # each message's metadata beside it
-    assert count["schema"] == "int64"
-    assert doubled["schema"] == "record batch"
-    halves = [row["x"] // 2 for row in doubled["values"]]
-    assert _consecutive(halves)
-    assert doubled["n"] == halves
-    assert all(row["x"] % 2 == 0 for row in doubled["values"])
-    total = len(count["seq"]) + len(doubled["seq"])
-    assert read["summary_messages"] == 2 * total  # each with its metadata message
+    def fresh(self) -> Control:
+        """The control, once every tap an earlier test opened is closed again (at most 5 s)."""
+        assert _eventually(lambda: _socket_fds(self.source_pid) == self.untapped, 5.0)
+        return self.control
 
-    (attached,) = read["attachments"]
-    assert attached["name"] == "dataflow.yml"
-    assert attached["media_type"] == "application/yaml"
-    assert attached["text"] == (control.folder / "dataflow.yml").read_text()
-    assert read["metadata"]["doradus.run"]["run_id"] == run_id
-    assert read["metadata"]["doradus.run"]["path"] == str(control.folder / "dataflow.yml")
-    assert json.loads(read["metadata"]["doradus.recording"]["dropped"]) == {
-        "source/count": 0,
-        "transform/doubled": 0,
-    }
 
-    info = _info(control, out)
-    assert info["complete"] is True
-    assert info["run_id"] == run_id
-    rows = {t["topic"]: t for t in info["topics"]}
-    assert rows["source/count"]["messages"] == len(count["seq"])
-    assert rows["transform/doubled"]["messages"] == len(doubled["seq"])
-    assert all(t["dropped"] == 0 for t in info["topics"])
-
-    # The dataflow runs on, the source as it was before: its tap dropped, still sending.
-    assert _eventually(lambda: _socket_fds(source_pid) == before, 5.0)
-    sent = _sent(control, "source", "count")
-    assert _eventually(lambda: _sent(control, "source", "count") > sent, 5 * REPORT)
-    assert control.api("GET", "/dataflows/demo").json()["status"] == "running"
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    """One coordinator and daemon running PIPELINE (no LIMIT) for the tests that leave it running."""
+    with open_control(tmp_path_factory.mktemp("attach") / "project") as control:
+        run_id = _start(control)
+        assert _eventually(lambda: _sent(control, "transform", "doubled") >= 5, 15 * REPORT)
+        pid = int(_node(control, "source")["pid"])
+        yield Running(control, run_id, pid, _socket_fds(pid))
 
 
 def test_attach_ends_with_the_dataflow_having_recorded_its_last_message(control: Control) -> None:
@@ -275,36 +235,6 @@ def test_attach_ends_with_the_dataflow_having_recorded_its_last_message(control:
     doubled = [row["x"] for row in read["topics"]["transform/doubled"]["values"]]
     assert doubled[-1] == 2 * limit  # what was sent until the end, the last message included
     assert len(doubled) >= limit // 2  # tapped while it had most of its 3 s to run
-
-
-def test_attach_duration_topics_and_sigterm_finish_the_file(control: Control) -> None:
-    _start(control)
-    assert _eventually(lambda: _sent(control, "transform", "doubled") >= 5, 15 * REPORT)
-
-    timed = control(
-        "record", "--attach", "demo", "-o", "part.mcap", "--topics", "transform", "--duration", "1s"
-    )
-    assert timed.returncode == 0, timed.stderr
-    assert "Recording ended: its duration passed" in timed.stderr
-    read = _plain_read(control.folder / "part.mcap")
-    assert read["complete"] is True
-    assert set(read["topics"]) == {"transform/doubled"}
-    halves = [row["x"] // 2 for row in read["topics"]["transform/doubled"]["values"]]
-    assert len(halves) >= 10
-    assert _consecutive(halves)
-
-    recorder = _recorder(control, "demo", "-o", "term.mcap", "--compression", "lz4")
-    out = control.folder / "term.mcap"
-    assert _eventually(lambda: out.exists() and out.stat().st_size > 0, 15.0)
-    time.sleep(FLUSH_INTERVAL)
-    recorder.send_signal(signal.SIGTERM)
-    _stdout, stderr = recorder.communicate(timeout=30)
-    assert recorder.returncode == 0, stderr
-    assert "Recording ended: stopped" in stderr
-    info = _info(control, out)
-    assert info["complete"] is True
-    assert info["compression"] == ["lz4"]
-    assert {t["topic"] for t in info["topics"]} == {"source/count", "transform/doubled"}
 
 
 FAST = {
@@ -437,3 +367,99 @@ def test_nothing_tappable_here_is_refused_with_each_reason(tmp_path: Path) -> No
     assert "doradus record FILE" in str(refused.value)
     with pytest.raises(RecordingError, match="--topics 'gps' names no output"):
         choose_topics(facts, ["gps"])
+
+
+def test_attach_records_a_running_dataflow_until_ctrl_c(running: Running) -> None:
+    control, run_id, source_pid = running.fresh(), running.run_id, running.source_pid
+    assert int(_node(control, "source")["pid"]) == source_pid
+    before = _socket_fds(source_pid)
+    out = control.folder / "run.mcap"
+
+    recorder = _recorder(control, "demo", "-o", "run.mcap")
+    # Two chunks' worth of time after the file appears: the taps are open and writing.
+    assert _eventually(lambda: out.exists() and out.stat().st_size > 0, 15.0)
+    time.sleep(2 * FLUSH_INTERVAL)
+    assert recorder.poll() is None
+    assert _socket_fds(source_pid) == before + 1  # its tap: one more link end in the source
+    recorder.send_signal(signal.SIGINT)
+    _stdout, stderr = recorder.communicate(timeout=30)
+    assert recorder.returncode == 0, stderr
+    assert "Recording ended: stopped" in stderr
+    assert "recorded " in stderr
+    assert "dropped" not in stderr
+
+    read = _plain_read(out)
+    assert read["complete"] is True  # summary and footer written on Ctrl-C
+    topics = read["topics"]
+    assert set(topics) == {"source/count", "transform/doubled"}
+    count, doubled = topics["source/count"], topics["transform/doubled"]
+    # 2 s at a 10 ms timer: far more than 20 each, however loaded the machine.
+    assert len(count["seq"]) >= 20
+    assert len(doubled["seq"]) >= 20
+    for found in (count, doubled):
+        assert found["seq"] == list(range(1, len(found["seq"]) + 1))  # the file's own numbering
+    numbers = [row["value"] for row in count["values"]]
+    assert _consecutive(numbers)  # every message the source sent meanwhile: none missed
+    assert count["n"] == numbers  # each message's metadata beside it
+    assert count["schema"] == "int64"
+    assert doubled["schema"] == "record batch"
+    halves = [row["x"] // 2 for row in doubled["values"]]
+    assert _consecutive(halves)
+    assert doubled["n"] == halves
+    assert all(row["x"] % 2 == 0 for row in doubled["values"])
+    total = len(count["seq"]) + len(doubled["seq"])
+    assert read["summary_messages"] == 2 * total  # each with its metadata message
+
+    (attached,) = read["attachments"]
+    assert attached["name"] == "dataflow.yml"
+    assert attached["media_type"] == "application/yaml"
+    assert attached["text"] == (control.folder / "dataflow.yml").read_text()
+    assert read["metadata"]["doradus.run"]["run_id"] == run_id
+    assert read["metadata"]["doradus.run"]["path"] == str(control.folder / "dataflow.yml")
+    assert json.loads(read["metadata"]["doradus.recording"]["dropped"]) == {
+        "source/count": 0,
+        "transform/doubled": 0,
+    }
+
+    info = _info(control, out)
+    assert info["complete"] is True
+    assert info["run_id"] == run_id
+    rows = {t["topic"]: t for t in info["topics"]}
+    assert rows["source/count"]["messages"] == len(count["seq"])
+    assert rows["transform/doubled"]["messages"] == len(doubled["seq"])
+    assert all(t["dropped"] == 0 for t in info["topics"])
+
+    # The dataflow runs on, the source as it was before: its tap dropped, still sending.
+    assert _eventually(lambda: _socket_fds(source_pid) == before, 5.0)
+    sent = _sent(control, "source", "count")
+    assert _eventually(lambda: _sent(control, "source", "count") > sent, 5 * REPORT)
+    assert control.api("GET", "/dataflows/demo").json()["status"] == "running"
+
+
+def test_attach_duration_topics_and_sigterm_finish_the_file(running: Running) -> None:
+    control = running.fresh()
+
+    timed = control(
+        "record", "--attach", "demo", "-o", "part.mcap", "--topics", "transform", "--duration", "1s"
+    )
+    assert timed.returncode == 0, timed.stderr
+    assert "Recording ended: its duration passed" in timed.stderr
+    read = _plain_read(control.folder / "part.mcap")
+    assert read["complete"] is True
+    assert set(read["topics"]) == {"transform/doubled"}
+    halves = [row["x"] // 2 for row in read["topics"]["transform/doubled"]["values"]]
+    assert len(halves) >= 10
+    assert _consecutive(halves)
+
+    recorder = _recorder(control, "demo", "-o", "term.mcap", "--compression", "lz4")
+    out = control.folder / "term.mcap"
+    assert _eventually(lambda: out.exists() and out.stat().st_size > 0, 15.0)
+    time.sleep(FLUSH_INTERVAL)
+    recorder.send_signal(signal.SIGTERM)
+    _stdout, stderr = recorder.communicate(timeout=30)
+    assert recorder.returncode == 0, stderr
+    assert "Recording ended: stopped" in stderr
+    info = _info(control, out)
+    assert info["complete"] is True
+    assert info["compression"] == ["lz4"]
+    assert {t["topic"] for t in info["topics"]} == {"source/count", "transform/doubled"}

@@ -44,10 +44,10 @@ from doradus._paths import runtime_base
 
 UP_TIMEOUT = 20.0
 """How long `bring_up` waits for the daemon to connect."""
-UP_DAEMON_RETRIES = 10
+UP_DAEMON_RETRIES = 50
 """Retries of the daemon `up` starts: it may try before its new coordinator listens."""
-UP_DAEMON_RETRY_INTERVAL = 0.5
-"""Quicker than the default, so `up` returns soon after the coordinator listens (5 s in all)."""
+UP_DAEMON_RETRY_INTERVAL = 0.1
+"""Quicker than the default, so `up` returns within 0.1 s of the coordinator listening (5 s in all)."""
 DESTROY_TIMEOUT = 20.0
 """How long `tear_down` waits for the processes `up` started to exit before killing them."""
 LOG_TAIL_LINES = 10
