@@ -6,7 +6,6 @@ import json
 import resource
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +17,16 @@ NODES = 2000
 SOFT = 1024
 
 
-def _limit_files(soft: int, hard: int) -> Callable[[], None]:
-    """A ``preexec_fn`` giving the started ``doradus run`` these descriptor limits (as ``ulimit -n``)."""
+LIMITED = (
+    "import os, resource, sys; "
+    "resource.setrlimit(resource.RLIMIT_NOFILE, (int(sys.argv[1]), int(sys.argv[2]))); "
+    "os.execv(sys.argv[3], sys.argv[3:])"
+)
+"""Runs its arguments with the descriptor limits given (as ``ulimit -n``), by ``exec``.
 
-    def apply() -> None:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-
-    return apply
+Not a ``preexec_fn``: that makes ``subprocess`` fork the whole test worker, whose libraries
+(gRPC from earlier tests) run their fork handlers in the child, which gRPC may abort.
+"""
 
 
 def _run(
@@ -32,13 +34,13 @@ def _run(
 ) -> subprocess.CompletedProcess[str]:
     write_files(folder, files)
     before = shm_entries()
+    limited = [DORADUS[0], "-c", LIMITED, *(str(limit) for limit in limits)]
     ran = subprocess.run(
-        [*DORADUS, "run", str(folder / "dataflow.yml"), "--no-color"],
+        [*limited, *DORADUS, "run", str(folder / "dataflow.yml"), "--no-color"],
         capture_output=True,
         text=True,
         timeout=timeout,
         cwd=folder,
-        preexec_fn=_limit_files(*limits),
     )
     assert_nothing_left(before, folder)
     return ran
